@@ -1,0 +1,24 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up (if needed) and run the simulated learning demo
+#   make test   set up (if needed) and run the test suite
+# Set-up (scripts/setup.sh) is idempotent: a second run with nothing to do takes seconds.
+SHELL := /bin/bash
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo clean distclean
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@scripts/in_env.sh python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	@scripts/in_env.sh python -m grasp_bringup_demo $(DEMO_ARGS)
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf .venv

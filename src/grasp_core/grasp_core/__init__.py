@@ -1,0 +1,1 @@
+"""ROS-free core of the grasp-learning stack (never imports rclpy)."""
