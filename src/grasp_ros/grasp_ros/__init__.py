@@ -1,0 +1,1 @@
+"""ROS-side helpers shared by the grasp nodes (message conversions, QoS, parameters)."""
