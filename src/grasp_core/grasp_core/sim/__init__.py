@@ -1,0 +1,21 @@
+"""The simulated grasping world (MuJoCo), ROS-free: see world.GraspWorld for the API.
+
+Modules: ur_kinematics (UR5/UR3 DH parameters, FK), gripper (RG2-like jaw), objects (shapes), model_builder
+(MJCF), camera (RealSense-like RGB-D frames), ik (damped least squares), grasp_result (ExecuteGrasp mirror),
+world (GraspWorld, SimConfig), keypoints (free ground-truth annotation).
+Set MUJOCO_GL (egl or osmesa) before importing this package if the default (egl) does not suit.
+"""
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must happen before mujoco is imported
+
+# ruff: noqa: E402
+from grasp_core.sim.camera import CameraConfig, CameraFrame, CameraIntrinsics
+from grasp_core.sim.grasp_result import GraspFailure, GraspResult
+from grasp_core.sim.keypoints import footprint_keypoint, make_keypoint_dataset
+from grasp_core.sim.objects import NOVEL_SHAPES, TRAIN_SHAPES
+from grasp_core.sim.world import UR3_SIM_WORKSPACE, GraspWorld, ObjectState, SimConfig
+
+__all__ = ["CameraConfig", "CameraFrame", "CameraIntrinsics", "GraspFailure", "GraspResult", "GraspWorld",
+           "NOVEL_SHAPES", "ObjectState", "SimConfig", "TRAIN_SHAPES", "UR3_SIM_WORKSPACE", "footprint_keypoint",
+           "make_keypoint_dataset"]

@@ -1,0 +1,76 @@
+"""Free annotation from the simulator: each object's centre pixel and a covering sigma, like a person's click.
+
+The seed's labels are one click at the rough geometric centre of each object plus a sigma about the distance
+to its edge. Here the centre is the centroid of the object's top-down footprint (the convex hull of its
+points projected onto the table) and sigma the radius of the disc with the footprint's area. A
+`click_noise_px` adds the Gaussian scatter of a person's clicks.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from grasp_core.workspace import WorkspaceLimits
+
+
+def footprint_keypoint(world_points: np.ndarray, workspace: WorkspaceLimits) -> tuple[tuple[float, float], float]:
+    """((u, v), sigma) in heightmap pixels of an object whose surface points (N, 3) are given in the world."""
+    pts = np.asarray(world_points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 3 or not np.all(np.isfinite(pts)):
+        raise ValueError(f"need at least 3 finite (x, y, z) points, got shape {pts.shape}")
+    pixels = np.stack([(pts[:, 0] - workspace.x_min) / workspace.resolution,
+                       (pts[:, 1] - workspace.y_min) / workspace.resolution], axis=1).astype(np.float32)
+    hull = cv2.convexHull(pixels)
+    moments = cv2.moments(hull)
+    if moments["m00"] <= 1e-9:  # degenerate (a line): fall back to the points' mean and spread
+        centre = pixels.mean(axis=0)
+        return (float(centre[0]), float(centre[1])), float(max(1.0, np.linalg.norm(pixels - centre, axis=1).max()))
+    centre = (moments["m10"] / moments["m00"], moments["m01"] / moments["m00"])
+    return (float(centre[0]), float(centre[1])), float(math.sqrt(moments["m00"] / math.pi))
+
+
+def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+                          seed: int = 0, click_noise_px: float = 0.0, object_set: str = "train",
+                          robot: str = "ur5", show_progress: bool = True) -> Path:
+    """Render `num_images` random scenes and write them with their key points as a `grasp-keypoints` v1 dataset.
+
+    num_objects: objects per image, an int or a sequence to draw from uniformly. Returns the dataset folder.
+    """
+    from grasp_core.dataset import KeypointSample, save_dataset
+    from grasp_core.sim.world import GraspWorld, SimConfig, check_num_objects
+
+    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+        raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
+    counts = [num_objects] if isinstance(num_objects, (int, np.integer)) else list(num_objects)
+    if not counts:
+        raise ValueError("num_objects must be an integer or a non-empty sequence of integers")
+    counts = [check_num_objects(n) for n in counts]
+    if not math.isfinite(click_noise_px) or click_noise_px < 0:
+        raise ValueError(f"click_noise_px must be >= 0, got {click_noise_px!r}")
+
+    rng = np.random.default_rng(seed)
+    world = GraspWorld(SimConfig(robot=robot, num_objects=counts[0], object_set=object_set, seed=seed))
+    samples = []
+    try:
+        for i in tqdm(range(num_images), desc="sim key-point images", disable=not show_progress):
+            world.reset(num_objects=int(rng.choice(counts)))
+            color_hm, depth_hm = world.heightmap()
+            points, sigmas, _ = world.ground_truth_keypoints()
+            if click_noise_px > 0:
+                h, w = world.workspace.shape
+                points = points + rng.normal(0.0, click_noise_px, size=points.shape)
+                points = np.clip(points, 0.0, np.array([w, h]) - 1e-3)  # a click stays on the image
+            samples.append(KeypointSample(id=f"{i:06d}", color=color_hm, depth=depth_hm,
+                                          points=points.astype(np.float32), sigmas=sigmas.astype(np.float32)))
+        frame = world.render()
+        camera = {"source": f"grasp_core.sim ({robot}, object set {object_set}, seed {seed})",
+                  "intrinsics": frame.intrinsics.as_camera_info(), "pose": frame.pose.tolist(),
+                  "click_noise_px": float(click_noise_px)}
+        save_dataset(out_dir, samples, world.workspace, camera=camera)
+    finally:
+        world.close()
+    return Path(out_dir)
