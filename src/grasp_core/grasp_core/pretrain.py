@@ -1,0 +1,239 @@
+"""Pretrain Q_s on key-point datasets (seed Algorithm 1, steps 7-9): heightmaps -> coarse affordance maps.
+
+Q_s is trained *through the rotating Q network* of the profile: each image goes in under one random rotation
+index, padded and zoomed exactly as the DQN will see it, and the map (rotated back to the heightmap frame)
+is compared with the label. A key point says "graspable here whatever the jaw angle" (the seed's labels carry
+no angle), so one label applies to every rotation, and sampling the rotation teaches all 16 at once while the
+trunk learns objects at the scale the DQN uses. Augmentation: random 90-degree turns and mirror flips of
+heightmap and label together (the labels are Gaussians, so they follow the image exactly).
+
+Datasets recorded at another resolution than the profile's are resampled (cv2 INTER_AREA), with key points
+and sigmas scaled to match. Images without key points have an all-zero label, which KL cannot use: they are
+left out of KL training (and counted in the log); MSE and smooth L1 keep them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from grasp_core import checkpoint
+from grasp_core.dataset import KeypointSample, load_dataset
+from grasp_core.labels import affordance_label
+from grasp_core.losses import LOSSES, map_loss
+from grasp_core.profiles import PROFILES, get_profile
+from grasp_core.rotation import RotatingQNetwork
+
+
+@dataclass
+class PretrainConfig:
+    profile: str = "fast"
+    epochs: int = 50
+    batch_size: int = 4
+    loss: str = "kl"
+    lr: float = 1e-4  # seed: SGD lr 1e-4, momentum 0.9, weight decay 2e-5
+    momentum: float = 0.9
+    weight_decay: float = 2e-5
+    augment: bool = True
+    random_rotations: bool = True  # False: always rotation 0 (the plain Q_s on the padded heightmap)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainingImage:
+    """One training example at the profile's resolution."""
+
+    color: np.ndarray  # uint8 (H, W, 3)
+    depth: np.ndarray  # float32 (H, W)
+    label: np.ndarray  # float32 (H, W) in [0, 1]
+
+
+def prepare_images(samples: list[KeypointSample], scale: float = 1.0) -> list[TrainingImage]:
+    """Resample heightmaps by `scale` (dataset resolution / profile resolution) and build their labels."""
+    if not samples:
+        raise ValueError("the dataset has no samples")
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    images = []
+    for s in samples:
+        color, depth = s.color, s.depth
+        points, sigmas = np.asarray(s.points, float).reshape(-1, 2), np.asarray(s.sigmas, float)
+        if scale != 1.0:
+            h, w = depth.shape
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))  # cv2: (width, height)
+            color = cv2.resize(color, size, interpolation=cv2.INTER_AREA)
+            depth = cv2.resize(depth, size, interpolation=cv2.INTER_AREA)
+            points = (points + 0.5) * scale - 0.5  # pixel centres scale about the image corner
+            points = np.clip(points, 0, [size[0] - 1, size[1] - 1])
+            sigmas = sigmas * scale
+        label = affordance_label(depth.shape, points, sigmas)
+        images.append(TrainingImage(np.ascontiguousarray(color), depth.astype(np.float32), label))
+    return images
+
+
+def augment(image: TrainingImage, rng: np.random.Generator) -> TrainingImage:
+    """Random quarter turn and mirror, the same for heightmaps and label.
+
+    A non-square heightmap only gets half turns, so every image of a batch keeps its shape.
+    """
+    h, w = image.depth.shape
+    k, flip = int(rng.integers(4)) if h == w else 2 * int(rng.integers(2)), bool(rng.integers(2))
+
+    def tf(a):
+        a = np.rot90(a, k, axes=(0, 1))
+        return np.ascontiguousarray(a[:, ::-1] if flip else a)
+    return TrainingImage(tf(image.color), tf(image.depth), tf(image.label))
+
+
+def _batch(images: list[TrainingImage]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    shapes = {im.depth.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"heightmaps in a batch differ in size: {sorted(shapes)}")
+    color = torch.from_numpy(np.stack([im.color for im in images])).permute(0, 3, 1, 2).float().div_(255.0)
+    depth = torch.from_numpy(np.stack([im.depth for im in images])).unsqueeze(1)
+    label = torch.from_numpy(np.stack([im.label for im in images]))
+    return color, depth, label
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    epoch_losses: list[float]  # mean loss of each epoch
+    steps: int  # SGD steps taken
+    images: int  # images trained on
+
+
+def pretrain(qnet: RotatingQNetwork, images: list[TrainingImage], config: PretrainConfig, *, writer=None,
+             progress: bool = True) -> PretrainResult:
+    """Train qnet.fcn in place (SGD on `config.loss`, see the module docstring)."""
+    if config.loss == "kl":
+        usable = [im for im in images if im.label.sum() > 0]
+        if not usable:
+            raise ValueError("no image has key points: nothing to train with the KL loss")
+        if len(usable) < len(images):
+            tqdm.write(f"pretrain: {len(images) - len(usable)} image(s) without key points left out of KL training")
+        images = usable
+    rng = np.random.default_rng(config.seed)
+    optimizer = torch.optim.SGD(qnet.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    epoch_losses, step = [], 0
+    qnet.train()
+    bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"pretrain {config.loss}", unit="batch",
+               disable=not progress, dynamic_ncols=True)
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(images))
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch = [images[i] for i in order[start:start + config.batch_size]]
+            if config.augment:
+                batch = [augment(im, rng) for im in batch]
+            color, depth, label = _batch(batch)
+            rotations = (rng.integers(qnet.num_rotations, size=len(batch)) if config.random_rotations
+                         else np.zeros(len(batch), int))
+            loss = map_loss(qnet(color, depth, rotations.tolist()), label, config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if writer is not None:
+                writer.add_scalar(f"pretrain/loss_{config.loss}", losses[-1], step)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}")
+        epoch_losses.append(float(np.mean(losses)))
+        if writer is not None:
+            writer.add_scalar(f"pretrain/epoch_loss_{config.loss}", epoch_losses[-1], epoch + 1)
+    bar.close()
+    qnet.eval()
+    return PretrainResult(epoch_losses, step, len(images))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="grasp-pretrain", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--dataset", required=True, help="grasp-keypoints dataset folder")
+    parser.add_argument("--out", required=True, help="checkpoint to write (.safetensors; a .json copy of the "
+                                                     "metadata goes beside it)")
+    parser.add_argument("--profile", default="fast", choices=sorted(PROFILES))
+    parser.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
+    parser.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
+    parser.add_argument("--loss", default="kl", choices=LOSSES)
+    parser.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    parser.add_argument("--momentum", type=float, default=PretrainConfig.momentum)
+    parser.add_argument("--weight-decay", type=float, default=PretrainConfig.weight_decay)
+    parser.add_argument("--no-augment", action="store_true", help="no random quarter turns / flips")
+    parser.add_argument("--rotation-zero", action="store_true", help="train rotation 0 only (not random ones)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--logdir", help="TensorBoard log folder (scalars); none if omitted")
+    parser.add_argument("--imagenet-weights", help="mobilenet_v2 ImageNet file for the poi profile")
+    parser.add_argument("--init", help="start from this checkpoint instead of the profile's initial weights")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    try:
+        config = PretrainConfig(profile=args.profile, epochs=args.epochs, batch_size=args.batch_size, loss=args.loss,
+                                lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                                augment=not args.no_augment, random_rotations=not args.rotation_zero,
+                                seed=args.seed)
+        out = Path(args.out)
+        if out.suffix != ".safetensors":
+            raise ValueError(f"--out must end in .safetensors, got {out}")
+        torch.set_num_threads(max(1, args.threads))
+        torch.manual_seed(config.seed)
+        profile = get_profile(config.profile)
+        dataset = load_dataset(args.dataset)
+        scale = dataset.workspace.resolution / profile.resolution
+        images = prepare_images(dataset.samples, scale)
+        qnet = profile.build_q_network(imagenet_weights=args.imagenet_weights)
+        if args.init:
+            from grasp_core.dqn import warm_start
+            warm_start(qnet, args.init)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"grasp-pretrain: error: {e}", file=sys.stderr)
+        return 2
+
+    writer = None
+    if args.logdir:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(args.logdir)
+    started = time.perf_counter()
+    h, w = images[0].depth.shape
+    print(f"grasp-pretrain: {len(images)} images of {w}x{h} px (dataset {dataset.workspace.resolution} m/px, "
+          f"profile {profile.name} {profile.resolution} m/px), {profile.trunk}, {profile.num_rotations} rotations, "
+          f"loss {config.loss}, {config.epochs} epochs")
+    result = pretrain(qnet, images, config, writer=writer, progress=not args.quiet)
+    epoch_losses = result.epoch_losses
+    if writer is not None:
+        writer.close()
+    meta = {"pretrain": asdict(config), "dataset": os.path.abspath(args.dataset), "images": result.images,
+            "heightmap_shape": [h, w], "resolution": profile.resolution, "final_loss": epoch_losses[-1],
+            "seconds": round(time.perf_counter() - started, 1), "init": args.init}
+    checkpoint.save_model(out, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
+                          back_rotation=qnet.back_rotation, profile=profile.name, stage="pretrain", version=0,
+                          step=result.steps, config=json.loads(json.dumps(meta)))
+    print(f"grasp-pretrain: loss {epoch_losses[0]:.4f} -> {epoch_losses[-1]:.4f}; wrote {out} "
+          f"and {checkpoint.sidecar_path(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

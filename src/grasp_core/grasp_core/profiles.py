@@ -1,0 +1,90 @@
+"""Named model profiles: which trunk, at what heightmap resolution, how many rotations, how to run them.
+
+| profile      | trunk                    | m/px  | px (0.448 m) | R  | zoom | feature cell | use |
+|--------------|--------------------------|-------|--------------|----|------|--------------|-----|
+| `paper`      | densenet121              | 0.002 | 224          | 16 | 2    | 3.2 cm       | the seed / VPG, faithful |
+| `fast`       | mobilenet_v3_small_s16   | 0.004 | 112          | 16 | 2    | 3.2 cm       | CPU demo (learns in minutes on 2 cores) |
+| `fast_mobilenet_v2` | mobilenet_v2 (random) | 0.004 | 112     | 16 | 2    | 6.4 cm       | same architecture as `poi`, random init (vanilla/ours) |
+| `poi`        | mobilenet_v2 (ImageNet)  | 0.004 | 112          | 16 | 2    | 6.4 cm       | PoI baseline: ImageNet-initialised trunks |
+| `tiny`       | small_cnn                | 0.007 | 64           | 4  | 1    | 2.8 cm       | CI tests and smoke runs |
+
+"feature cell" = trunk stride / zoom * resolution: the workspace distance between two Q cells before
+upsampling (VPG: 32 / 2 * 2 mm = 3.2 cm). `fast` keeps VPG's cell size with a dilated MobileNetV3-Small; its
+numbers come from benchmarks/bench_inference.py on a 2-core CPU. The network itself takes any heightmap size;
+`heightmap_size` is what the VPG 0.448 m workspace gives at this resolution.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from grasp_core.networks import TwoStreamFCN, build_fcn, trunk_info
+from grasp_core.rotation import InferenceOptions, RotatingQNetwork
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    trunk: str
+    resolution: float  # metres per heightmap pixel
+    heightmap_size: int  # pixels per side of the VPG 0.448 m workspace at this resolution
+    num_rotations: int
+    zoom: int  # nearest-neighbour upscaling before the trunk (VPG: 2)
+    back_rotation: str = "nearest"  # how the score map is rotated back (VPG: nearest)
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
+    imagenet: bool = False  # trunks start from ImageNet weights (only mobilenet_v2 has them offline)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        trunk_info(self.trunk)
+        if self.imagenet and self.trunk != "mobilenet_v2":
+            raise ValueError(f"profile {self.name}: only mobilenet_v2 has offline ImageNet weights, not {self.trunk}")
+
+    @property
+    def feature_cell_m(self) -> float:
+        """Workspace distance between neighbouring cells of the trunk's score map."""
+        return trunk_info(self.trunk).stride / self.zoom * self.resolution
+
+    def build_fcn(self, imagenet_weights: str | os.PathLike | None = None) -> TwoStreamFCN:
+        """A fresh Q_s for this profile (ImageNet weights are looked up only if the profile uses them)."""
+        if imagenet_weights is not None and not self.imagenet:
+            raise ValueError(f"profile {self.name} uses randomly initialised {self.trunk} trunks; "
+                             "ImageNet weights apply to the `poi` profile only")
+        return build_fcn(self.trunk, self.imagenet, imagenet_weights)
+
+    def build_q_network(self, imagenet_weights: str | os.PathLike | None = None,
+                        fcn: TwoStreamFCN | None = None) -> RotatingQNetwork:
+        """The rotating Q network (a fresh FCN unless one is given, e.g. a pretrained Q_s)."""
+        fcn = self.build_fcn(imagenet_weights) if fcn is None else fcn
+        if fcn.trunk_name != self.trunk:
+            raise ValueError(f"profile {self.name} needs a {self.trunk} FCN, got {fcn.trunk_name}")
+        return RotatingQNetwork(fcn, self.num_rotations, self.zoom, self.back_rotation)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# From benchmarks/bench_inference.py (2 cores; the variants are within ~30 % of each other for the small trunks,
+# and the machine was shared while measuring): channels_last + bf16 wins or ties.
+_CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4)
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile("paper", "densenet121", 0.002, 224, 16, 2,
+                     inference=_CHUNKED_BF16,
+                     description="The seed / VPG: two DenseNet-121 trunks, 224 px at 2 mm, 16 rotations, zoom 2."),
+    "fast": Profile("fast", "mobilenet_v3_small_s16", 0.004, 112, 16, 2,
+                    inference=InferenceOptions(channels_last=True, bf16=True),
+                    description="CPU demo: dilated MobileNetV3-Small trunks, 112 px at 4 mm, VPG's 3.2 cm cells."),
+    "fast_mobilenet_v2": Profile("fast_mobilenet_v2", "mobilenet_v2", 0.004, 112, 16, 2, inference=_CHUNKED_BF16,
+                                 description="MobileNetV2 trunks from random init: the PoI profile's architecture."),
+    "poi": Profile("poi", "mobilenet_v2", 0.004, 112, 16, 2, inference=_CHUNKED_BF16, imagenet=True,
+                   description="PoI baseline: MobileNetV2 trunks from torchvision's ImageNet weights."),
+    "tiny": Profile("tiny", "small_cnn", 0.007, 64, 4, 1, back_rotation="bilinear",
+                    description="CI tests and smoke runs: a 3-layer CNN, 64 px at 7 mm, 4 rotations."),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,155 @@
+"""Q(s, a): the FCN applied to R rotated copies of the heightmap (VPG's rotation scheme, seed III-C).
+
+For rotation index i (jaw angle a_i = i * 2 pi / R, closing along (cos a_i, sin a_i) = (du, dv) in pixels,
+see docs/design.md) the trunk sees the heightmap rotated by -a_i, so the closing direction becomes the image's
++u (horizontal) axis; its score map is rotated back by +a_i, upsampled to heightmap resolution and cropped,
+so `Q[i, v, u]` lives in the original pixel frame. This is exactly VPG's `affine_mat_before/after`.
+
+Steps (VPG for a 224 px heightmap and a stride-32 trunk with zoom 2): zero-pad the raw heightmap to a square
+of side S >= its diagonal (so rotations keep all content) with S * zoom divisible by the trunk stride
+(224 -> 320), zoom by `zoom` with nearest neighbour (-> 640), rotate with affine_grid/grid_sample (nearest),
+trunk + head (-> 20 x 20), rotate the score map back (nearest as VPG, or bilinear), upsample bilinearly to
+S x S (x16) and crop the padding (-> 224 x 224).
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grasp_core.networks import TwoStreamFCN, heightmaps_to_tensors
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to run the R rotations at inference time (results agree up to bf16 rounding)."""
+
+    channels_last: bool = False  # NHWC convolutions (faster on CPU with bf16)
+    bf16: bool = False  # torch.autocast("cpu", dtype=torch.bfloat16) for the trunks and head
+    chunk_size: int | None = None  # rotations per forward: None = all in one batch, 1 = sequential
+
+    def __post_init__(self) -> None:
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None (one batch), got {self.chunk_size}")
+
+
+def _rotation_matrices(angles: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """(N, 2, 3) affine_grid matrices; output pixel p samples the input at R(a) p (R(-a) p if inverse)."""
+    c, s = torch.cos(angles), torch.sin(angles)
+    if inverse:
+        s = -s
+    zero = torch.zeros_like(c)
+    return torch.stack((torch.stack((c, -s, zero), -1), torch.stack((s, c, zero), -1)), 1)
+
+
+class RotatingQNetwork(nn.Module):
+    """Wraps a `TwoStreamFCN` (as `self.fcn`, its only parameters) into an R-rotation Q network."""
+
+    def __init__(self, fcn: TwoStreamFCN, num_rotations: int = 16, zoom: int = 2,
+                 back_rotation: str = "nearest"):
+        super().__init__()
+        if num_rotations < 1:
+            raise ValueError(f"num_rotations must be >= 1, got {num_rotations}")
+        if int(zoom) != zoom or zoom < 1:
+            raise ValueError(f"zoom must be a positive integer, got {zoom}")
+        if back_rotation not in ("nearest", "bilinear"):
+            raise ValueError(f"back_rotation must be 'nearest' (VPG) or 'bilinear', got {back_rotation!r}")
+        self.fcn = fcn
+        self.num_rotations = int(num_rotations)
+        self.zoom = int(zoom)
+        self.back_rotation = back_rotation
+
+    def angle(self, index: int) -> float:
+        """Jaw closing angle (radians) of rotation `index`."""
+        if not 0 <= index < self.num_rotations:
+            raise ValueError(f"rotation index {index} is not in [0, {self.num_rotations})")
+        return index * 2.0 * math.pi / self.num_rotations
+
+    def padding(self, height: int, width: int) -> tuple[int, int, int]:
+        """(S, top, left): side of the padded square in heightmap pixels and the heightmap's offset in it."""
+        side = math.ceil(math.hypot(height, width)) + ((height - width) % 2)  # +1 if the centre is off by 1/2
+        while (side * self.zoom) % self.fcn.stride or (side - height) % 2 and (side - width) % 2:
+            side += 1
+        return side, (side - height) // 2, (side - width) // 2
+
+    def forward(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
+                channels_last: bool = False) -> torch.Tensor:
+        """Q logits (N, H, W) for N = len(rotations).
+
+        colour (B, 3, H, W) in [0, 1] and depth (B, 1, H, W) metres, with B = N (one rotation per input,
+        e.g. a training batch) or B = 1 (the same heightmap under every rotation).
+        """
+        rotations = [int(r) for r in rotations]
+        n = len(rotations)
+        if n == 0:
+            raise ValueError("rotations is empty")
+        for r in rotations:
+            self.angle(r)  # range check
+        if color.shape[0] not in (1, n):
+            raise ValueError(f"batch of {color.shape[0]} heightmaps for {n} rotations: need 1 or {n}")
+        height, width = color.shape[-2:]
+        side, top, left = self.padding(height, width)
+        pad = (left, side - width - left, top, side - height - top)
+        color = F.pad(color, pad)  # raw zeros = empty cells, as VPG pads before normalising
+        depth = F.pad(depth, pad)
+        if self.zoom > 1:
+            color = F.interpolate(color, scale_factor=self.zoom, mode="nearest")
+            depth = F.interpolate(depth, scale_factor=self.zoom, mode="nearest")
+        color = color.expand(n, -1, -1, -1)
+        depth = depth.expand(n, -1, -1, -1)
+
+        angles = torch.tensor([self.angle(r) for r in rotations], dtype=torch.float64)
+        before = _rotation_matrices(angles, inverse=False).to(device=color.device, dtype=torch.float32)
+        grid = F.affine_grid(before, [n, 3, *color.shape[-2:]], align_corners=False)
+        color = F.grid_sample(color, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        depth = F.grid_sample(depth, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        if channels_last:
+            color = color.contiguous(memory_format=torch.channels_last)
+            depth = depth.contiguous(memory_format=torch.channels_last)
+
+        score = self.fcn.score_map(color, depth).float()
+        after = _rotation_matrices(angles, inverse=True).to(device=score.device, dtype=torch.float32)
+        grid = F.affine_grid(after, list(score.shape), align_corners=False)
+        score = F.grid_sample(score, grid, mode=self.back_rotation, padding_mode="zeros", align_corners=False)
+        score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+        return score[:, 0, top:top + height, left:left + width]
+
+    @torch.no_grad()
+    def q_maps(self, color: torch.Tensor, depth: torch.Tensor,
+               options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None
+               ) -> torch.Tensor:
+        """All (or the given) rotations of one heightmap, (R, H, W) float32, in eval mode (BN running stats).
+
+        With `options.channels_last` the network's weights are converted to channels_last once (in place).
+        """
+        if color.shape[0] != 1:
+            raise ValueError(f"q_maps takes one heightmap (batch 1), got a batch of {color.shape[0]}")
+        rotations = list(range(self.num_rotations)) if rotations is None else list(rotations)
+        if options.channels_last:
+            self.to(memory_format=torch.channels_last)
+        chunk = options.chunk_size or len(rotations)
+        was_training = self.training
+        self.eval()
+        try:
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16) if options.bf16 else nullcontext()
+            outputs = []
+            with autocast:
+                for start in range(0, len(rotations), chunk):
+                    outputs.append(self.forward(color, depth, rotations[start:start + chunk],
+                                                channels_last=options.channels_last).float())
+        finally:
+            self.train(was_training)
+        return torch.cat(outputs, 0)
+
+    def predict(self, color_hm: np.ndarray, depth_hm: np.ndarray,
+                options: InferenceOptions = InferenceOptions()) -> np.ndarray:
+        """Heightmaps (uint8 (H, W, 3), float (H, W) m) -> Q maps float32 (R, H, W) as numpy."""
+        color, depth = heightmaps_to_tensors(color_hm, depth_hm)
+        device = next(self.parameters()).device
+        return self.q_maps(color.to(device), depth.to(device), options).cpu().numpy()
