@@ -18,6 +18,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "executor_node = grasp_execution.executor_node:main",
         ],
     },
 )

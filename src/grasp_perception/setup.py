@@ -18,6 +18,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "heightmap_node = grasp_perception.heightmap_node:main",
         ],
     },
 )

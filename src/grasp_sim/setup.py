@@ -18,6 +18,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "sim_node = grasp_sim.sim_node:main",
         ],
     },
 )

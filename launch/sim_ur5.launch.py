@@ -1,0 +1,64 @@
+"""The grasp-learning graph on the simulated UR5 (MuJoCo), no hardware.
+
+    ros2 launch grasp_bringup sim_ur5.launch.py [use_rviz:=false] [learn:=false] [model_path:=/path/ckpt.safetensors]
+        [pretrained_checkpoint:=/path/q_s.safetensors] [params_file:=/path/ur5_sim.yaml]
+
+Nodes: grasp_sim (RealSense-like camera topics, execute/reset services), heightmap_node (camera pose from
+config/ur5_sim_calibration.yaml), affordance_node, learner_node (learn:=true), executor_node (sim backend), a static
+transform world -> camera_color_optical_frame for RViz, and RViz with config/grasp.rviz. Every node reads
+params_file (config/ur5_sim.yaml). Without `ros2 launch` (the PyPI ROS wheels), grasp_bringup's demo runner starts
+the same executables with the same file.
+"""
+from grasp_perception.calibration import load_calibration
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+CONFIG = PathJoinSubstitution([FindPackageShare("grasp_bringup"), "config"])
+
+
+def static_camera_transform(context):
+    """tf2's static_transform_publisher with the camera pose of the calibration file (for RViz's TF view)."""
+    calibration = load_calibration(LaunchConfiguration("calibration_file").perform(context))
+    (x, y, z), (qx, qy, qz, qw) = calibration.translation, calibration.rotation
+    return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
+                 arguments=["--x", str(x), "--y", str(y), "--z", str(z), "--qx", str(qx), "--qy", str(qy),
+                            "--qz", str(qz), "--qw", str(qw), "--frame-id", calibration.base_frame,
+                            "--child-frame-id", calibration.camera_frame])]
+
+
+def generate_launch_description():
+    params_file = LaunchConfiguration("params_file")
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([CONFIG, "ur5_sim.yaml"]),
+                              description="Parameters of every node (config/ur5_sim.yaml)."),
+        DeclareLaunchArgument("calibration_file",
+                              default_value=PathJoinSubstitution([CONFIG, "ur5_sim_calibration.yaml"]),
+                              description="Simulated camera pose (base_frame, camera_frame, translation, rotation)."),
+        DeclareLaunchArgument("model_path", default_value="",
+                              description="Checkpoint the affordance node starts with ('' = wait for the learner)."),
+        DeclareLaunchArgument("pretrained_checkpoint", default_value="",
+                              description="Pretrained Q_s the learner warm-starts from ('' = vanilla DQN)."),
+        DeclareLaunchArgument("learn", default_value="true", choices=["true", "false"],
+                              description="Run the learner (false: evaluate a fixed model_path)."),
+        DeclareLaunchArgument("use_rviz", default_value="true", choices=["true", "false"],
+                              description="Start RViz with config/grasp.rviz."),
+        Node(package="grasp_sim", executable="sim_node", name="grasp_sim", output="screen",
+             parameters=[params_file]),
+        Node(package="grasp_perception", executable="heightmap_node", name="heightmap_node", output="screen",
+             parameters=[params_file, {"calibration_file": LaunchConfiguration("calibration_file")}]),
+        Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
+             parameters=[params_file, {"model_path": LaunchConfiguration("model_path")}]),
+        Node(package="grasp_learning", executable="learner_node", name="learner_node", output="screen",
+             parameters=[params_file, {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")}],
+             condition=IfCondition(LaunchConfiguration("learn"))),
+        Node(package="grasp_execution", executable="executor_node", name="executor_node", output="screen",
+             parameters=[params_file]),
+        OpaqueFunction(function=static_camera_transform),
+        Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
+             arguments=["-d", PathJoinSubstitution([CONFIG, "grasp.rviz"])],
+             condition=IfCondition(LaunchConfiguration("use_rviz"))),
+    ])

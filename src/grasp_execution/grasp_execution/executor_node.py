@@ -1,0 +1,384 @@
+"""executor_node: the grasp-learning loop of one robot.
+
+    heightmap -> propose_grasp(epsilon, that heightmap) -> backend.execute_grasp -> reward -> GraspExperience
+
+Every executed attempt becomes one grasp_interfaces/GraspExperience on `/grasp/experience` (EXPERIENCE_QOS) with a
+UUID4 id: the state (the heightmap the proposal was computed on), the action (pixel, rotation, pose), the reward
+(1 for a held object, else 0) and either the next state (the first heightmap stamped after the backend returned,
+so it shows the scene after the grasp with the arm parked) or terminal=true when the scene is reset or emptied.
+Epsilon follows grasp_core.dqn.epsilon_at over the attempts made. The scene is reset (backend.reset()) when it is
+empty (the simulator's object count, or VPG's heightmap test) or after `reset_after_failures` failures in a row.
+
+Backends (`backend` parameter): `sim` (the grasp_sim services) and `moveit` (grasp_execution.moveit_backend;
+imported only when selected). The loop runs in a worker thread; the main thread spins the node, so service
+responses and heightmaps keep arriving while the loop waits for them.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+import uuid
+
+import numpy as np
+import rclpy
+from grasp_core.dqn import EPSILON_SCHEDULES, DQNConfig, epsilon_at
+from grasp_core.heightmap import occupied_mask
+from grasp_interfaces.msg import GraspExperience, Heightmap
+from grasp_interfaces.srv import ProposeGrasp
+from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
+from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from grasp_execution.attempt_log import AttemptLog, AttemptRecord
+from grasp_execution.backend import GraspBackend, GraspOutcome
+from grasp_execution.moveit_backend import declare_moveit_parameters
+from grasp_execution.service_call import ServiceUnavailable, call_service
+
+
+def stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+class ExecutorNode(Node):
+    def __init__(self, backend: GraspBackend | None = None, **kwargs):
+        """`backend`: use this backend instead of the one the `backend` parameter names (tests)."""
+        super().__init__("executor_node", **kwargs)
+        p = {}
+        p["backend"] = declare(self, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
+                               check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
+        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
+        p["propose_service"] = declare(self, "propose_service", "propose_grasp", "ProposeGrasp service.")
+        p["experience_topic"] = declare(self, "experience_topic", "/grasp/experience",
+                                        "GraspExperience output topic (the learner's replay input).")
+        p["execute_service"] = declare(self, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
+        p["reset_service"] = declare(self, "reset_service", "sim/reset", "sim backend: ResetScene.")
+        p["reset_num_objects"] = declare(self, "reset_num_objects", 0,
+                                         "sim backend: objects per new scene (0: the simulator's setting).",
+                                         check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
+        p["reset_object_set"] = declare(self, "reset_object_set", "",
+                                        "sim backend: object set of new scenes ('': the simulator's setting).",
+                                        check=one_of("", "train", "novel"), requirement="'', train or novel")
+        p["max_attempts"] = declare(self, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
+                                    check=in_range(0, 2**62), requirement="max_attempts >= 0")
+        p["epsilon_schedule"] = declare(self, "epsilon_schedule", "exponential",
+                                        f"Exploration schedule over attempts (grasp_core.dqn): {EPSILON_SCHEDULES}.",
+                                        check=one_of(*EPSILON_SCHEDULES), requirement=" | ".join(EPSILON_SCHEDULES))
+        p["epsilon_start"] = declare(self, "epsilon_start", 0.5, "Epsilon at attempt 0.",
+                                     check=in_range(0.0, 1.0), requirement="0 <= epsilon_start <= 1")
+        p["epsilon_end"] = declare(self, "epsilon_end", 0.001, "Final epsilon (exponential / linear).",
+                                   check=in_range(0.0, 1.0), requirement="0 <= epsilon_end <= 1")
+        p["epsilon_decay_steps"] = declare(self, "epsilon_decay_steps", 1000,
+                                           "Attempts to reach epsilon_end (exponential / linear).",
+                                           check=in_range(1, 2**62), requirement="epsilon_decay_steps >= 1")
+        p["vpg_epsilon_decay"] = declare(self, "vpg_epsilon_decay", 0.9998, "vpg schedule: per-attempt factor.",
+                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_decay <= 1")
+        p["vpg_epsilon_floor"] = declare(self, "vpg_epsilon_floor", 0.1, "vpg schedule: lowest epsilon.",
+                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_floor <= 1")
+        p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
+                                           "Attempts already made (resume the schedule after a restart).",
+                                           check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
+        p["window"] = declare(self, "window", 100, "Attempts in the running success rate G (seed: 100).",
+                              check=in_range(1, 100000), requirement="1 <= window <= 100000")
+        p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file ('': none).")
+        p["reset_after_failures"] = declare(self, "reset_after_failures", 10,
+                                            "Reset the scene after this many failed grasps in a row (0: never).",
+                                            check=in_range(0, 100000), requirement="reset_after_failures >= 0")
+        p["empty_height"] = declare(self, "empty_height", 0.02,
+                                    "A heightmap cell higher than this (m) holds an object (VPG: 0.02).",
+                                    check=in_range(0.0, 1.0), requirement="0 <= empty_height <= 1")
+        p["empty_min_area"] = declare(self, "empty_min_area", 0.0012,
+                                      "The workspace is empty when less than this area (m^2) is higher than "
+                                      "empty_height (VPG real: 300 cells of 2 mm; sim: 10 cells).",
+                                      check=in_range(0.0, 1.0), requirement="0 <= empty_min_area <= 1")
+        p["grasp_z_offset"] = declare(self, "grasp_z_offset", 0.0,
+                                      "Added to the proposed grasp height before execution, metres.",
+                                      check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
+        p["heightmap_timeout"] = declare(self, "heightmap_timeout", 10.0,
+                                         "Seconds to wait for a heightmap after a grasp before the attempt is "
+                                         "closed as terminal.", check=in_range(0.1, 3600.0),
+                                         requirement="0.1 <= heightmap_timeout <= 3600")
+        p["propose_timeout"] = declare(self, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
+                                       check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
+        p["execute_timeout"] = declare(self, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
+                                       check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
+        p["service_wait"] = declare(self, "service_wait", 5.0, "Seconds to wait for a service server per try.",
+                                    check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
+        p["retry_delay"] = declare(self, "retry_delay", 1.0,
+                                   "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
+                                   check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
+        p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
+        self.params = p
+        self.moveit_params = declare_moveit_parameters(self)
+        try:
+            self._epsilon_config = DQNConfig(epsilon_schedule=p["epsilon_schedule"],
+                                             epsilon_start=p["epsilon_start"], epsilon_end=p["epsilon_end"],
+                                             epsilon_decay_steps=p["epsilon_decay_steps"],
+                                             vpg_epsilon_decay=p["vpg_epsilon_decay"],
+                                             vpg_epsilon_floor=p["vpg_epsilon_floor"])
+            epsilon_at(self._epsilon_config, 0)
+        except ValueError as e:
+            raise ParameterError(f"epsilon parameters: {e}") from None
+        self.source = p["source"] or self.get_namespace()
+
+        self.attempts = 0
+        self.refused = 0  # grasps the backend did not execute
+        self.bad_heightmaps = 0
+        self.consecutive_failures = 0
+        self.published: list[str] = []  # ids of the experiences sent
+        self.error: str | None = None
+        self._last_log: dict[str, float] = {}
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grasp_loop", daemon=True)
+        self._heightmap_lock = threading.Condition()
+        self._latest: Heightmap | None = None
+
+        self.log = AttemptLog(p["window"], p["csv_path"] or None)
+        self.backend = backend if backend is not None else self._make_backend()
+        self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS)
+        self.experience_pub = self.create_publisher(GraspExperience, p["experience_topic"], EXPERIENCE_QOS)
+        self._propose = self.create_client(ProposeGrasp, p["propose_service"])
+        self.get_logger().info(
+            f"executor for '{self.source}' with the {self.backend.name} backend: heightmaps from "
+            f"{self.resolve_topic_name(p['heightmap_topic'])}, proposals from "
+            f"{self.resolve_service_name(p['propose_service'])}, experiences to "
+            f"{self.resolve_topic_name(p['experience_topic'])}; epsilon {p['epsilon_schedule']} "
+            f"{epsilon_at(self._epsilon_config, p['epsilon_step_offset']):.3f} now; "
+            f"{p['max_attempts'] or 'unlimited'} attempts")
+
+    def _make_backend(self) -> GraspBackend:
+        p = self.params
+        if p["backend"] == "sim":
+            from grasp_execution.sim_backend import SimServiceBackend
+            return SimServiceBackend(self, p["execute_service"], p["reset_service"], p["execute_timeout"],
+                                     p["service_wait"], p["reset_num_objects"], p["reset_object_set"])
+        try:
+            from grasp_execution.moveit_backend import create_moveit_backend
+            return create_moveit_backend(self, self.moveit_params)
+        except ImportError as e:
+            raise ParameterError(f"backend 'moveit' needs moveit_py, moveit_configs_utils and ur_msgs (a ROS 2 "
+                                 f"Jazzy install with MoveIt and ur_robot_driver): {e}") from None
+
+    # ------------------------------------------------------------------------------------------------ lifetime
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._heightmap_lock:
+            self._heightmap_lock.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def destroy_node(self):
+        self.stop()
+        self.backend.close()
+        return super().destroy_node()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # noqa: BLE001 - report, then let main() exit
+            self.error = f"{type(e).__name__}: {e}"
+            self.get_logger().fatal(f"grasp loop stopped: {self.error}\n{traceback.format_exc()}")
+        finally:
+            self.done.set()
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def _on_heightmap(self, msg: Heightmap) -> None:
+        try:
+            msg_to_heightmap(msg)
+        except ValueError as e:
+            self.bad_heightmaps += 1
+            self._throttled("bad_heightmap", 10.0, "warning", f"ignored a bad heightmap "
+                            f"({self.bad_heightmaps} so far): {e}")
+            return
+        with self._heightmap_lock:
+            if self._latest is None or stamp_ns(msg.header.stamp) >= stamp_ns(self._latest.header.stamp):
+                self._latest = msg
+                self._heightmap_lock.notify_all()
+
+    def _wait_heightmap(self, after_ns: int, timeout: float) -> Heightmap | None:
+        """The newest heightmap stamped after `after_ns`, waiting up to `timeout` s (None: timeout or stop)."""
+        deadline = time.monotonic() + timeout
+        with self._heightmap_lock:
+            while not self._stop.is_set():
+                latest = self._latest
+                if latest is not None and stamp_ns(latest.header.stamp) > after_ns:
+                    return latest
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._heightmap_lock.wait(min(remaining, 0.2))
+        return None
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _throttled(self, key: str, period: float, level: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -math.inf) >= period:
+            self._last_log[key] = now
+            getattr(self.get_logger(), level)(message)
+
+    def epsilon(self) -> float:
+        return float(epsilon_at(self._epsilon_config, self.params["epsilon_step_offset"] + self.attempts))
+
+    def is_empty(self, heightmap: Heightmap) -> bool:
+        """VPG's test: less than empty_min_area of the workspace stands higher than empty_height."""
+        depth = image_to_numpy(heightmap.depth, ("32FC1",))
+        occupied = int(np.count_nonzero(occupied_mask(np.nan_to_num(depth), self.params["empty_height"])))
+        return occupied * heightmap.resolution ** 2 < self.params["empty_min_area"]
+
+    # ------------------------------------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        p = self.params
+        state: Heightmap | None = None
+        fresh_after = self._now_ns()
+        while not self._stop.is_set() and (p["max_attempts"] == 0 or self.attempts < p["max_attempts"]):
+            if state is None:
+                state = self._wait_heightmap(fresh_after, p["heightmap_timeout"])
+                if state is None:
+                    self._throttled("wait_heightmap", 10.0, "info", f"waiting for a heightmap on "
+                                    f"{self.resolve_topic_name(p['heightmap_topic'])}")
+                    continue
+                if self.is_empty(state):
+                    self._reset_scene("the workspace is empty")
+                    fresh_after, state = self._now_ns(), None
+                    continue
+            epsilon = self.epsilon()
+            proposal = self._request_grasp(state, epsilon)
+            if proposal is None:
+                self._stop.wait(p["retry_delay"])
+                # Retry on the newest heightmap (the same one if nothing newer came).
+                fresh_after, state = stamp_ns(state.header.stamp) - 1, None
+                continue
+            pose = proposal.pose
+            pose.pose.position.z += p["grasp_z_offset"]
+            outcome = self.backend.execute_grasp(pose, proposal.angle)
+            done_ns = self._now_ns()
+            if not outcome.executed:
+                self.refused += 1
+                self.get_logger().error(f"grasp not executed ({self.refused} so far, no experience): "
+                                        f"{outcome.message}")
+                self._stop.wait(p["retry_delay"])
+                fresh_after, state = stamp_ns(state.header.stamp) - 1, None
+                continue
+            state = self._finish_attempt(state, proposal, pose, epsilon, outcome, done_ns)
+            if state is None:
+                fresh_after = self._now_ns()
+        if not self._stop.is_set():
+            self.get_logger().info(f"done: {self.attempts} attempts, G({self.log.window}) = "
+                                   f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
+
+    def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
+        p = self.params
+        request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state)
+        try:
+            response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
+        except ServiceUnavailable:
+            self._throttled("wait_propose", 10.0, "info",
+                            f"waiting for {self.resolve_service_name(p['propose_service'])}")
+            return None
+        except (TimeoutError, RuntimeError) as e:
+            self.get_logger().warning(f"propose_grasp failed: {e}")
+            return None
+        if not response.success:
+            self._throttled("propose_refused", 5.0, "warning", f"propose_grasp refused: {response.message}")
+            return None
+        if response.pose.header.frame_id != state.header.frame_id:
+            self._throttled("propose_frame", 5.0, "error", f"propose_grasp answered in frame "
+                            f"'{response.pose.header.frame_id}', not the heightmap's '{state.header.frame_id}': "
+                            "ignored")
+            return None
+        return response
+
+    def _finish_attempt(self, state: Heightmap, proposal: ProposeGrasp.Response, pose, epsilon: float,
+                        outcome: GraspOutcome, done_ns: int) -> Heightmap | None:
+        """Reward, next state or terminal, experience, CSV, logs, reset. Returns the next state (None: wait)."""
+        p = self.params
+        self.attempts += 1
+        reward = 1.0 if outcome.grasp_success else 0.0
+        self.consecutive_failures = 0 if outcome.grasp_success else self.consecutive_failures + 1
+        terminal_why, reset = None, False
+        next_state = None
+        if outcome.objects_remaining == 0:
+            terminal_why, reset = "the workspace is empty", True
+        elif p["reset_after_failures"] and self.consecutive_failures >= p["reset_after_failures"]:
+            terminal_why, reset = f"{self.consecutive_failures} failed grasps in a row", True
+        else:
+            next_state = self._wait_heightmap(done_ns, p["heightmap_timeout"])
+            if next_state is None:
+                terminal_why = f"no heightmap within {p['heightmap_timeout']} s after the grasp"
+                self.get_logger().error(f"attempt {self.attempts}: {terminal_why}; closing it as terminal")
+            elif self.is_empty(next_state):
+                terminal_why, reset, next_state = "the workspace is empty", True, None
+        terminal = terminal_why is not None
+        experience = GraspExperience(
+            id=str(uuid.uuid4()), source=self.source, attempt=self.attempts, heightmap=state,
+            rotation_index=int(proposal.rotation_index), num_rotations=int(proposal.num_rotations),
+            pixel_x=max(0, int(round(proposal.center_px[0]))), pixel_y=max(0, int(round(proposal.center_px[1]))),
+            pose=pose, reward=reward, terminal=terminal,
+            next_heightmap=next_state if next_state is not None else Heightmap(),
+            model_version=int(proposal.model_version), epsilon=float(epsilon), explored=bool(proposal.explored),
+            predicted_q=float(proposal.q_value), failure_reason=int(outcome.failure_reason))
+        self.experience_pub.publish(experience)
+        self.published.append(experience.id)
+        pos = pose.pose.position
+        g = self.log.add(AttemptRecord(
+            attempt=self.attempts, wall_time=time.time(), experience_id=experience.id, reward=reward,
+            failure_reason=int(outcome.failure_reason), terminal=terminal,
+            objects_remaining=-1 if outcome.objects_remaining is None else int(outcome.objects_remaining),
+            x=pos.x, y=pos.y, z=pos.z, angle=float(proposal.angle), pixel_x=experience.pixel_x,
+            pixel_y=experience.pixel_y, rotation_index=experience.rotation_index, epsilon=float(epsilon),
+            explored=experience.explored, predicted_q=experience.predicted_q, model_version=experience.model_version,
+            message=outcome.message))
+        recent = self.log.outcomes[-self.log.window:]
+        self.get_logger().info(
+            f"attempt {self.attempts}: {'SUCCESS' if reward else 'failure'} ({outcome.message}) at px "
+            f"({experience.pixel_x}, {experience.pixel_y}) rot {experience.rotation_index}/"
+            f"{experience.num_rotations}, eps {epsilon:.3f}{' explored' if experience.explored else ''}, "
+            f"q {experience.predicted_q:.3f}, model v{experience.model_version} | G({self.log.window}) = {g:.3f} "
+            f"({sum(recent)}/{len(recent)} recent)" + (f" | terminal: {terminal_why}" if terminal else ""))
+        if reset:
+            self._reset_scene(terminal_why)
+        return next_state
+
+    def _reset_scene(self, why: str) -> None:
+        result = self.backend.reset()
+        self.consecutive_failures = 0
+        if result.success:
+            self.get_logger().info(f"scene reset ({why}): {result.message}")
+        else:
+            self._throttled("reset_failed", 30.0, "warning", f"scene not reset ({why}): {result.message}")
+            self._stop.wait(self.params["retry_delay"])
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = ExecutorNode()
+    except ParameterError as e:
+        rclpy.logging.get_logger("executor_node").fatal(str(e))
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    node.start()
+    try:
+        while rclpy.ok() and not node.done.is_set():
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if node.error else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

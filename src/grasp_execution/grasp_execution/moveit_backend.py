@@ -1,0 +1,341 @@
+"""The `moveit` backend: a real UR3 (ur_robot_driver) grasps with moveit_py and a gripper on the UR tool I/O.
+
+One grasp, as VPG's real robot does it: open the jaw; plan and execute to the pre-grasp pose (`approach_height`
+above the grasp), down to the grasp pose, close the jaw (SetIO on a tool digital output), back up to the lift pose;
+read whether something is held (a digital input, or the jaw width from a tool analog input); release it (at
+`drop_configuration` if set, else where it is); return to `home_configuration`, out of the camera's view, so the
+next camera frame shows the scene. Poses are for `pose_link` (tool0): the jaw centre is `tcp_offset` below it along
+the tool z axis, which points down.
+
+The moveit_py, moveit_configs_utils and ur_msgs imports live in `create_moveit_backend` and the readers, so this
+module imports (and its logic is tested with fakes of the MoveItPy / PlanningComponent objects) without MoveIt.
+On a real Jazzy install, MoveItPy is built from ur_moveit_config:
+    MoveItPy(node_name=..., config_dict=MoveItConfigsBuilder("ur", package_name="ur_moveit_config")...to_dict())
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from geometry_msgs.msg import PoseStamped
+from grasp_core.grasp_pose import top_down_quaternion
+from grasp_ros.params import declare, in_range, one_of
+
+from grasp_execution.backend import (REASON_NONE, REASON_NOTHING_GRASPED, REASON_UNREACHABLE, GraspBackend,
+                                     GraspOutcome, ResetOutcome)
+from grasp_execution.service_call import call_service
+
+PARAM_PREFIX = "moveit."
+
+
+@dataclass(frozen=True)
+class MoveItGraspConfig:
+    """Geometry of the grasp primitive. Lengths in metres (base frame), angles in radians."""
+
+    planning_group: str = "ur_manipulator"
+    pose_link: str = "tool0"
+    base_frame: str = "base_link"
+    tcp_offset: float = 0.2            # tool0 flange -> jaw centre along tool z (RG2 on a UR3: measure yours)
+    grasp_depth: float = 0.02          # jaw centre this far below the surface height of the proposal
+    min_grasp_z: float = -0.235        # the jaw centre never goes lower (VPG's real table z = -0.255, + margin)
+    approach_height: float = 0.15      # pre-grasp and lift: this far above the grasp pose
+    jaw_yaw_offset: float = 0.0        # closing axis yaw minus tool0 x yaw, as mounted
+    home_configuration: str = "home"   # SRDF named state out of the camera's view
+    drop_configuration: str = ""       # SRDF named state to release a held object at ('' = release in place)
+
+
+def grasp_poses(pose: PoseStamped, angle: float, config: MoveItGraspConfig) -> dict[str, PoseStamped]:
+    """Pre-grasp, grasp and lift goals for `pose_link`, from a proposal (jaw centre x, y, surface height z).
+
+    The jaw is symmetric, so the yaw is folded into [-pi/2, pi/2) to keep the wrist turn small.
+    """
+    p = pose.pose.position
+    yaw = (angle + config.jaw_yaw_offset + math.pi / 2) % math.pi - math.pi / 2
+    qx, qy, qz, qw = top_down_quaternion(yaw)
+    jaw_z = max(p.z - config.grasp_depth, config.min_grasp_z)
+    flange_z = jaw_z + config.tcp_offset  # tool z points down: the flange is above the jaw centre
+    goals = {}
+    for label, z in (("pre-grasp", flange_z + config.approach_height), ("grasp", flange_z),
+                     ("lift", flange_z + config.approach_height)):
+        goal = PoseStamped()
+        goal.header.frame_id = config.base_frame
+        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = float(p.x), float(p.y), float(z)
+        o = goal.pose.orientation
+        o.x, o.y, o.z, o.w = qx, qy, qz, qw
+        goals[label] = goal
+    return goals
+
+
+class ToolIoGripper:
+    """A parallel jaw (e.g. OnRobot RG2) switched by one UR digital output; holding() reads a sensor."""
+
+    def __init__(self, set_output: Callable[[int, bool], None], read_holding: Callable[[], tuple[bool, str]],
+                 pin: int, close_state: bool = True, settle_time: float = 1.0, sleep=time.sleep):
+        self._set_output, self._read_holding = set_output, read_holding
+        self.pin, self.close_state, self.settle_time, self._sleep = int(pin), bool(close_state), settle_time, sleep
+
+    def open(self) -> None:
+        self._set_output(self.pin, not self.close_state)
+        self._sleep(self.settle_time)
+
+    def close(self) -> None:
+        self._set_output(self.pin, self.close_state)
+        self._sleep(self.settle_time)
+
+    def holding(self) -> tuple[bool, str]:
+        """(an object is held, what the sensor said)."""
+        return self._read_holding()
+
+
+class MotionFailed(RuntimeError):
+    """A planned motion could not be executed (controller, driver, safety stop)."""
+
+
+class MoveItBackend(GraspBackend):
+    """Grasps with a MoveItPy-like `robot` and a ToolIoGripper-like `gripper` (both injectable for tests)."""
+
+    name = "moveit"
+
+    def __init__(self, robot, gripper, config: MoveItGraspConfig = MoveItGraspConfig(), logger=None):
+        self.robot, self.gripper, self.config = robot, gripper, config
+        self.arm = robot.get_planning_component(config.planning_group)
+        self._logger = logger
+
+    def _log(self, level: str, message: str) -> None:
+        if self._logger is not None:
+            getattr(self._logger, level)(message)
+
+    def _plan_and_execute(self, label: str, **goal) -> bool:
+        """False if planning fails; raises MotionFailed if the plan does not execute."""
+        self.arm.set_start_state_to_current_state()
+        self.arm.set_goal_state(**goal)
+        plan = self.arm.plan()
+        if not plan:
+            self._log("warning", f"planning to the {label} pose failed")
+            return False
+        status = self.robot.execute(plan.trajectory, controllers=[])
+        # moveit_py >= Jazzy returns an ExecutionStatus (truthy on success); older versions return None.
+        if status is not None and not bool(status):
+            raise MotionFailed(f"executing the {label} trajectory failed: {getattr(status, 'status', status)}")
+        return True
+
+    def _move_to_pose(self, label: str, goal: PoseStamped) -> bool:
+        return self._plan_and_execute(label, pose_stamped_msg=goal, pose_link=self.config.pose_link)
+
+    def _move_to_named(self, label: str, name: str) -> bool:
+        return self._plan_and_execute(label, configuration_name=name)
+
+    def execute_grasp(self, pose: PoseStamped, angle: float) -> GraspOutcome:
+        cfg = self.config
+        p = pose.pose.position
+        if pose.header.frame_id != cfg.base_frame:
+            return GraspOutcome.refused(f"grasp pose frame '{pose.header.frame_id}' is not the planning frame "
+                                        f"'{cfg.base_frame}'")
+        if not all(math.isfinite(v) for v in (p.x, p.y, p.z, angle)):
+            return GraspOutcome.refused(f"grasp target is not finite: x={p.x} y={p.y} z={p.z} angle={angle}")
+        goals = grasp_poses(pose, angle, cfg)
+        moved = False
+        try:
+            self.gripper.open()
+            if not self._move_to_pose("pre-grasp", goals["pre-grasp"]):
+                return GraspOutcome(True, False, REASON_UNREACHABLE, "no plan to the pre-grasp pose")
+            moved = True
+            if not self._move_to_pose("grasp", goals["grasp"]):
+                return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan down to the grasp pose"))
+            self.gripper.close()
+            if not self._move_to_pose("lift", goals["lift"]):
+                return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan up to the lift pose"))
+            held, detail = self.gripper.holding()
+            if held and cfg.drop_configuration and not self._move_to_named("drop", cfg.drop_configuration):
+                detail += "; no plan to the drop pose, released in place"
+            outcome = GraspOutcome(True, held, REASON_NONE if held else REASON_NOTHING_GRASPED,
+                                   ("grasped: " if held else "nothing held: ") + detail)
+            return self._finish(outcome)
+        except Exception as e:  # noqa: BLE001 - driver/planner errors: not a grasp outcome to learn from
+            message = f"grasp aborted: {type(e).__name__}: {e}"
+            self._log("error", message)
+            return self._finish(GraspOutcome.refused(message), moved=moved, safe=True)
+
+    def _finish(self, outcome: GraspOutcome, moved: bool = True, safe: bool = False) -> GraspOutcome:
+        """Open the jaw and go home (out of the camera's view); a failure here is added to the message."""
+        problems = []
+        try:
+            self.gripper.open()
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"could not open the gripper: {e}")
+        if moved:
+            try:
+                if not self._move_to_named("home", self.config.home_configuration):
+                    problems.append("no plan home (the arm may block the camera)")
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"could not go home: {e}")
+        if not problems:
+            return outcome
+        self._log("error" if safe else "warning", "; ".join(problems))
+        return GraspOutcome(outcome.executed, outcome.grasp_success, outcome.failure_reason,
+                            outcome.message + "; " + "; ".join(problems), outcome.objects_remaining)
+
+    def reset(self) -> ResetOutcome:
+        return ResetOutcome(False, "the robot cannot refill a real workspace: put objects back on the table")
+
+
+# ---------------------------------------------------------------------------------------------- real wiring
+def declare_moveit_parameters(node) -> dict:
+    """The moveit backend's parameters (declared by the executor whatever the backend, so they are listed)."""
+    d = MoveItGraspConfig()
+    p = {}
+
+    def add(name, default, description, **kw):
+        p[name] = declare(node, PARAM_PREFIX + name, default, description, **kw)
+
+    add("ur_type", "ur3", "UR model for the robot description (ur_description's ur.urdf.xacro).")
+    add("kinematics_params_file", "", "The robot's calibrated kinematics YAML (as given to ur_robot_driver); "
+                                      "empty: ur_description's defaults.")
+    add("config_file", "", "moveit_py (MoveItCpp) parameter YAML; empty: grasp_bringup's config/moveit_py_ur3.yaml.")
+    add("node_name", "executor_moveit_py", "Name of MoveItPy's internal node.")
+    add("planning_group", d.planning_group, "MoveIt planning group of the arm.")
+    add("pose_link", d.pose_link, "Link whose pose is planned to (the flange).")
+    add("base_frame", d.base_frame, "Planning frame; grasp poses must be in it.")
+    add("tcp_offset", d.tcp_offset, "Flange -> jaw centre distance along the tool z axis, metres.",
+        check=in_range(0.0, 0.5), requirement="0 <= tcp_offset <= 0.5")
+    add("grasp_depth", d.grasp_depth, "Jaw centre this far below the proposed surface height, metres.",
+        check=in_range(0.0, 0.1), requirement="0 <= grasp_depth <= 0.1")
+    add("min_grasp_z", d.min_grasp_z, "Lowest jaw centre z in base_frame (keeps the fingers off the table).")
+    add("approach_height", d.approach_height, "Pre-grasp / lift height above the grasp pose, metres.",
+        check=in_range(0.02, 0.5), requirement="0.02 <= approach_height <= 0.5")
+    add("jaw_yaw_offset", d.jaw_yaw_offset, "Yaw of the closing axis relative to tool0 x, radians.")
+    add("home_configuration", d.home_configuration, "SRDF named state out of the camera's view.")
+    add("drop_configuration", d.drop_configuration, "SRDF named state to release a held object at ('': in place).")
+    add("gripper_service", "/io_and_status_controller/set_io", "ur_msgs/SetIO service of ur_robot_driver.")
+    add("gripper_pin", 16, "Digital output switching the gripper (16, 17: tool outputs 0, 1).",
+        check=in_range(0, 17), requirement="0 <= pin <= 17")
+    add("gripper_close_state", True, "Output state that closes the jaw.")
+    add("gripper_settle_time", 1.0, "Seconds to wait after switching the gripper.",
+        check=in_range(0.0, 10.0), requirement="0 <= settle <= 10")
+    add("success_check", "digital_input", "How a held object is detected: digital_input (a grip-detected input) "
+                                          "or tool_analog (jaw width on tool analog input 2).",
+        check=one_of("digital_input", "tool_analog"), requirement="digital_input or tool_analog")
+    add("io_states_topic", "/io_and_status_controller/io_states", "ur_msgs/IOStates topic (digital_input check).")
+    add("success_input_pin", 0, "Digital input that reports a grip (digital_input check).",
+        check=in_range(0, 17), requirement="0 <= pin <= 17")
+    add("success_input_state", True, "Input state that means 'object held'.")
+    add("tool_data_topic", "/io_and_status_controller/tool_data", "ur_msgs/ToolDataMsg topic (tool_analog check).")
+    add("width_per_volt", 0.011, "Jaw width per volt on the analog input, metres (tool_analog check).")
+    add("width_offset", 0.0, "Jaw width at 0 V, metres (tool_analog check).")
+    add("min_width", 0.005, "A closed jaw wider than this holds something, metres (tool_analog check).",
+        check=in_range(0.0, 0.2), requirement="0 <= min_width <= 0.2")
+    add("io_timeout", 2.0, "Seconds to wait for SetIO responses and fresh I/O readings.",
+        check=in_range(0.1, 60.0), requirement="0.1 <= io_timeout <= 60")
+    return p
+
+
+def grasp_config_from_parameters(p: dict) -> MoveItGraspConfig:
+    return MoveItGraspConfig(planning_group=p["planning_group"], pose_link=p["pose_link"], base_frame=p["base_frame"],
+                             tcp_offset=p["tcp_offset"], grasp_depth=p["grasp_depth"], min_grasp_z=p["min_grasp_z"],
+                             approach_height=p["approach_height"], jaw_yaw_offset=p["jaw_yaw_offset"],
+                             home_configuration=p["home_configuration"],
+                             drop_configuration=p["drop_configuration"])
+
+
+def moveit_config_dict(ur_type: str, moveit_py_file: str, kinematics_params_file: str = "") -> dict:
+    """MoveItPy parameters from ur_moveit_config (Jazzy) + ur_description + our moveit_py YAML."""
+    from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
+    from moveit_configs_utils import MoveItConfigsBuilder  # noqa: PLC0415
+
+    urdf = Path(get_package_share_directory("ur_description")) / "urdf" / "ur.urdf.xacro"
+    mappings = {"ur_type": ur_type, "name": "ur"}
+    if kinematics_params_file:
+        mappings["kinematics_params"] = kinematics_params_file
+    return (MoveItConfigsBuilder("ur", package_name="ur_moveit_config")
+            .robot_description(file_path=str(urdf), mappings=mappings)
+            .robot_description_semantic(file_path="srdf/ur.srdf.xacro", mappings={"name": "ur"})
+            .trajectory_execution(file_path="config/moveit_controllers.yaml")
+            .planning_pipelines(pipelines=["ompl"], default_planning_pipeline="ompl")
+            .moveit_cpp(file_path=moveit_py_file)
+            .to_dict())
+
+
+class _LatestMessage:
+    """The newest message of a topic, with the monotonic time it arrived."""
+
+    def __init__(self, node, msg_type, topic: str):
+        self._lock = threading.Lock()
+        self._msg, self._time = None, -math.inf
+        node.create_subscription(msg_type, topic, self._on_msg, 10)
+        self.topic = topic
+
+    def _on_msg(self, msg) -> None:
+        with self._lock:
+            self._msg, self._time = msg, time.monotonic()
+
+    def fresh(self, since: float, timeout: float):
+        """A message that arrived after `since` (monotonic), waiting up to `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._msg is not None and self._time > since:
+                    return self._msg
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no fresh message on {self.topic} within {timeout:.1f} s")
+            time.sleep(0.01)
+
+
+def make_holding_reader(node, p: dict) -> Callable[[], tuple[bool, str]]:
+    """holding() for the configured success check, from ur_robot_driver's I/O topics."""
+    if p["success_check"] == "digital_input":
+        from ur_msgs.msg import IOStates  # noqa: PLC0415 - only with ur_robot_driver installed
+
+        latest = _LatestMessage(node, IOStates, p["io_states_topic"])
+
+        def read() -> tuple[bool, str]:
+            msg = latest.fresh(time.monotonic(), p["io_timeout"])
+            states = {int(d.pin): bool(d.state) for d in msg.digital_in_states}
+            if p["success_input_pin"] not in states:
+                raise RuntimeError(f"digital input {p['success_input_pin']} is not in {latest.topic}")
+            state = states[p["success_input_pin"]]
+            return state == p["success_input_state"], f"digital input {p['success_input_pin']} = {state}"
+        return read
+
+    from ur_msgs.msg import ToolDataMsg  # noqa: PLC0415
+
+    latest = _LatestMessage(node, ToolDataMsg, p["tool_data_topic"])
+
+    def read_width() -> tuple[bool, str]:
+        msg = latest.fresh(time.monotonic(), p["io_timeout"])
+        width = float(msg.analog_input2) * p["width_per_volt"] + p["width_offset"]
+        return width > p["min_width"], f"jaw width {1000 * width:.1f} mm (min {1000 * p['min_width']:.1f} mm)"
+    return read_width
+
+
+def make_set_output(node, service: str, timeout: float) -> Callable[[int, bool], None]:
+    """set_output(pin, on) through ur_msgs/SetIO (FUN_SET_DIGITAL_OUT)."""
+    from ur_msgs.srv import SetIO  # noqa: PLC0415
+
+    client = node.create_client(SetIO, service)
+
+    def set_output(pin: int, on: bool) -> None:
+        request = SetIO.Request(fun=SetIO.Request.FUN_SET_DIGITAL_OUT, pin=int(pin),
+                                state=float(SetIO.Request.STATE_ON if on else SetIO.Request.STATE_OFF))
+        if not call_service(client, request, timeout, wait_for_server=timeout).success:
+            raise RuntimeError(f"{service} refused to set digital output {pin} to {'on' if on else 'off'}")
+    return set_output
+
+
+def create_moveit_backend(node, p: dict) -> MoveItBackend:
+    """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install."""
+    from moveit.planning import MoveItPy  # noqa: PLC0415
+
+    config_file = p["config_file"]
+    if not config_file:
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
+        config_file = str(Path(get_package_share_directory("grasp_bringup")) / "config" / "moveit_py_ur3.yaml")
+    robot = MoveItPy(node_name=p["node_name"],
+                     config_dict=moveit_config_dict(p["ur_type"], config_file, p["kinematics_params_file"]))
+    gripper = ToolIoGripper(make_set_output(node, p["gripper_service"], p["io_timeout"]),
+                            make_holding_reader(node, p), p["gripper_pin"], p["gripper_close_state"],
+                            p["gripper_settle_time"])
+    return MoveItBackend(robot, gripper, grasp_config_from_parameters(p), node.get_logger())

@@ -1,0 +1,309 @@
+"""heightmap_node: RealSense-style colour + aligned depth + CameraInfo -> grasp_interfaces/Heightmap.
+
+Messages in (the realsense2_camera topics, names are parameters), grasp_core.heightmap.make_heightmap for the maths,
+messages out: `grasp/heightmap` (LATEST_QOS, so a late affordance node gets the newest at once) and, for RViz,
+`grasp/heightmap/color` (rgb8) and `grasp/heightmap/depth` (32FC1, metres above z_min).
+
+Colour and depth are paired by stamp (stamp_sync.StampPairer, `max_stamp_skew`). The camera pose is the
+tf2 transform base_frame <- the images' frame when tf2_ros is importable and `use_tf` is true, else the fixed
+pose of `calibration_file` (grasp_perception.calibration); the node logs which at start-up.
+
+Bad input never stops the node: a frame with a wrong encoding, mismatched sizes, too few valid depth pixels
+(NaN/inf/0), an unknown frame, no transform, or a stamp older than `max_age` is logged (at most once per
+`drop_log_period` per reason) and dropped, and counted in `dropped` (reason -> count). Before the first CameraInfo
+the newest frame waits for it (older ones are dropped as `no_camera_info`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections import Counter
+
+import numpy as np
+import rclpy
+from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
+from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
+from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image
+from grasp_ros.params import ParameterError, declare, in_range
+from grasp_ros.qos import LATEST_QOS, SENSOR_QOS
+from grasp_interfaces.msg import Heightmap
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from grasp_perception.calibration import CameraCalibration, load_calibration
+from grasp_perception.stamp_sync import StampPairer
+
+COLOR_ENCODINGS = ("rgb8", "bgr8")
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")  # 16-bit: millimetres (RealSense); 32FC1: metres (REP 118)
+
+
+class FrameRejected(ValueError):
+    """A camera frame the node drops; `reason` is the counter it goes to."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def tf2_available() -> bool:
+    return importlib.util.find_spec("tf2_ros") is not None
+
+
+def stamp_ns(header: Header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """geometry_msgs/Transform -> 4x4 (the pose of the child frame in the parent frame)."""
+    t, q = transform.translation, transform.rotation
+    return CameraCalibration("parent", "child", (t.x, t.y, t.z), (q.x, q.y, q.z, q.w)).matrix()
+
+
+def depth_in_metres(depth_msg: Image) -> np.ndarray:
+    """Aligned depth Image -> float32 metres, invalid pixels as 0 (16-bit) or NaN/inf/0 (32FC1)."""
+    raw = image_to_numpy(depth_msg, DEPTH_ENCODINGS)
+    return raw.astype(np.float32) if depth_msg.encoding == "32FC1" else depth_image_from_16uc1(raw)
+
+
+class HeightmapNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("heightmap_node", **kwargs)
+        p = {}
+        p["color_topic"] = declare(self, "color_topic", "camera/camera/color/image_raw",
+                                   "Colour image topic (rgb8 or bgr8), as realsense2_camera publishes it.")
+        p["depth_topic"] = declare(self, "depth_topic", "camera/camera/aligned_depth_to_color/image_raw",
+                                   "Depth aligned to the colour image (16UC1 millimetres or 32FC1 metres).")
+        p["camera_info_topic"] = declare(self, "camera_info_topic", "camera/camera/color/camera_info",
+                                         "CameraInfo of the colour camera (intrinsics K of the aligned images).")
+        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap output topic.")
+        p["publish_images"] = declare(self, "publish_images", True,
+                                      "Also publish <heightmap_topic>/color and /depth Images for RViz.")
+        ws = VPG_SIM_WORKSPACE
+        for name in ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max"):
+            p[name] = declare(self, name, float(getattr(ws, name)),
+                              f"Workspace {name[0]} {'lower' if name.endswith('min') else 'upper'} limit in "
+                              f"base_frame, metres (z_min is the table surface or just below it).")
+        p["resolution"] = declare(self, "resolution", float(ws.resolution), "Heightmap resolution, metres/pixel.",
+                                  check=in_range(1e-4, 0.1), requirement="0.0001 <= resolution <= 0.1")
+        p["use_tf"] = declare(self, "use_tf", True,
+                              "Take the camera pose from tf2 (base_frame <- image frame) when tf2_ros is "
+                              "importable; otherwise (or when false) from calibration_file.")
+        p["calibration_file"] = declare(self, "calibration_file", "",
+                                        "Calibration YAML (base_frame, camera_frame, translation, rotation) used "
+                                        "when tf2 is not.")
+        p["base_frame"] = declare(self, "base_frame", "",
+                                  "Workspace frame of the heightmap (robot base). Empty: the calibration file's.")
+        p["max_stamp_skew"] = declare(self, "max_stamp_skew", 0.02,
+                                      "Largest colour/depth stamp difference paired as one frame, seconds.",
+                                      check=in_range(0.0, 1.0), requirement="0 <= max_stamp_skew <= 1")
+        p["queue_size"] = declare(self, "queue_size", 10, "Messages kept per stream while waiting for a partner.",
+                                  check=in_range(1, 1000), requirement="1 <= queue_size <= 1000")
+        p["max_age"] = declare(self, "max_age", 1.0,
+                               "Drop frames whose stamp is older than this many seconds (0: never).",
+                               check=in_range(0.0, 3600.0), requirement="0 <= max_age <= 3600")
+        p["min_valid_depth_fraction"] = declare(
+            self, "min_valid_depth_fraction", 0.2,
+            "Drop frames in which fewer depth pixels than this fraction are valid (finite and > 0).",
+            check=in_range(0.0, 1.0), requirement="0 <= min_valid_depth_fraction <= 1")
+        p["max_rate"] = declare(self, "max_rate", 0.0,
+                                "Most heightmaps per second (a 30 Hz camera need not give 30); 0: every frame.",
+                                check=in_range(0.0, 1000.0), requirement="0 <= max_rate <= 1000")
+        p["drop_log_period"] = declare(self, "drop_log_period", 5.0,
+                                       "Log a dropped-frame reason at most once per this many seconds.",
+                                       check=in_range(0.0, 3600.0), requirement="0 <= drop_log_period <= 3600")
+        self.params = p
+        try:
+            self.workspace = WorkspaceLimits(p["x_min"], p["x_max"], p["y_min"], p["y_max"], p["z_min"],
+                                             p["z_max"], p["resolution"])
+        except ValueError as e:
+            raise ParameterError(f"workspace parameters: {e}") from None
+
+        self._setup_camera_pose()
+        self.pairer = StampPairer(p["max_stamp_skew"], p["queue_size"])
+        self.camera_info: CameraInfo | None = None
+        self._waiting_for_info = None  # the newest pair that arrived before any CameraInfo
+        self.published = 0
+        self.dropped: Counter[str] = Counter()
+        self.last_drop: tuple[str, str] | None = None
+        self._last_drop_log: dict[str, float] = {}
+        self._last_publish = -float("inf")
+        self._warned_distortion = False
+
+        self.heightmap_pub = self.create_publisher(Heightmap, p["heightmap_topic"], LATEST_QOS)
+        if p["publish_images"]:
+            self.color_pub = self.create_publisher(Image, p["heightmap_topic"] + "/color", SENSOR_QOS)
+            self.depth_pub = self.create_publisher(Image, p["heightmap_topic"] + "/depth", SENSOR_QOS)
+        self.create_subscription(Image, p["color_topic"], lambda m: self._on_image("color", m), SENSOR_QOS)
+        self.create_subscription(Image, p["depth_topic"], lambda m: self._on_image("depth", m), SENSOR_QOS)
+        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, SENSOR_QOS)
+        h, w = self.workspace.shape
+        self.get_logger().info(
+            f"making {w}x{h} heightmaps ({self.workspace.resolution * 1000:.1f} mm/px) of x [{self.workspace.x_min}, "
+            f"{self.workspace.x_max}] y [{self.workspace.y_min}, {self.workspace.y_max}] z [{self.workspace.z_min}, "
+            f"{self.workspace.z_max}] in '{self.base_frame}' from {self.resolve_topic_name(p['color_topic'])} + "
+            f"{self.resolve_topic_name(p['depth_topic'])} -> {self.resolve_topic_name(p['heightmap_topic'])}")
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def _setup_camera_pose(self) -> None:
+        p = self.params
+        self.calibration: CameraCalibration | None = None
+        self._tf_buffer = None
+        if p["use_tf"] and tf2_available():
+            if not p["base_frame"]:
+                raise ParameterError("use_tf is true: set base_frame (the frame the workspace limits are in)")
+            import tf2_ros  # noqa: PLC0415 - only on a full ROS 2 install
+            self._tf_buffer = tf2_ros.Buffer()
+            # The listener's /tf subscriptions run in this node's executor; lookups never wait (see _camera_pose).
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+            self.base_frame = p["base_frame"]
+            self.pose_source = "tf2"
+            self.get_logger().info(f"camera pose from tf2: {self.base_frame} <- the images' frame (latest)")
+            return
+        why = "use_tf is false" if not p["use_tf"] else "tf2_ros is not importable"
+        if not p["calibration_file"]:
+            raise ParameterError(f"no camera pose: {why} and calibration_file is empty")
+        try:
+            self.calibration = load_calibration(p["calibration_file"])
+        except ValueError as e:
+            raise ParameterError(str(e)) from None
+        if p["base_frame"] and p["base_frame"] != self.calibration.base_frame:
+            raise ParameterError(f"base_frame '{p['base_frame']}' differs from the calibration file's "
+                                 f"'{self.calibration.base_frame}' ({p['calibration_file']})")
+        self.base_frame = self.calibration.base_frame
+        self._calibration_matrix = self.calibration.matrix()
+        self.pose_source = "calibration"
+        t = self.calibration.translation
+        self.get_logger().info(f"camera pose from calibration file {p['calibration_file']} ({why}): "
+                               f"{self.calibration.camera_frame} at ({t[0]:.3f}, {t[1]:.3f}, {t[2]:.3f}) in "
+                               f"{self.base_frame}")
+
+    # ------------------------------------------------------------------------------------------------ input
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        first = self.camera_info is None
+        self.camera_info = msg
+        if first and self._waiting_for_info is not None:
+            # The frame that arrived before the first CameraInfo (callback order is not publication order).
+            pair, self._waiting_for_info = self._waiting_for_info, None
+            self._handle(pair)
+
+    def _on_image(self, stream: str, msg: Image) -> None:
+        pair = self.pairer.add(stream, stamp_ns(msg.header), msg)
+        if pair is None:
+            return
+        if self.camera_info is None:
+            superseded, self._waiting_for_info = self._waiting_for_info, pair
+            if superseded is not None:
+                self._drop("no_camera_info", f"no CameraInfo received yet on "
+                                             f"{self.resolve_topic_name(self.params['camera_info_topic'])}")
+            return
+        self._handle(pair)
+
+    def _handle(self, pair) -> None:
+        try:
+            self._process(pair.color, pair.depth)
+        except FrameRejected as e:
+            self._drop(e.reason, str(e))
+        except Exception as e:  # noqa: BLE001 - a bad frame must never stop the node
+            self._drop("internal", f"{type(e).__name__}: {e}")
+
+    def _process(self, color_msg: Image, depth_msg: Image) -> None:
+        p = self.params
+        now = self.get_clock().now()
+        if p["max_rate"] > 0 and time.monotonic() - self._last_publish < 1.0 / p["max_rate"]:
+            return  # rate limit, not an error
+        age = (now - Time.from_msg(color_msg.header.stamp)).nanoseconds * 1e-9
+        if p["max_age"] > 0 and age > p["max_age"]:
+            raise FrameRejected("stale", f"frame is {age:.2f} s old (max_age {p['max_age']} s)")
+        info = self.camera_info
+        frame = color_msg.header.frame_id
+        if depth_msg.header.frame_id != frame:
+            raise FrameRejected("frame_mismatch", f"depth frame '{depth_msg.header.frame_id}' is not the colour "
+                                                  f"frame '{frame}': is the depth aligned to colour?")
+        try:
+            color = image_to_numpy(color_msg, COLOR_ENCODINGS)
+            depth = depth_in_metres(depth_msg)
+        except ValueError as e:
+            raise FrameRejected("bad_image", str(e)) from None
+        if color.shape[:2] != depth.shape:
+            raise FrameRejected("size_mismatch", f"colour {color.shape[1]}x{color.shape[0]} and depth "
+                                                 f"{depth.shape[1]}x{depth.shape[0]} differ in size")
+        if (info.height, info.width) != depth.shape:
+            raise FrameRejected("size_mismatch", f"CameraInfo is {info.width}x{info.height} but the images are "
+                                                 f"{depth.shape[1]}x{depth.shape[0]}")
+        valid = np.isfinite(depth) & (depth > 0)
+        fraction = float(valid.mean())
+        if fraction < p["min_valid_depth_fraction"]:
+            nan = int(np.count_nonzero(~np.isfinite(depth)))
+            raise FrameRejected("invalid_depth", f"only {100 * fraction:.1f}% of depth pixels are valid "
+                                                 f"({nan} NaN/inf; min_valid_depth_fraction "
+                                                 f"{p['min_valid_depth_fraction']})")
+        if any(abs(d) > 1e-9 for d in info.d) and not self._warned_distortion:
+            self._warned_distortion = True
+            self.get_logger().warning(f"CameraInfo has distortion {list(info.d)}: the heightmap uses the pinhole "
+                                      "K only (RealSense colour streams are close to undistorted)")
+        pose = self._camera_pose(frame, color_msg.header)
+        try:
+            color_hm, depth_hm = make_heightmap(color, depth, np.array(info.k, dtype=np.float64).reshape(3, 3),
+                                                pose, self.workspace)
+        except ValueError as e:
+            raise FrameRejected("bad_camera", str(e)) from None
+        header = Header(stamp=color_msg.header.stamp, frame_id=self.base_frame)
+        self.heightmap_pub.publish(heightmap_to_msg(color_hm, depth_hm, self.workspace, header))
+        if p["publish_images"]:
+            self.color_pub.publish(numpy_to_image(color_hm, "rgb8", header))
+            self.depth_pub.publish(numpy_to_image(depth_hm, "32FC1", header))
+        self._last_publish = time.monotonic()
+        self.published += 1
+        if self.published == 1:
+            self.get_logger().info(f"first heightmap published ({self.pose_source} camera pose, frame '{frame}', "
+                                   f"{100 * fraction:.0f}% valid depth)")
+        elif self.published % 500 == 0:
+            self.get_logger().info(f"{self.published} heightmaps published; dropped frames: "
+                                   f"{dict(self.dropped) or 'none'}")
+
+    def _camera_pose(self, frame: str, header: Header) -> np.ndarray:
+        if self.calibration is not None:
+            if frame != self.calibration.camera_frame:
+                raise FrameRejected("frame_mismatch", f"image frame '{frame}' is not the calibrated camera frame "
+                                                      f"'{self.calibration.camera_frame}'")
+            return self._calibration_matrix
+        try:
+            # The camera is fixed: the latest transform is the right one (and never waits).
+            transform = self._tf_buffer.lookup_transform(self.base_frame, frame, Time())
+        except Exception as e:  # noqa: BLE001 - tf2 raises several exception types
+            raise FrameRejected("no_transform", f"no transform {self.base_frame} <- {frame}: "
+                                                f"{type(e).__name__}: {e}") from None
+        return transform_to_matrix(transform.transform)
+
+    def _drop(self, reason: str, message: str) -> None:
+        self.dropped[reason] += 1
+        self.last_drop = (reason, message)
+        now = time.monotonic()
+        if now - self._last_drop_log.get(reason, -float("inf")) >= self.params["drop_log_period"]:
+            self._last_drop_log[reason] = now
+            self.get_logger().warning(f"dropped a camera frame ({reason}, {self.dropped[reason]} so far): {message}")
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = HeightmapNode()
+    except ParameterError as e:
+        rclpy.logging.get_logger("heightmap_node").fatal(str(e))
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
