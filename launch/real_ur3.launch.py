@@ -1,7 +1,8 @@
 """The grasp-learning graph on a real UR3 + RealSense D435 (ROS 2 Jazzy).
 
     ros2 launch grasp_bringup real_ur3.launch.py robot_ip:=192.168.1.102 [calibration_file:=/path/calib.yaml]
-        [model_path:=/path/ckpt.safetensors] [learn:=false] [use_rviz:=false] [params_file:=/path/ur3_real.yaml]
+        [model_path:=/path/ckpt.safetensors] [pretrained_checkpoint:=/path/q_s.safetensors] [learn:=false]
+        [use_rviz:=false] [params_file:=/path/ur3_real.yaml]
 
 Starts ur_robot_driver (ur_control.launch.py, ur_type ur3), realsense2_camera (rs_launch.py with aligned depth and
 no TF of its own), a static transform base_link -> camera optical frame from the calibration file, MoveIt
@@ -46,6 +47,9 @@ def generate_launch_description():
                               description="Hand-eye calibration: camera optical frame pose in base_link."),
         DeclareLaunchArgument("model_path", default_value="",
                               description="Checkpoint the affordance node starts with ('' = wait for the learner)."),
+        DeclareLaunchArgument("pretrained_checkpoint", default_value="",
+                              description="Q_s pretrained on annotated key points to warm-start the learner from "
+                                          "('' = vanilla DQN from random init)."),
         DeclareLaunchArgument("learn", default_value="true", choices=["true", "false"],
                               description="Run the learner (false: evaluate a fixed model_path)."),
         DeclareLaunchArgument("use_rviz", default_value="true", choices=["true", "false"],
@@ -70,7 +74,8 @@ def generate_launch_description():
         Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
              parameters=[params_file, {"model_path": LaunchConfiguration("model_path")}]),
         Node(package="grasp_learning", executable="learner_node", name="learner_node", output="screen",
-             parameters=[params_file], condition=IfCondition(LaunchConfiguration("learn"))),
+             parameters=[params_file, {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")}],
+             condition=IfCondition(LaunchConfiguration("learn"))),
         Node(package="grasp_execution", executable="executor_node", name="executor_node", output="screen",
              parameters=[params_file, {"backend": "moveit"}]),
         Node(package="rviz2", executable="rviz2", name="rviz2", output="log",

@@ -22,3 +22,6 @@ source "$_grasp_root/install/setup.bash"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"
 unset _grasp_root
+# Torch's OpenMP threads spin while waiting by default; with several nodes sharing few cores that made
+# inference ~4x slower here (benchmarks/results/inference.md). Passive waiting shares the cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

@@ -25,7 +25,8 @@ from safetensors.torch import save_file
 from grasp_core.networks import TRUNKS, TwoStreamFCN, build_fcn
 
 FORMAT = "grasp-checkpoint"
-FORMAT_VERSION = 1
+# 2: the head's last conv has a bias (Q-scale calibration); version-1 files lack that tensor.
+FORMAT_VERSION = 2
 STATE_FORMAT = "grasp-training-state"
 _HEADER_KEY = "grasp_json"
 

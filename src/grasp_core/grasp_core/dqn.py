@@ -1,7 +1,10 @@
 """DQN grasp learning over R rotations (seed III-C/D, VPG's trainer), readable top to bottom like CleanRL.
 
 One update on a grasp experience (s, a = (rotation i, pixel (u, v)), r, s', terminal):
-  1. target y = r                                if terminal (VPG: failed grasp with no change, or reset)
+  1. target y = r                                if terminal (reset) or the grasp failed (VPG: a failed grasp
+                                                  changes nothing, so its future reward is 0; without this
+                                                  rule max Q(s') over 16 x H x W actions inflates every
+                                                  failure's target and Q drifts up towards 1 / (1 - gamma))
              = r + gamma * max_{i', u', v'} Q(s')  otherwise (all rotations of s', eval mode, no gradient);
   2. forward s under rotation i only (and i + R/2 if `train_opposite_rotation`: the jaw is symmetric, VPG),
      smooth L1 between Q[i, v, u] and y on that one pixel, one SGD step;
@@ -54,6 +57,7 @@ class DQNConfig:
     prioritized_replay: bool = True
     smooth_l1_beta: float = 1.0  # torch SmoothL1Loss default (Huber delta 1)
     bn_mode: str = "train"  # "train": batch statistics in updates; "frozen": BatchNorm always in eval mode
+    bootstrap_failures: bool = False  # VPG: False, a failed grasp's target is its reward (no future term)
     seed: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
 
@@ -208,8 +212,12 @@ class DQNLearner:
         return select_action(self.q_maps(color_hm, depth_hm), self.epsilon, self.rng, valid_mask)
 
     # -- learning --------------------------------------------------------------------------------------------
+    def _ends_here(self, experience: Experience) -> bool:
+        """No future term: a reset (terminal) or, as in VPG, a failed grasp."""
+        return experience.terminal or (experience.reward <= 0 and not self.config.bootstrap_failures)
+
     def target(self, experience: Experience) -> float:
-        if experience.terminal:
+        if self._ends_here(experience):
             return td_target(experience.reward, None, True, self.config.gamma)
         next_q = self.q_maps(experience.next_color_hm, experience.next_depth_hm)
         return td_target(experience.reward, next_q, False, self.config.gamma)
@@ -241,7 +249,7 @@ class DQNLearner:
 
         `next_q_maps`: Q(s') if the caller already computed it to pick the next action (saves a forward pass).
         """
-        if next_q_maps is not None and not experience.terminal:
+        if next_q_maps is not None and not self._ends_here(experience):
             target = td_target(experience.reward, next_q_maps, False, self.config.gamma)
         else:
             target = self.target(experience)

@@ -151,16 +151,22 @@ def build_trunk(name: str, imagenet: bool = False, imagenet_weights: str | os.Pa
 
 
 def make_head(in_channels: int) -> nn.Sequential:
-    """VPG's grasp head: BN-ReLU-1x1 conv(C->64)-BN-ReLU-1x1 conv(64->1), no bias, Kaiming-normal convs."""
+    """VPG's grasp head: BN-ReLU-1x1 conv(C->64)-BN-ReLU-1x1 conv(64->1), Kaiming-normal convs.
+
+    One deviation from VPG: the last conv has a bias (initialised to 0), so that the Q scale of a KL-pretrained
+    Q_s can be calibrated to the reward scale (grasp_core.pretrain.calibrate_q_scale).
+    """
     head = nn.Sequential(OrderedDict([
         ("norm0", nn.BatchNorm2d(in_channels)), ("relu0", nn.ReLU(inplace=True)),
         ("conv0", nn.Conv2d(in_channels, 64, kernel_size=1, bias=False)),
         ("norm1", nn.BatchNorm2d(64)), ("relu1", nn.ReLU(inplace=True)),
-        ("conv1", nn.Conv2d(64, 1, kernel_size=1, bias=False)),
+        ("conv1", nn.Conv2d(64, 1, kernel_size=1, bias=True)),
     ]))
     for m in head.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

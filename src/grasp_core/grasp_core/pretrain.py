@@ -10,6 +10,20 @@ heightmap and label together (the labels are Gaussians, so they follow the image
 Datasets recorded at another resolution than the profile's are resampled (cv2 INTER_AREA), with key points
 and sigmas scaled to match. Images without key points have an all-zero label, which KL cannot use: they are
 left out of KL training (and counted in the log); MSE and smooth L1 keep them.
+
+BatchNorm after training: pretraining runs BatchNorm in train mode (batch statistics), but the affordance
+node and the DQN targets run in eval mode (running statistics). torchvision's MobileNetV3 uses BN momentum
+0.01, so after the ~100 steps of a short pretraining the running statistics are still mostly their initial
+values and the eval-mode map is flat. `recalibrate_batchnorm` re-estimates them as a cumulative average over
+the training images (each under a random rotation) without changing any weight.
+
+Q scale after KL: the KL loss only fixes the map up to an additive constant and a temperature, so the raw
+logits of a KL-trained Q_s can sit far above the reward scale (values of ~17 were seen). Warm-started at that
+scale, the DQN's targets r + gamma * max Q(s') (at most 1 / (1 - gamma) = 10 for gamma 0.9) are *below* the
+current Q even for successful grasps, so every tried pixel is pushed down and the greedy policy walks away from
+what it tried. `calibrate_q_scale` therefore folds an affine map into the last 1x1 conv (the head's output is
+linear in it) so that the median per-image map peak becomes 1 (a certain success) and the median over empty
+table 0 (a certain failure).
 """
 from __future__ import annotations
 
@@ -45,6 +59,8 @@ class PretrainConfig:
     weight_decay: float = 2e-5
     augment: bool = True
     random_rotations: bool = True  # False: always rotation 0 (the plain Q_s on the padded heightmap)
+    recalibrate_bn: bool = True  # re-estimate BatchNorm running statistics after training (module docstring)
+    calibrate_q: bool = True  # KL only: rescale the output so map peaks sit at 1 (see the module docstring)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -162,8 +178,68 @@ def pretrain(qnet: RotatingQNetwork, images: list[TrainingImage], config: Pretra
         if writer is not None:
             writer.add_scalar(f"pretrain/epoch_loss_{config.loss}", epoch_losses[-1], epoch + 1)
     bar.close()
+    if config.recalibrate_bn:
+        recalibrate_batchnorm(qnet, images, config.batch_size, config.seed)
     qnet.eval()
+    if config.loss == "kl" and config.calibrate_q:
+        scale = calibrate_q_scale(qnet, images)
+        tqdm.write(f"pretrain: Q scale calibrated (x {scale:.4g}: map peaks -> 1, empty table -> 0)")
     return PretrainResult(epoch_losses, step, len(images))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(qnet: RotatingQNetwork, images: list[TrainingImage], batch_size: int, seed: int) -> int:
+    """Re-estimate every BatchNorm's running mean/var over `images` (cumulative average); returns batches used."""
+    norms = [m for m in qnet.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    rng = np.random.default_rng(seed)
+    was_training = qnet.training
+    qnet.train()
+    batches = 0
+    try:
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            # Images of different sizes (datasets of several workspaces) go in one at a time.
+            for part in ([batch] if len({im.depth.shape for im in batch}) == 1 else [[im] for im in batch]):
+                color, depth, _ = _batch(part)
+                qnet(color, depth, rng.integers(qnet.num_rotations, size=len(part)).tolist())
+                batches += 1
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+        qnet.train(was_training)
+    return batches
+
+
+@torch.no_grad()
+def calibrate_q_scale(qnet: RotatingQNetwork, images: list[TrainingImage], max_images: int = 16) -> float:
+    """Fold Q <- a * Q + b into the head's last conv: median map peak -> 1, median off-label map -> 0.
+
+    Maps of rotation 0 in eval mode over up to `max_images` images; "off-label" = pixels whose label is below
+    0.05. Returns the scale a. Raises when the peaks are not above the background (nothing to calibrate).
+    """
+    qnet.eval()
+    peaks, backgrounds = [], []
+    for image in images[:max_images]:
+        color, depth, label = _batch([image])
+        q = qnet(color, depth, [0])[0]
+        peaks.append(float(q.max()))
+        off = q[label[0] < 0.05]
+        if off.numel():
+            backgrounds.append(float(off.median()))
+    peak = float(np.median(peaks))
+    background = float(np.median(backgrounds)) if backgrounds else float("nan")
+    if not peak - background > 1e-6:
+        raise ValueError(f"cannot calibrate the Q scale: the median map peak {peak:.4g} is not above the "
+                         f"median background {background:.4g}")
+    scale = 1.0 / (peak - background)
+    conv = qnet.fcn.head.conv1
+    conv.weight.mul_(scale)
+    conv.bias.mul_(scale).add_(-background * scale)
+    return scale
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from grasp_core.dqn import (DQNConfig, DQNLearner, epsilon_at, select_action, td
 from grasp_core.networks import build_fcn
 from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain
 from grasp_core.profiles import get_profile
-from grasp_core.replay import ReplayStore
+from grasp_core.replay import Experience, ReplayStore
 from grasp_core.rotation import RotatingQNetwork
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -214,3 +214,21 @@ def test_dqn_learns_the_blob_task_and_warm_start_is_faster(tmp_path, monkeypatch
         warm_first.append(warm[:100].mean())
         assert warm_first[-1] > cold_first[-1]  # same seeds: the warm start is ahead early on
     assert np.mean(warm_first) >= np.mean(cold_first) + 0.1
+
+
+def test_a_failed_grasp_has_no_future_term_unless_asked():
+    """VPG: a failed grasp changes nothing, so its target is its reward; successes bootstrap on max Q(s')."""
+    from dataclasses import replace
+
+    world = BlobWorld(seed=2)
+    color, depth = world.heightmaps()
+    failed = Experience(id="f", source="t", attempt=0, color_hm=color, depth_hm=depth, rotation_index=0,
+                        num_rotations=4, pixel=(0, 0), reward=0.0, terminal=False, next_color_hm=color,
+                        next_depth_hm=depth)
+    torch.manual_seed(0)
+    learner = DQNLearner(TINY.build_q_network(), DQNConfig(prioritized_replay=False))
+    best_next = float(learner.q_maps(color, depth).max())
+    assert learner.target(failed) == 0.0
+    assert learner.target(replace(failed, reward=1.0)) == pytest.approx(1.0 + 0.9 * best_next, rel=1e-6)
+    bootstrapping = DQNLearner(learner.qnet, DQNConfig(prioritized_replay=False, bootstrap_failures=True))
+    assert bootstrapping.target(failed) == pytest.approx(0.9 * best_next, rel=1e-6)

@@ -29,12 +29,13 @@ def test_every_trunk_gives_logits_at_input_size_with_its_stride(trunk):
     assert not torch.equal(out[0], out[1])  # depends on the input
 
 
-def test_head_is_vpg_shaped_without_bias_and_kaiming_initialised():
+def test_head_is_vpg_shaped_and_kaiming_initialised():
     torch.manual_seed(0)
     head = build_fcn("densenet121").head
     assert [type(m).__name__ for m in head] == ["BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
     assert head.conv0.weight.shape == (64, 2048, 1, 1) and head.conv1.weight.shape == (1, 64, 1, 1)
-    assert head.conv0.bias is None and head.conv1.bias is None
+    # VPG has no biases; ours keeps one on the last conv, zero at init, for the Q-scale calibration.
+    assert head.conv0.bias is None and torch.count_nonzero(head.conv1.bias) == 0
     assert head.conv0.weight.std().item() == pytest.approx(math.sqrt(2 / 2048), rel=0.05)  # kaiming_normal fan_in
 
 

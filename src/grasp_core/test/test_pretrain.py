@@ -137,3 +137,38 @@ def test_augmentation_keeps_the_shape_of_non_square_heightmaps():
     assert {r.depth.shape for r in results} == {(48, 80)}
     assert all(np.array_equal(r.depth, r.label) for r in results)
     assert len({r.depth.tobytes() for r in results}) >= 3  # still transformed: identity, flips, half turns
+
+
+def test_kl_pretraining_puts_map_peaks_on_the_reward_scale():
+    """After KL pretraining the map peaks sit at ~1 and the empty table at ~0 (the reward scale)."""
+    from grasp_core.pretrain import _batch
+
+    world = BlobWorld(seed=11)
+    images = prepare_images([world.keypoint_sample(str(i)) for i in range(6)])
+    qnet = get_profile("tiny").build_q_network()
+    pretrain(qnet, images, PretrainConfig(profile="tiny", epochs=3, lr=1e-2), progress=False)
+    with torch.no_grad():
+        maps = [qnet(*_batch([im])[:2], [0])[0].numpy() for im in images]
+    assert np.median([m.max() for m in maps]) == pytest.approx(1.0, rel=1e-3)
+    assert np.median([np.median(m[im.label < 0.05]) for m, im in zip(maps, images)]) == pytest.approx(0.0, abs=1e-3)
+    uncalibrated = get_profile("tiny").build_q_network()
+    pretrain(uncalibrated, images, PretrainConfig(profile="tiny", epochs=3, lr=1e-2, calibrate_q=False),
+             progress=False)
+    with torch.no_grad():
+        raw = [float(uncalibrated(*_batch([im])[:2], [0]).max()) for im in images]
+    assert abs(np.median(raw) - 1.0) > 0.05  # the raw KL logits are on another scale
+
+
+def test_batchnorm_statistics_are_re_estimated_after_pretraining():
+    """Eval-mode BatchNorm uses running statistics: after pretraining they describe the training images."""
+    from grasp_core.pretrain import recalibrate_batchnorm
+
+    world = BlobWorld(seed=5)
+    images = prepare_images([world.keypoint_sample(str(i)) for i in range(4)])
+    qnet = get_profile("tiny").build_q_network().eval()
+    norms = [m for m in qnet.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.all(m.running_var == 1) for m in norms)  # fresh
+    batches = recalibrate_batchnorm(qnet, images, batch_size=2, seed=0)
+    assert batches == 2
+    assert all(not torch.all(m.running_var == 1) for m in norms)
+    assert all(m.momentum == 0.1 for m in norms) and not qnet.training  # settings restored
