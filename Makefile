@@ -15,7 +15,7 @@ test: setup
 	@scripts/in_env.sh python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@scripts/in_env.sh python -m grasp_bringup_demo $(DEMO_ARGS)
+	@scripts/in_env.sh python -m grasp_bringup.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf build install log

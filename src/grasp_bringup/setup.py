@@ -32,6 +32,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "sim_demo = grasp_bringup.demo:main",
         ],
     },
 )

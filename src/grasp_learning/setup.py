@@ -18,6 +18,8 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "learner_node = grasp_learning.learner_node:main",
+            "pretrain = grasp_learning.pretrain_command:main",
         ],
     },
 )

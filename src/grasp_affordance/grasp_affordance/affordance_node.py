@@ -1,0 +1,288 @@
+"""affordance_node: holds the grasp Q network and serves `propose_grasp`.
+
+Messages in (a heightmap: the request's, else the latest on `grasp/heightmap`), `grasp_core` calls (Q maps of
+every rotation, epsilon-greedy choice), messages out (the pose in the heightmap's base frame, plus RViz views:
+`grasp/affordance` Image, `grasp/proposal_markers` MarkerArray, `grasp/affordance_cloud` PointCloud2).
+
+New models announced by the learner on `/grasp/model` are loaded in their own callback group, outside the model
+lock, and swapped in whole; a file that fails to load is logged and the old model stays. Bad requests get
+`success = false` and a message saying why; the node keeps serving.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import rclpy
+import torch
+from grasp_interfaces.msg import Heightmap, ModelVersion
+from grasp_interfaces.srv import ProposeGrasp
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image, PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from grasp_affordance.model_holder import GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model
+from grasp_affordance.visualization import affordance_colors, affordance_image, grasp_markers, heightmap_points, \
+    point_cloud
+from grasp_core.profiles import PROFILES
+from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
+from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
+
+READY_MESSAGE = "affordance node ready"
+
+
+class AffordanceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("affordance_node", **kwargs)
+        p = {}
+        p["model_path"] = declare(self, "model_path", "", "Checkpoint (.safetensors) to load at start; '' = wait for "
+                                  "the learner's announcement on the model topic.")
+        p["profile"] = declare(self, "profile", "fast", "Profile of the untrained model built when allow_untrained is "
+                               "true and no checkpoint is given.", check=one_of(*PROFILES),
+                               requirement=f"one of {sorted(PROFILES)}")
+        p["allow_untrained"] = declare(self, "allow_untrained", False, "Serve a randomly initialised model until a "
+                                       "checkpoint arrives (tests and dry runs only).")
+        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap topic (latest one "
+                                       "is used when a request carries no heightmap).", check=bool,
+                                       requirement="a non-empty topic name")
+        p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where the learner announces checkpoints.",
+                                   check=bool, requirement="a non-empty topic name")
+        p["jaw_width"] = declare(self, "jaw_width", 0.085, "Jaw opening drawn in the markers and images, metres.",
+                                 check=in_range(0.005, 0.5), requirement="0.005 <= jaw_width <= 0.5")
+        p["publish_visualization"] = declare(self, "publish_visualization", True, "Publish the affordance image, "
+                                             "markers and point cloud (only when someone subscribes).")
+        p["seed"] = declare(self, "seed", 0, "Seed of the exploration random stream (and of an untrained model).")
+        p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
+                                     check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
+        p["warmup"] = declare(self, "warmup", True, "Run one inference right after loading the first model, so the "
+                              "first request is not slowed down by lazy initialisation.")
+        self.params = p
+        if p["torch_threads"] > 0:
+            torch.set_num_threads(int(p["torch_threads"]))
+
+        self._model: LoadedModel | None = None
+        self._model_lock = threading.Lock()  # guards _model, inference and _rng
+        self._rng = np.random.default_rng(p["seed"])
+        self._latest_heightmap: Heightmap | None = None
+        self._stats_lock = threading.Lock()
+        self._stats = {"served": 0, "failed": 0, "seconds": 0.0}
+
+        # Service calls may run concurrently (decoding, responses); inference itself is serialised by the lock.
+        self._service_group = ReentrantCallbackGroup()
+        self._model_group = MutuallyExclusiveCallbackGroup()
+        self._topic_group = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS,
+                                 callback_group=self._topic_group)
+        self.create_subscription(ModelVersion, p["model_topic"], self._on_model, MODEL_QOS,
+                                 callback_group=self._model_group)
+        self._image_pub = self.create_publisher(Image, "grasp/affordance", SENSOR_QOS)
+        self._marker_pub = self.create_publisher(MarkerArray, "grasp/proposal_markers", SENSOR_QOS)
+        self._cloud_pub = self.create_publisher(PointCloud2, "grasp/affordance_cloud", SENSOR_QOS)
+        self._service = self.create_service(ProposeGrasp, "propose_grasp", self._on_propose,
+                                            callback_group=self._service_group)
+        self.create_timer(10.0, self._log_stats, callback_group=self._topic_group)
+
+        if p["model_path"]:
+            self._load_and_swap(p["model_path"], version=None, why="model_path parameter")
+        if self._model is None and p["allow_untrained"]:
+            self._swap(untrained_model(p["profile"], seed=p["seed"]), why="allow_untrained (random init)")
+        if self._model is None:
+            self.get_logger().info(f"no model yet: waiting for an announcement on {p['model_topic']}")
+        service = self.resolve_service_name(self._service.srv_name)
+        self.get_logger().info(f"{READY_MESSAGE}: serving {service}, heightmaps from "
+                               f"{self.resolve_topic_name(p['heightmap_topic'])}")
+
+    # ------------------------------------------------------------------------------------------------ model
+    def _swap(self, model: LoadedModel, why: str) -> None:
+        if self.params["warmup"] and self._model is None:  # lazy initialisation happens once per process
+            self._warm_up(model)
+        with self._model_lock:
+            old = self._model
+            self._model = model
+        self.get_logger().info(f"model loaded ({why}): {model.describe()}"
+                               + (f" (replaces version {old.version})" if old is not None else ""))
+
+    def _warm_up(self, model: LoadedModel) -> None:
+        side = int(round(0.448 / model.resolution)) if model.resolution else 64
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            model.network.predict(np.zeros((side, side, 3), np.uint8), np.zeros((side, side), np.float32),
+                                  model.options)
+        self.get_logger().debug(f"warm-up inference {1e3 * (time.perf_counter() - t0):.0f} ms")
+
+    def _load_and_swap(self, path: str, version: int | None, why: str, announced: ModelVersion | None = None
+                       ) -> bool:
+        """Load outside the lock, check against the announcement, swap; on any failure keep the old model."""
+        t0 = time.perf_counter()
+        try:
+            model = load_checkpoint_model(path, version)
+            if announced is not None:
+                if announced.trunk and announced.trunk != model.trunk:
+                    raise ValueError(f"announced trunk {announced.trunk!r} but the file holds {model.trunk!r}")
+                if announced.num_rotations and announced.num_rotations != model.num_rotations:
+                    raise ValueError(f"announced {announced.num_rotations} rotations but the file holds "
+                                     f"{model.num_rotations}")
+        except (OSError, ValueError, RuntimeError) as e:
+            current = self._model
+            keep = f"keeping model version {current.version}" if current else "still no model"
+            self.get_logger().error(f"cannot load checkpoint {path} ({why}): {type(e).__name__}: {e}; {keep}")
+            return False
+        self._swap(model, f"{why}, read in {time.perf_counter() - t0:.2f} s")
+        return True
+
+    def _on_model(self, msg: ModelVersion) -> None:
+        current = self._model
+        if current is not None and current.version == msg.version and current.path == msg.path:
+            return  # the transient-local copy of what we already have
+        self.get_logger().info(f"learner announced model version {msg.version} ({msg.updates} updates, "
+                               f"{msg.experiences} experiences): {msg.path}")
+        if current is not None and msg.version < current.version:
+            self.get_logger().warning(f"version {msg.version} is older than the loaded {current.version}: the "
+                                      "learner restarted from an earlier checkpoint; following it")
+        self._load_and_swap(msg.path, msg.version, f"announced version {msg.version}", announced=msg)
+
+    @property
+    def model_version(self) -> int | None:
+        model = self._model
+        return None if model is None else model.version
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def _on_heightmap(self, msg: Heightmap) -> None:
+        if self._latest_heightmap is None:
+            self.get_logger().info(f"first heightmap received ({msg.depth.width}x{msg.depth.height}, frame "
+                                   f"'{msg.header.frame_id}')")
+        self._latest_heightmap = msg
+
+    # ------------------------------------------------------------------------------------------------ service
+    def _on_propose(self, request: ProposeGrasp.Request, response: ProposeGrasp.Response) -> ProposeGrasp.Response:
+        t0 = time.perf_counter()
+        try:
+            proposal, heightmap, model, color = self._propose(request)
+        except Exception as e:  # noqa: BLE001 - every failure becomes an unsuccessful response, never a crash
+            response.success = False
+            if isinstance(e, ValueError):
+                response.message = str(e)
+                self.get_logger().warning(f"propose_grasp refused: {e}")
+            else:
+                response.message = f"internal error while proposing a grasp: {type(e).__name__}: {e}"
+                self.get_logger().error(response.message)
+            self._count(t0, failed=True)
+            return response
+        response.success = True
+        response.message = (f"{'explored' if proposal.explored else 'greedy'} grasp at pixel ({proposal.u}, "
+                            f"{proposal.v}), rotation {proposal.rotation_index}/{proposal.num_rotations}")
+        response.pose.header = heightmap.header
+        pos, quat = response.pose.pose.position, response.pose.pose.orientation
+        pos.x, pos.y, pos.z = proposal.position
+        quat.x, quat.y, quat.z, quat.w = proposal.orientation
+        response.angle = proposal.angle
+        response.q_value = proposal.q_value
+        response.center_px = [float(proposal.u), float(proposal.v)]
+        response.rotation_index = proposal.rotation_index
+        response.num_rotations = proposal.num_rotations
+        response.explored = proposal.explored
+        response.heightmap_stamp = heightmap.header.stamp
+        response.model_version = model.version
+        self._count(t0, failed=False)
+        self.get_logger().debug(f"propose_grasp: {response.message}, q={proposal.q_value:.3f}, model "
+                                f"v{model.version}, {1e3 * (time.perf_counter() - t0):.0f} ms")
+        if self.params["publish_visualization"]:
+            try:
+                self._publish_views(proposal, heightmap, color, model)
+            except Exception as e:  # a view must never cost a proposal
+                self.get_logger().error(f"could not publish the affordance views: {type(e).__name__}: {e}")
+        return response
+
+    def _propose(self, request: ProposeGrasp.Request):
+        model = self._model
+        if model is None:
+            raise ValueError(f"no model loaded yet: waiting for the learner's announcement on "
+                             f"{self.params['model_topic']} (or set model_path, or allow_untrained for tests)")
+        if is_empty_heightmap(request.heightmap):
+            heightmap = self._latest_heightmap
+            if heightmap is None:
+                raise ValueError(f"no heightmap: the request has none and none has arrived on "
+                                 f"{self.resolve_topic_name(self.params['heightmap_topic'])} yet")
+        else:
+            heightmap = request.heightmap
+        if not (math.isfinite(request.epsilon) and 0.0 <= request.epsilon <= 1.0):
+            raise ValueError(f"epsilon must be in [0, 1], got {request.epsilon}")
+        try:
+            color, depth, workspace = msg_to_heightmap(heightmap)
+        except ValueError as e:
+            raise ValueError(f"bad heightmap: {e}") from None
+        if not heightmap.header.frame_id:
+            raise ValueError("bad heightmap: header.frame_id is empty, so the grasp pose would have no frame")
+        if model.resolution is not None and not math.isclose(workspace.resolution, model.resolution, rel_tol=0.01):
+            self.get_logger().warning(f"heightmap resolution {workspace.resolution} m/px differs from the model "
+                                      f"profile's {model.resolution} m/px: grasps may be poor",
+                                      throttle_duration_sec=60.0)
+        with self._model_lock:
+            model = self._model  # the newest model, consistent with what runs
+            proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng)
+        return proposal, heightmap, model, color
+
+    def _publish_views(self, proposal: GraspProposal, heightmap: Heightmap, color: np.ndarray,
+                       model: LoadedModel) -> None:
+        header = Header(stamp=heightmap.header.stamp, frame_id=heightmap.header.frame_id)
+        q_map = proposal.q_maps[proposal.best_rotation]
+        if self._image_pub.get_subscription_count() > 0:
+            jaw_px = self.params["jaw_width"] / heightmap.resolution
+            image = affordance_image(color, q_map, (proposal.u, proposal.v), proposal.angle, jaw_px)
+            self._image_pub.publish(numpy_to_image(image, "rgb8", header))
+        if self._marker_pub.get_subscription_count() > 0:
+            label = f"v{model.version}" + (" explore" if proposal.explored else "")
+            self._marker_pub.publish(grasp_markers(header, proposal.position, proposal.angle,
+                                                   self.params["jaw_width"], proposal.q_value, label))
+        if self._cloud_pub.get_subscription_count() > 0:
+            _, depth, workspace = msg_to_heightmap(heightmap)
+            self._cloud_pub.publish(point_cloud(heightmap_points(depth, workspace),
+                                                affordance_colors(proposal.q_maps.max(axis=0)), header))
+
+    # ------------------------------------------------------------------------------------------------ logs
+    def _count(self, t0: float, failed: bool) -> None:
+        with self._stats_lock:
+            self._stats["failed" if failed else "served"] += 1
+            self._stats["seconds"] += time.perf_counter() - t0
+
+    def _log_stats(self) -> None:
+        with self._stats_lock:
+            stats, self._stats = self._stats, {"served": 0, "failed": 0, "seconds": 0.0}
+        calls = stats["served"] + stats["failed"]
+        if calls:
+            version = self.model_version
+            self.get_logger().info(f"last 10 s: {stats['served']} grasps proposed, {stats['failed']} refused, "
+                                   f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, model "
+                                   f"{'none' if version is None else f'v{version}'}")
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = AffordanceNode()
+    except ParameterError as e:
+        print(f"[affordance_node] error: {e}", flush=True)
+        rclpy.try_shutdown()
+        return 2
+    # Threads for concurrent service calls plus the model and heightmap callbacks (their own groups).
+    executor = MultiThreadedExecutor(num_threads=6)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The affordance node's model: load a checkpoint (or build an untrained one), run it, choose a grasp.
+
+ROS-free so it can be tested without DDS. A `LoadedModel` is immutable once built; the node swaps whole
+`LoadedModel`s under a lock, so a slow load never blocks inference and a failed load keeps the old model.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from grasp_core.checkpoint import load_q_network
+from grasp_core.dqn import select_action
+from grasp_core.grasp_pose import top_down_quaternion
+from grasp_core.profiles import PROFILES, get_profile
+from grasp_core.rotation import InferenceOptions, RotatingQNetwork
+from grasp_core.workspace import WorkspaceLimits
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready-to-run Q network and where it came from."""
+
+    network: RotatingQNetwork
+    options: InferenceOptions
+    version: int
+    path: str  # "" for an untrained model
+    trunk: str
+    profile: str | None
+    resolution: float | None  # metres per pixel the profile was made for (None: unknown)
+
+    @property
+    def num_rotations(self) -> int:
+        return self.network.num_rotations
+
+    def describe(self) -> str:
+        source = self.path or "untrained (random init)"
+        return (f"version {self.version}, {self.trunk} trunks, {self.num_rotations} rotations, "
+                f"profile {self.profile or '?'}, from {source}")
+
+
+def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -> LoadedModel:
+    """A checkpoint (trunk, rotations, zoom and profile from its metadata) -> LoadedModel in eval mode.
+
+    Raises FileNotFoundError / grasp_core.checkpoint.CheckpointError (a ValueError) with the reason.
+    """
+    network, record = load_q_network(path)
+    network.eval()
+    profile = PROFILES.get(record.get("profile") or "")
+    if profile is not None and profile.trunk != record["trunk"]:
+        profile = None  # a renamed or custom profile: run with default options rather than wrong ones
+    return LoadedModel(network=network, options=profile.inference if profile else InferenceOptions(),
+                       version=int(record["version"] if version is None else version), path=str(path),
+                       trunk=record["trunk"], profile=profile.name if profile else record.get("profile"),
+                       resolution=profile.resolution if profile else None)
+
+
+def untrained_model(profile_name: str, seed: int = 0) -> LoadedModel:
+    """A randomly initialised network of a named profile (only for tests and dry runs: it knows nothing)."""
+    profile = get_profile(profile_name)
+    torch.manual_seed(seed)
+    network = profile.build_q_network()
+    network.eval()
+    return LoadedModel(network=network, options=profile.inference, version=0, path="", trunk=profile.trunk,
+                       profile=profile.name, resolution=profile.resolution)
+
+
+@dataclass(frozen=True)
+class GraspProposal:
+    """The chosen grasp and what the node publishes about it."""
+
+    rotation_index: int
+    num_rotations: int
+    u: int  # column
+    v: int  # row
+    angle: float  # radians, closing direction (cos a, sin a) in the base frame
+    q_value: float
+    explored: bool
+    position: tuple[float, float, float]  # jaw centre in the base frame (workspace frame)
+    orientation: tuple[float, float, float, float]  # quaternion (x, y, z, w), tool z down
+    q_maps: np.ndarray  # (R, H, W) float32
+    best_rotation: int  # rotation holding the greedy argmax (shown in the affordance image)
+
+
+def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, workspace: WorkspaceLimits,
+            epsilon: float, rng: np.random.Generator) -> GraspProposal:
+    """Q maps for every rotation, then an epsilon-greedy grasp, as a pose in the workspace (base) frame."""
+    if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    with torch.inference_mode():
+        q_maps = model.network.predict(color_hm, depth_hm, model.options)
+    action = select_action(q_maps, epsilon, rng)
+    rotation, v, u = action.rotation, action.v, action.u
+    angle = model.network.angle(rotation)
+    position = workspace.pixel_to_point(u, v, float(depth_hm[v, u]))
+    best = int(np.unravel_index(int(np.argmax(q_maps)), q_maps.shape)[0])
+    return GraspProposal(rotation_index=rotation, num_rotations=model.num_rotations, u=int(u), v=int(v),
+                         angle=angle, q_value=float(q_maps[rotation, v, u]), explored=bool(action.explored),
+                         position=tuple(float(p) for p in position), orientation=top_down_quaternion(angle),
+                         q_maps=q_maps, best_rotation=best)

@@ -1,0 +1,324 @@
+"""learner_node: experiences in, durable replay, DQN updates, versioned checkpoints out.
+
+- Every experience on `/grasp/experience` is decoded, checked and appended to the on-disk `ReplayStore`
+  (fsync'ed) before it is counted; an id already stored is reported as a duplicate and not trained on again.
+- A training thread walks the store in order and runs one `DQNLearner.update` per stored experience (plus
+  VPG's prioritised replay step inside it), so a slow update never delays storing.
+- Every `checkpoint_every` updates it saves version k (weights + training state, atomically) and announces it
+  on `/grasp/model` (transient local: late joiners get the newest).
+- Start-up: resume from the newest complete checkpoint in `checkpoint_dir` if there is one (it wins over
+  `pretrained_checkpoint`), then train whatever the store holds beyond it; otherwise build the profile's
+  network, warm-start it from `pretrained_checkpoint` (if given), save it as version 0 and announce it.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+import torch
+from grasp_interfaces.msg import GraspExperience, ModelVersion
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from grasp_core.checkpoint import load_q_network
+from grasp_core.dqn import EPSILON_SCHEDULES, DQNConfig, DQNLearner, warm_start
+from grasp_core.profiles import PROFILES, get_profile
+from grasp_core.replay import ReplayStore
+from grasp_learning.checkpoint_catalog import CheckpointCatalog
+from grasp_learning.experience_conversion import msg_to_experience
+from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.qos import EXPERIENCE_QOS, MODEL_QOS
+
+READY_MESSAGE = "learner ready"
+
+
+class LearnerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("learner_node", **kwargs)
+        p = {}
+        p["replay_dir"] = declare(self, "replay_dir", "runs/learner/replay", "On-disk replay store (every "
+                                  "experience is written here before it is counted).", check=bool,
+                                  requirement="a non-empty folder path")
+        p["checkpoint_dir"] = declare(self, "checkpoint_dir", "runs/learner/checkpoints", "Versioned checkpoints; "
+                                      "the newest complete one is resumed at start-up.", check=bool,
+                                      requirement="a non-empty folder path")
+        p["pretrained_checkpoint"] = declare(self, "pretrained_checkpoint", "", "Pretrained Q_s to warm-start from "
+                                             "when there is nothing to resume ('' = random init, vanilla DQN).")
+        p["profile"] = declare(self, "profile", "fast", "Network profile of a fresh start (a resumed or pretrained "
+                               "checkpoint must match its trunk).", check=one_of(*PROFILES),
+                               requirement=f"one of {sorted(PROFILES)}")
+        p["checkpoint_every"] = declare(self, "checkpoint_every", 10, "Save and announce a new model version every "
+                                        "this many updates.", check=in_range(1, 1_000_000),
+                                        requirement="an integer >= 1")
+        p["keep_checkpoints"] = declare(self, "keep_checkpoints", 5, "Complete versions kept on disk (older ones "
+                                        "are deleted; 0 = keep all).", check=in_range(0, 1_000_000),
+                                        requirement="an integer >= 0")
+        p["gamma"] = declare(self, "gamma", 0.9, "Discount of the DQN target (seed 0.9, VPG 0.5).",
+                             check=in_range(0.0, 1.0), requirement="0 <= gamma <= 1")
+        p["learning_rate"] = declare(self, "learning_rate", 1e-4, "SGD learning rate (seed 1e-4).",
+                                     check=in_range(1e-9, 1.0), requirement="0 < learning_rate <= 1")
+        p["prioritized_replay"] = declare(self, "prioritized_replay", True, "VPG's replay step after each update.")
+        p["train_opposite_rotation"] = declare(self, "train_opposite_rotation", False, "Also train rotation i + R/2 "
+                                               "(the jaw is symmetric; VPG does).")
+        p["bn_mode"] = declare(self, "bn_mode", DQNConfig.bn_mode, "BatchNorm in DQN updates: 'train' (batch "
+                               "statistics, VPG) or 'frozen' (always the running statistics, as at inference).",
+                               check=one_of("train", "frozen"), requirement="'train' or 'frozen'")
+        p["epsilon_schedule"] = declare(self, "epsilon_schedule", "exponential", "Epsilon schedule recorded with "
+                                        "the training state.", check=one_of(*EPSILON_SCHEDULES),
+                                        requirement=f"one of {list(EPSILON_SCHEDULES)}")
+        p["seed"] = declare(self, "seed", 0, "Seed of the learner's random streams (replay sampling, init).")
+        p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
+                                     check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
+        p["experience_topic"] = declare(self, "experience_topic", "/grasp/experience", "Replay topic.", check=bool,
+                                        requirement="a non-empty topic name")
+        p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where new model versions are announced.",
+                                   check=bool, requirement="a non-empty topic name")
+        self.params = p
+        if p["torch_threads"] > 0:
+            torch.set_num_threads(int(p["torch_threads"]))
+        torch.manual_seed(p["seed"])
+
+        try:
+            self.store = ReplayStore(p["replay_dir"])
+        except ValueError as e:
+            raise ParameterError(f"replay_dir {p['replay_dir']!r}: {e}") from None
+        self.catalog = CheckpointCatalog(p["checkpoint_dir"])
+        self._model_pub = self.create_publisher(ModelVersion, p["model_topic"], MODEL_QOS)
+        self._received = 0  # experiences stored by this process
+        self._duplicates = 0
+        self._rejected = 0
+        self._last_loss: float | None = None
+        self._skip: set[int] = set()  # store indices whose update failed: never trained
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._build_learner()
+        self._updates_since_save = 0
+
+        self.create_subscription(GraspExperience, p["experience_topic"], self._on_experience, EXPERIENCE_QOS)
+        self.create_timer(10.0, self._log_stats)
+        self._trainer = threading.Thread(target=self._train_loop, name="dqn-trainer", daemon=True)
+        self._trainer.start()
+        self.get_logger().info(f"{READY_MESSAGE}: listening on {p['experience_topic']}, replay "
+                               f"{self.store.directory} ({len(self.store)} stored), model v{self.version} "
+                               f"({self.learner.qnet.fcn.trunk_name}, {self.num_rotations} rotations)")
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def _dqn_config(self, profile_name: str | None) -> DQNConfig:
+        profile = PROFILES.get(profile_name or "")
+        p = self.params
+        kwargs = {"inference": profile.inference} if profile else {}
+        return DQNConfig(gamma=p["gamma"], lr=p["learning_rate"], prioritized_replay=p["prioritized_replay"],
+                         train_opposite_rotation=p["train_opposite_rotation"],
+                         epsilon_schedule=p["epsilon_schedule"], bn_mode=p["bn_mode"], seed=p["seed"], **kwargs)
+
+    def _build_learner(self) -> None:
+        p, log = self.params, self.get_logger()
+        resumed = self._load_latest()
+        if resumed is None and self.catalog.entries():
+            raise ParameterError(f"checkpoint_dir {self.catalog.directory} holds checkpoints but none can be "
+                                 "resumed (see the errors above); move them away to start afresh")
+        if resumed is not None:
+            resume, self.learner = resumed
+            self.version, self.trained = resume.version, resume.trained
+            backlog = len(self.store) - self.trained
+            log.info(f"resuming from {resume.model_path} (version {resume.version}, {resume.updates} updates, "
+                     f"{resume.trained} experiences trained); the replay holds {len(self.store)}, so "
+                     f"{backlog} stored after that checkpoint will be trained on now")
+            if p["pretrained_checkpoint"]:
+                log.info(f"pretrained_checkpoint {p['pretrained_checkpoint']} not used: resuming wins")
+            self._announce(resume.model_path)
+            return
+        profile = get_profile(p["profile"])
+        qnet = profile.build_q_network()
+        if p["pretrained_checkpoint"]:
+            try:
+                warm_start(qnet, p["pretrained_checkpoint"])
+            except (OSError, ValueError) as e:
+                raise ParameterError(f"pretrained_checkpoint {p['pretrained_checkpoint']!r} cannot warm-start a "
+                                     f"{profile.name} network: {e}") from None
+            log.info(f"warm start from {p['pretrained_checkpoint']} (profile {profile.name})")
+        else:
+            log.warning(f"no pretrained_checkpoint: starting from a random {profile.name} network (vanilla DQN)")
+        self.learner = DQNLearner(qnet, self._dqn_config(profile.name), self.store, profile=profile.name)
+        self.version, self.trained = 0, 0
+        if len(self.store):
+            log.info(f"no checkpoint to resume but the replay holds {len(self.store)} experiences: training on "
+                     "all of them")
+        self._save_and_announce()
+
+    def _load_latest(self):
+        """(entry, DQNLearner) of the newest checkpoint that loads (an unreadable one falls back to the one
+        before), or None."""
+        for entry in reversed(self.catalog.entries()):
+            try:
+                qnet, record = load_q_network(entry.model_path)
+                learner = DQNLearner(qnet, self._dqn_config(record.get("profile")), self.store,
+                                     profile=record.get("profile"))
+                learner.load(entry.model_path)
+                return entry, learner
+            except (OSError, ValueError, KeyError) as e:
+                self.get_logger().error(f"cannot resume from {entry.model_path}: {type(e).__name__}: {e}")
+        return None
+
+    @property
+    def num_rotations(self) -> int:
+        return self.learner.qnet.num_rotations
+
+    # ------------------------------------------------------------------------------------------------ storing
+    def _on_experience(self, msg: GraspExperience) -> None:
+        log = self.get_logger()
+        try:
+            experience = msg_to_experience(msg)
+            if experience.num_rotations != self.num_rotations:
+                raise ValueError(f"experience {experience.id} has {experience.num_rotations} rotations, the "
+                                 f"network {self.num_rotations}")
+        except ValueError as e:
+            self._rejected += 1
+            log.error(f"dropped an experience from {msg.source or '?'} (attempt {msg.attempt}): {e}")
+            return
+        known = self.store.index_of(experience.id)
+        if known is not None:
+            self._duplicates += 1
+            log.warning(f"experience {experience.id} from {experience.source} is already stored as #{known}: "
+                        "duplicate, not stored or trained again")
+            return
+        try:
+            index = self.store.append(experience)  # durable (fsync + rename) before it counts
+        except (OSError, ValueError) as e:
+            self._rejected += 1
+            log.error(f"could not store experience {experience.id}: {type(e).__name__}: {e}")
+            return
+        self._received += 1
+        log.info(f"stored experience #{index} (id {experience.id}, {experience.source or '?'} attempt "
+                 f"{experience.attempt}, reward {experience.reward:g}); {len(self.store)} stored, "
+                 f"{len(self.store) - self.trained} waiting for training")
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------------------------ training
+    def _train_loop(self) -> None:
+        log = self.get_logger()
+        while not self._stop.is_set():
+            if self.trained >= len(self.store):
+                self._wake.wait(0.2)
+                self._wake.clear()
+                continue
+            index = self.trained
+            self.trained = index + 1
+            if index in self._skip:
+                continue
+            try:
+                experience = self.store[index]
+                stats = self.learner.update(experience)
+                if not (math.isfinite(stats.loss) and self._weights_finite()):
+                    raise FloatingPointError(f"the network diverged (loss {stats.loss}, non-finite weights)")
+            except Exception as e:  # noqa: BLE001 - one bad record or a divergence must not stop learning
+                self._recover(index, e)
+                continue
+            self._last_loss = stats.loss
+            replayed = "" if stats.replayed_index is None else \
+                f", replayed #{stats.replayed_index} (loss {stats.replayed_loss:.4f})"
+            log.info(f"update {stats.step} on experience #{index} (reward {experience.reward:g}): loss "
+                     f"{stats.loss:.4f}, Q {stats.predicted:.3f} -> target {stats.target:.3f}{replayed}")
+            self._updates_since_save += 1
+            if self._updates_since_save >= self.params["checkpoint_every"]:
+                self._save_and_announce()
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.learner.qnet.state_dict().values()
+                   if t.is_floating_point())
+
+    def _recover(self, index: int, error: Exception) -> None:
+        """An update failed half-way (the network or replay sampler may be damaged): go back to the newest
+        checkpoint, which never holds non-finite weights, and train again from there without this experience."""
+        log = self.get_logger()
+        self._skip.add(index)
+        resumed = self._load_latest()
+        if resumed is None:
+            log.fatal(f"update on experience #{index} failed ({type(error).__name__}: {error}) and no checkpoint "
+                      "can be reloaded; the learner stops training")
+            self._stop.set()
+            return
+        entry, self.learner = resumed
+        self.trained, self._updates_since_save = entry.trained, 0
+        log.error(f"update on experience #{index} failed ({type(error).__name__}: {error}); back to checkpoint "
+                  f"version {entry.version} ({entry.updates} updates): training again from experience "
+                  f"#{entry.trained}, leaving out #{sorted(self._skip)}")
+
+    def _save_and_announce(self) -> None:
+        version = self.version + 1 if self.catalog.latest() is not None else 0
+        t0 = time.perf_counter()
+        path = self.learner.save(self.catalog.model_path(version), version=version)
+        self.catalog.write_progress(version, self.trained, self.learner.step, len(self.store))
+        self.version = version
+        self._updates_since_save = 0
+        self.get_logger().info(f"checkpoint version {version} saved in {time.perf_counter() - t0:.2f} s: {path} "
+                               f"({self.learner.step} updates, {self.trained} experiences)")
+        deleted = self.catalog.prune(self.params["keep_checkpoints"])
+        if deleted:
+            self.get_logger().debug(f"deleted old checkpoint versions {deleted}")
+        self._announce(path)
+
+    def _announce(self, path: Path) -> None:
+        if not rclpy.ok(context=self.context):
+            return
+        msg = ModelVersion(version=int(self.version), path=str(Path(path).resolve()),
+                           trunk=self.learner.qnet.fcn.trunk_name, num_rotations=self.num_rotations,
+                           updates=int(self.learner.step), experiences=int(self.trained))
+        msg.stamp = self.get_clock().now().to_msg()
+        self._model_pub.publish(msg)
+        self.get_logger().info(f"announced model version {self.version} on {self.params['model_topic']}")
+
+    # ------------------------------------------------------------------------------------------------ life cycle
+    def _log_stats(self) -> None:
+        loss = "-" if self._last_loss is None else f"{self._last_loss:.4f}"
+        self.get_logger().info(f"status: {len(self.store)} stored ({self._received} this run, {self._duplicates} "
+                               f"duplicates, {self._rejected} rejected), {self.trained} trained, "
+                               f"{len(self.store) - self.trained} waiting, {self.learner.step} updates, last loss "
+                               f"{loss}, model v{self.version}")
+
+    def shutdown(self, save: bool = True) -> None:
+        """Stop the trainer after its current update; save a last checkpoint if it trained since the last one."""
+        self._stop.set()
+        self._wake.set()
+        self._trainer.join(timeout=60.0)
+        if save and self._updates_since_save > 0:
+            self._save_and_announce()
+        self.store.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(args=None) -> int:
+    # Our own SIGINT/SIGTERM handling: the context stays valid until the last checkpoint is saved and announced.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        node = LearnerNode()
+    except ParameterError as e:
+        print(f"[learner_node] error: {e}", flush=True)
+        rclpy.try_shutdown()
+        return 2
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 0
+    try:
+        while rclpy.ok():
+            rclpy.spin_once(node, timeout_sec=0.2)  # short waits: Python sees a signal within 0.2 s
+    except (KeyboardInterrupt, ExternalShutdownException):
+        node.get_logger().info("stopping: finishing the current update")
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
