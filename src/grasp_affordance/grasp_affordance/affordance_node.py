@@ -15,12 +15,11 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 import torch
 from grasp_interfaces.msg import Heightmap, ModelVersion
 from grasp_interfaces.srv import ProposeGrasp
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
@@ -31,7 +30,8 @@ from grasp_affordance.visualization import affordance_colors, affordance_image, 
     point_cloud
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.node_main import spin_node
+from grasp_ros.params import declare, in_range, one_of
 from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
 
 READY_MESSAGE = "affordance node ready"
@@ -263,25 +263,9 @@ class AffordanceNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = AffordanceNode()
-    except ParameterError as e:
-        print(f"[affordance_node] error: {e}", flush=True)
-        rclpy.try_shutdown()
-        return 2
     # Threads for concurrent service calls plus the model and heightmap callbacks (their own groups).
-    executor = MultiThreadedExecutor(num_threads=6)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(AffordanceNode, "affordance_node", args,
+                     make_executor=lambda: MultiThreadedExecutor(num_threads=6))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from grasp_core.fileio import atomic_write
 from grasp_core.workspace import WorkspaceLimits
 
 FORMAT = "grasp-keypoints"
@@ -79,24 +79,6 @@ class KeypointDataset:
         return self.samples[index]
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)
-
-
 def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -146,17 +128,17 @@ def save_dataset(path, samples: list[KeypointSample], workspace: WorkspaceLimits
         ok, png = cv2.imencode(".png", cv2.cvtColor(sample.color, cv2.COLOR_RGB2BGR))
         if not ok:
             raise DatasetError(f"sample {sample.id}: OpenCV could not encode the colour heightmap as PNG")
-        _atomic_write(path / color_file, png.tobytes())
+        atomic_write(path / color_file, png.tobytes())
         buffer = io.BytesIO()
         np.save(buffer, sample.depth, allow_pickle=False)
-        _atomic_write(path / depth_file, buffer.getvalue())
+        atomic_write(path / depth_file, buffer.getvalue())
         entries.append({"id": sample.id, "color": color_file, "depth": depth_file,
                         "points": sample.points.tolist(), "sigmas": sample.sigmas.tolist()})
     index = {"format": FORMAT, "version": VERSION, "workspace": workspace.as_dict()}
     if camera_json is not None:
         index["camera"] = json.loads(camera_json)
     index["samples"] = entries
-    _atomic_write(path / INDEX_FILE, (json.dumps(index, indent=1) + "\n").encode("utf-8"))
+    atomic_write(path / INDEX_FILE, (json.dumps(index, indent=1) + "\n").encode("utf-8"))
     return path
 
 

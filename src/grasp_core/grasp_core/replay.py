@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_core.fileio import fsync_directory
+
 FORMAT = "grasp-replay"
 VERSION = 1
 MARKER_FILE = "replay.json"
@@ -105,14 +107,6 @@ def _check_heightmaps(color, depth, what: str) -> None:
 
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ReplayStore:
@@ -201,7 +195,7 @@ class ReplayStore:
         if path.exists():
             raise ValueError(f"{path} already exists: another writer is using this replay store")
         os.replace(tmp, path)
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     def append(self, experience: Experience) -> int:
         """Store an experience durably and return its index; an id already stored returns the old index."""

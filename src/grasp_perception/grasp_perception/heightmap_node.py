@@ -20,14 +20,13 @@ import time
 from collections import Counter
 
 import numpy as np
-import rclpy
 from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image
+from grasp_ros.node_main import spin_node
 from grasp_ros.params import ParameterError, declare, in_range
 from grasp_ros.qos import LATEST_QOS, SENSOR_QOS
 from grasp_interfaces.msg import Heightmap
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
@@ -288,21 +287,7 @@ class HeightmapNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = HeightmapNode()
-    except ParameterError as e:
-        rclpy.logging.get_logger("heightmap_node").fatal(str(e))
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(HeightmapNode, "heightmap_node", args)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,13 @@ from __future__ import annotations
 import math
 import time
 
-import rclpy
 from grasp_core.sim import GraspWorld, SimConfig
 from grasp_core.sim.world import MAX_OBJECTS
 from grasp_interfaces.srv import ExecuteGrasp, ResetScene
 from grasp_ros.conversions import numpy_to_image
+from grasp_ros.node_main import spin_node
 from grasp_ros.params import ParameterError, declare, in_range, one_of
 from grasp_ros.qos import SENSOR_QOS
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
@@ -201,21 +200,7 @@ class SimNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimNode()
-    except ParameterError as e:
-        rclpy.logging.get_logger("grasp_sim").fatal(str(e))
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SimNode, "grasp_sim", args)
 
 
 if __name__ == "__main__":
