@@ -8,7 +8,6 @@ writes. Images are never rewritten, so an autosave takes about a millisecond eve
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_core.dataset import INDEX_FILE, DatasetError, KeypointDataset, KeypointSample, load_dataset
+from grasp_core.fileio import atomic_write
 from grasp_core.labels import estimate_sigma
 
 # Sigma limits (pixels) the tool accepts; the label of a sigma below half a pixel is a single dot.
@@ -48,17 +48,7 @@ def write_annotations(path, samples: list[KeypointSample]) -> None:
         entry["points"] = sample.points.tolist()
         entry["sigmas"] = sample.sigmas.tolist()
     data = (json.dumps(index, indent=1) + "\n").encode("utf-8")
-    tmp = index_path.with_name(f".{index_path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, index_path)
-    fd = os.open(index_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(index_path, data)
 
 
 class AnnotationSession:
