@@ -58,6 +58,10 @@ class DQNConfig:
     smooth_l1_beta: float = 1.0  # torch SmoothL1Loss default (Huber delta 1)
     bn_mode: str = "train"  # "train": batch statistics in updates; "frozen": BatchNorm always in eval mode
     bootstrap_failures: bool = False  # VPG: False, a failed grasp's target is its reward (no future term)
+    # With rewards in {0, 1} the true Q lies in [0, 1 / (1 - gamma)]. Without a target network (VPG has none) the
+    # max over 16 x H x W actions of an overestimating network feeds on itself (Q ~1e6 was seen in the node
+    # graph); clipping the bootstrap term to that range keeps every target a possible Q value.
+    clip_bootstrap: bool = True
     seed: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
 
@@ -131,8 +135,8 @@ def select_action(q_maps, epsilon: float, rng: np.random.Generator, valid_mask: 
     return Action(int(rotation), int(u), int(v), float(q[rotation, v, u]), False)
 
 
-def td_target(reward: float, next_q_maps, terminal: bool, gamma: float) -> float:
-    """r if terminal else r + gamma * max Q(s') (over every rotation and pixel)."""
+def td_target(reward: float, next_q_maps, terminal: bool, gamma: float, q_max: float | None = None) -> float:
+    """r if terminal else r + gamma * max Q(s') (over every rotation and pixel), max Q(s') clipped to [0, q_max]."""
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
     if not math.isfinite(reward):
@@ -142,6 +146,8 @@ def td_target(reward: float, next_q_maps, terminal: bool, gamma: float) -> float
     if next_q_maps is None:
         raise ValueError("a non-terminal transition needs the next state's Q maps")
     best = float(next_q_maps.max()) if isinstance(next_q_maps, torch.Tensor) else float(np.max(next_q_maps))
+    if q_max is not None:
+        best = min(max(best, 0.0), q_max)
     return float(reward) + gamma * best
 
 
@@ -216,11 +222,16 @@ class DQNLearner:
         """No future term: a reset (terminal) or, as in VPG, a failed grasp."""
         return experience.terminal or (experience.reward <= 0 and not self.config.bootstrap_failures)
 
+    @property
+    def _q_max(self) -> float | None:
+        gamma = self.config.gamma
+        return 1.0 / (1.0 - gamma) if self.config.clip_bootstrap and gamma < 1.0 else None
+
     def target(self, experience: Experience) -> float:
         if self._ends_here(experience):
             return td_target(experience.reward, None, True, self.config.gamma)
         next_q = self.q_maps(experience.next_color_hm, experience.next_depth_hm)
-        return td_target(experience.reward, next_q, False, self.config.gamma)
+        return td_target(experience.reward, next_q, False, self.config.gamma, self._q_max)
 
     def _gradient_step(self, experience: Experience, target: float) -> tuple[float, float]:
         """One SGD step on Q[i, v, u] (and its opposite rotation); returns (loss, Q[i, v, u] before the step)."""
@@ -250,7 +261,7 @@ class DQNLearner:
         `next_q_maps`: Q(s') if the caller already computed it to pick the next action (saves a forward pass).
         """
         if next_q_maps is not None and not self._ends_here(experience):
-            target = td_target(experience.reward, next_q_maps, False, self.config.gamma)
+            target = td_target(experience.reward, next_q_maps, False, self.config.gamma, self._q_max)
         else:
             target = self.target(experience)
         loss, predicted = self._gradient_step(experience, target)

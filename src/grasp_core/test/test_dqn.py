@@ -232,3 +232,10 @@ def test_a_failed_grasp_has_no_future_term_unless_asked():
     assert learner.target(replace(failed, reward=1.0)) == pytest.approx(1.0 + 0.9 * best_next, rel=1e-6)
     bootstrapping = DQNLearner(learner.qnet, DQNConfig(prioritized_replay=False, bootstrap_failures=True))
     assert bootstrapping.target(failed) == pytest.approx(0.9 * best_next, rel=1e-6)
+
+
+def test_bootstrap_term_is_clipped_to_possible_q_values():
+    next_q = np.array([[[50.0, -3.0]]])
+    assert td_target(1.0, next_q, False, 0.9, q_max=10.0) == pytest.approx(1.0 + 0.9 * 10.0)
+    assert td_target(1.0, np.array([[[-2.0, -3.0]]]), False, 0.9, q_max=10.0) == pytest.approx(1.0)  # below 0 -> 0
+    assert td_target(1.0, next_q, False, 0.9) == pytest.approx(1.0 + 0.9 * 50.0)  # unclipped when asked
