@@ -120,7 +120,7 @@ h="$( { find src \( -name package.xml -o -name setup.py -o -name setup.cfg -o -n
           -o -name '*.msg' -o -name '*.srv' \) -not -path '*/build/*' | sort | xargs cat; \
         find launch config -type f -not -name '*.pyc' | sort; cat colcon.meta; } | sha256sum | cut -c1-16)"
 if ! stamp_ok colcon "$h" || [ ! -f install/setup.bash ]; then
-  say "colcon build (interfaces + 7 Python packages; ~30 s)"
+  say "colcon build (interfaces + the Python packages; ~30 s)"
   (
     set +u
     # shellcheck disable=SC1091
