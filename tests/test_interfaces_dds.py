@@ -57,7 +57,11 @@ def double_server():
         pytest.fail(f"service double did not start: {line!r} {proc.stderr.read()}")
     yield proc
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a loaded machine: the double's exit is not what this test checks
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_propose_grasp_round_trips_every_field_across_processes(double_server):

@@ -249,6 +249,8 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
     with ProcessGraph(out / "logs", params_file=params_file) as graph:
         say(f"step 3/4: starting {len(specs)} nodes in ROS_DOMAIN_ID={graph.domain_id} (logs: {out / 'logs'})")
         monitor = Monitor(graph.domain_id)
+        # rclpy's executors register their own SIGINT machinery; make sure Ctrl-C still reaches this loop.
+        signal.signal(signal.SIGINT, _interrupt)
         progress_holder.append(monitor.progress)
         try:
             for spec in specs:
