@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.open:
         webbrowser.open(server.url)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl-C must stop the server even when the parent started us with SIGINT ignored (Python keeps an
+    # inherited SIG_IGN, and the session would then only stop on SIGKILL).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -249,7 +249,7 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
     with ProcessGraph(out / "logs", params_file=params_file) as graph:
         say(f"step 3/4: starting {len(specs)} nodes in ROS_DOMAIN_ID={graph.domain_id} (logs: {out / 'logs'})")
         monitor = Monitor(graph.domain_id)
-        # rclpy's executors register their own SIGINT machinery; make sure Ctrl-C still reaches this loop.
+        # Ctrl-C must reach this loop even if we were started with SIGINT ignored (an inherited SIG_IGN stays).
         signal.signal(signal.SIGINT, _interrupt)
         progress_holder.append(monitor.progress)
         try:
