@@ -31,6 +31,7 @@ from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
 from grasp_ros.params import ParameterError, declare, in_range, one_of
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from grasp_execution.attempt_log import AttemptLog, AttemptRecord
@@ -110,6 +111,10 @@ class ExecutorNode(Node):
         p["retry_delay"] = declare(self, "retry_delay", 1.0,
                                    "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
                                    check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
+        p["ack_timeout"] = declare(self, "ack_timeout", 5.0,
+                                   "Seconds to wait for every experience subscriber (the learner) to acknowledge "
+                                   "an experience before the next attempt.", check=in_range(0.0, 600.0),
+                                   requirement="0 <= ack_timeout <= 600")
         p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
         self.params = p
         self.moveit_params = declare_moveit_parameters(self)
@@ -327,6 +332,11 @@ class ExecutorNode(Node):
             model_version=int(proposal.model_version), epsilon=float(epsilon), explored=bool(proposal.explored),
             predicted_q=float(proposal.q_value), failure_reason=int(outcome.failure_reason))
         self.experience_pub.publish(experience)
+        # Reliable QoS resends until acknowledged, but only while this process lives: wait for the learner's
+        # acknowledgement so an executor stopped right after a grasp does not take the experience with it.
+        if not self.experience_pub.wait_for_all_acked(Duration(seconds=self.params["ack_timeout"])):
+            self.get_logger().warning(f"experience {experience.id} not acknowledged by every subscriber within "
+                                      f"{self.params['ack_timeout']} s (is the learner running?)")
         self.published.append(experience.id)
         pos = pose.pose.position
         g = self.log.add(AttemptRecord(
