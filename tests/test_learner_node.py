@@ -39,7 +39,8 @@ def experience(index: int, rotations: int = 4, terminal: bool | None = None) -> 
 def learner_spec(tmp, pretrained):
     return NodeSpec("grasp_learning", "learner_node", label="learner", params={
         "profile": "tiny", "replay_dir": str(tmp / "replay"), "checkpoint_dir": str(tmp / "checkpoints"),
-        "checkpoint_every": CHECKPOINT_EVERY, "pretrained_checkpoint": str(pretrained), "torch_threads": 1})
+        "learning": "seed", "learning_overrides": f"publish_every={CHECKPOINT_EVERY}",
+        "pretrained_checkpoint": str(pretrained), "torch_threads": 1})
 
 
 def test_learner_stores_trains_checkpoints_and_survives_sigkill(tmp_path):

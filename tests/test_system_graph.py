@@ -31,7 +31,7 @@ def graph_specs(tmp):
     specs = [
         NodeSpec("grasp_learning", "learner_node", label="learner", params={
             "profile": "tiny", "replay_dir": str(tmp / "replay"), "checkpoint_dir": str(tmp / "checkpoints"),
-            "checkpoint_every": 5, "torch_threads": 1}),
+            "learning_overrides": "publish_every=5", "torch_threads": 1}),
         NodeSpec("grasp_affordance", "affordance_node", label="affordance", params={
             "profile": "tiny", "torch_threads": 1}),
     ]

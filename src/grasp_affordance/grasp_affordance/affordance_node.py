@@ -28,6 +28,7 @@ from visualization_msgs.msg import MarkerArray
 from grasp_affordance.model_holder import GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model
 from grasp_affordance.visualization import affordance_colors, affordance_image, grasp_markers, heightmap_points, \
     point_cloud
+from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
@@ -225,7 +226,8 @@ class AffordanceNode(Node):
                                       throttle_duration_sec=60.0)
         with self._model_lock:
             model = self._model  # the newest model, consistent with what runs
-            proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng)
+            proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng,
+                               *exploration_from_request(request, model.num_rotations))
         return proposal, heightmap, model, color
 
     def _publish_views(self, proposal: GraspProposal, heightmap: Heightmap, color: np.ndarray,
@@ -260,6 +262,33 @@ class AffordanceNode(Node):
             self.get_logger().info(f"last 10 s: {stats['served']} grasps proposed, {stats['failed']} refused, "
                                    f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, model "
                                    f"{'none' if version is None else f'v{version}'}")
+
+
+def exploration_from_request(request: ProposeGrasp.Request, num_rotations: int
+                             ) -> tuple[str, float, FailedGraspMemory | None]:
+    """(mode, temperature, excluded grasps) of a request, validated."""
+    mode = request.exploration_mode or "uniform"
+    if mode not in EXPLORATION_MODES:
+        raise ValueError(f"exploration_mode must be one of {EXPLORATION_MODES} (or empty), got {mode!r}")
+    temperature = float(request.temperature) or 0.1
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be > 0, got {request.temperature}")
+    rotations = list(request.exclude_rotation_index)
+    xs, ys = list(request.exclude_pixel_x), list(request.exclude_pixel_y)
+    if not len(rotations) == len(xs) == len(ys):
+        raise ValueError(f"exclude_rotation_index, exclude_pixel_x and exclude_pixel_y differ in length: "
+                         f"{len(rotations)}, {len(xs)}, {len(ys)}")
+    if not rotations:
+        return mode, temperature, None
+    radius = float(request.exclude_radius_px)
+    if not (math.isfinite(radius) and radius >= 0):
+        raise ValueError(f"exclude_radius_px must be >= 0, got {request.exclude_radius_px}")
+    if max(rotations) >= num_rotations:
+        raise ValueError(f"exclude_rotation_index {max(rotations)} is not below the model's {num_rotations} "
+                         "rotations")
+    memory = FailedGraspMemory(num_rotations, radius)
+    memory.failed = [(int(r), int(u), int(v)) for r, u, v in zip(rotations, xs, ys)]
+    return mode, temperature, memory
 
 
 def main(args=None) -> int:

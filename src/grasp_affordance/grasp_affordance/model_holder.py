@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from grasp_core.checkpoint import load_q_network
-from grasp_core.dqn import select_action
+from grasp_core.exploration import FailedGraspMemory, select_action
 from grasp_core.grasp_pose import top_down_quaternion
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
@@ -86,13 +86,19 @@ class GraspProposal:
 
 
 def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, workspace: WorkspaceLimits,
-            epsilon: float, rng: np.random.Generator) -> GraspProposal:
-    """Q maps for every rotation, then an epsilon-greedy grasp, as a pose in the workspace (base) frame."""
+            epsilon: float, rng: np.random.Generator, mode: str = "uniform", temperature: float = 0.1,
+            excluded: FailedGraspMemory | None = None) -> GraspProposal:
+    """Q maps for every rotation, then a grasp chosen by grasp_core.exploration.select_action (`excluded`: failed
+    grasps not to propose again), as a pose in the workspace (base) frame."""
     if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     with torch.inference_mode():
         q_maps = model.network.predict(color_hm, depth_hm, model.options)
-    action = select_action(q_maps, epsilon, rng)
+    if excluded is not None and excluded.num_rotations != q_maps.shape[0]:
+        raise ValueError(f"excluded grasps are for {excluded.num_rotations} rotations, the model has "
+                         f"{q_maps.shape[0]}")
+    mask = excluded.excluded(*depth_hm.shape) if excluded is not None else None
+    action = select_action(q_maps, epsilon, rng, mode=mode, temperature=temperature, excluded=mask)
     rotation, v, u = action.rotation, action.v, action.u
     angle = model.network.angle(rotation)
     position = workspace.pixel_to_point(u, v, float(depth_hm[v, u]))

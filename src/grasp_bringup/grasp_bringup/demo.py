@@ -46,13 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-pretrain", action="store_true", help="vanilla DQN: no key-point warm start")
     parser.add_argument("--window", type=int, default=d["window"], help="attempts per window of the success "
                                                                         "rate G (the seed: 100)")
-    parser.add_argument("--checkpoint-every", type=int, default=10, help="learner updates per model version")
-    parser.add_argument("--epsilon-decay-steps", type=int, default=None,
-                        help="attempts for epsilon to fall from 0.5 to 0.001 (default: --attempts)")
-    parser.add_argument("--gamma", type=float, default=0.9, help="DQN discount (the seed: 0.9; VPG: 0.5)")
-    parser.add_argument("--bn-mode", default="train", choices=("train", "frozen"),
-                        help="BatchNorm during DQN updates (learner_node bn_mode): frozen = running statistics, as at "
-                             "inference; train = batch statistics of the single training image (VPG)")
+    parser.add_argument("--learning", default="default", help="learning preset (grasp_core.learning.PRESETS): "
+                                                               "default, or seed (the seed paper's exact method)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override learning settings, e.g. dqn.gamma=0.9 publish_every=10 "
+                             "(exploration.epsilon_decay_steps defaults to --attempts)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="demo_output", help="folder for the dataset, checkpoints, logs, "
                                                                 "curve and summary")
@@ -63,11 +61,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     from grasp_core.profiles import PROFILES
     if args.profile not in PROFILES:
         parser.error(f"unknown profile {args.profile!r}; choose one of {sorted(PROFILES)}")
-    for name in ("attempts", "objects", "robots", "pretrain_epochs", "dataset_images", "window", "checkpoint_every"):
+    for name in ("attempts", "objects", "robots", "pretrain_epochs", "dataset_images", "window"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if not 0.0 <= args.gamma <= 1.0:
-        parser.error("--gamma must be in [0, 1]")
+    from grasp_core.learning import learning_config
+    if not any(s.startswith("exploration.epsilon_decay_steps=") for s in args.set):
+        args.set = [f"exploration.epsilon_decay_steps={max(1, args.attempts // args.robots)}"] + list(args.set)
+    try:
+        learning_config(args.learning, args.set)
+    except ValueError as e:
+        parser.error(f"--learning / --set: {e}")
     if args.objects > 30:
         parser.error("--objects must be <= 30")
     return args
@@ -106,10 +109,12 @@ def pretrain(out: Path, dataset: Path, args) -> Path | None:
         return None
     from grasp_core import checkpoint
     from grasp_core.pretrain import main as pretrain_main
+    from grasp_core.profiles import get_profile
 
     path, marker = out / "pretrained" / "q_s.safetensors", out / "pretrained.settings.json"
     settings = {"profile": args.profile, "epochs": args.pretrain_epochs, "images": args.dataset_images,
-                "seed": args.seed, "checkpoint_format": checkpoint.FORMAT_VERSION}
+                "seed": args.seed, "checkpoint_format": checkpoint.FORMAT_VERSION, "optimizer": "adam", "lr": 1e-3,
+                "pad": get_profile(args.profile).pad}
     if _cached(marker, settings) and path.is_file():
         say(f"step 2/4: pretrained Q_s: reusing {path}")
         return path
@@ -129,13 +134,12 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
     from grasp_core.profiles import get_profile
 
     profile = get_profile(args.profile)
-    decay = args.epsilon_decay_steps or args.attempts
+    learning = {"learning": args.learning, "learning_overrides": " ".join(args.set)}
     specs = [
         NodeSpec("grasp_learning", "learner_node", params={
             "profile": args.profile, "replay_dir": str(out / "learner" / "replay"),
             "checkpoint_dir": str(out / "learner" / "checkpoints"), "pretrained_checkpoint": str(pretrained or ""),
-            "checkpoint_every": args.checkpoint_every, "bn_mode": args.bn_mode, "gamma": args.gamma, "seed": args.seed,
-            "torch_threads": 1}),
+            "seed": args.seed, "torch_threads": 1, **learning}),
         NodeSpec("grasp_affordance", "affordance_node", params={
             "profile": args.profile, "seed": args.seed, "torch_threads": 1}),
     ]
@@ -147,7 +151,7 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
                 "resolution": profile.resolution, "use_tf": False,
                 "calibration_file": str(find_repo_root() / "config" / "ur5_sim_calibration.yaml")}),
             NodeSpec("grasp_execution", "executor_node", ns, params={
-                "propose_service": "/propose_grasp", "epsilon_decay_steps": max(1, decay // args.robots),
+                "propose_service": "/propose_grasp", **learning,
                 "window": args.window, "csv_path": str(out / f"attempts_robot{r}.csv")}),
         ]
     return specs

@@ -93,14 +93,14 @@ def _read(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, torc
 
 def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int, zoom: int = 1,
                back_rotation: str = "nearest", profile: str | None = None, stage: str = "dqn",
-               version: int = 0, step: int = 0, config: dict | None = None) -> Path:
+               version: int = 0, step: int = 0, config: dict | None = None, pad: str = "diagonal") -> Path:
     """Write the FCN's weights and metadata (`stage`: "pretrain" for Q_s, "dqn" for the learner)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"model checkpoints are .safetensors files, got {path}")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "stage": stage, "trunk": fcn.trunk_name,
               "trunk_channels": fcn.trunk_channels, "stride": fcn.stride, "num_rotations": int(num_rotations),
-              "zoom": int(zoom), "back_rotation": back_rotation, "profile": profile, "version": int(version),
+              "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad, "profile": profile, "version": int(version),
               "step": int(step), "config": config or {}}
     _write(path, fcn.state_dict(), record)
     return path
@@ -157,7 +157,7 @@ def load_q_network(path: str | os.PathLike):
 
     fcn, record = load_fcn(path)
     return RotatingQNetwork(fcn, record["num_rotations"], record.get("zoom", 1),
-                            record.get("back_rotation", "nearest")), record
+                            record.get("back_rotation", "nearest"), record.get("pad", "diagonal")), record
 
 
 # --------------------------------------------------------------------------------------------- training state

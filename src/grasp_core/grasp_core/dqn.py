@@ -1,29 +1,42 @@
 """DQN grasp learning over R rotations (seed III-C/D, VPG's trainer), readable top to bottom like CleanRL.
 
-One update on a grasp experience (s, a = (rotation i, pixel (u, v)), r, s', terminal):
+One update after a grasp experience (s, a = (rotation i, pixel (u, v)), r, s', terminal):
   1. target y = r                                if terminal (reset) or the grasp failed (VPG: a failed grasp
-                                                  changes nothing, so its future reward is 0; without this
-                                                  rule max Q(s') over 16 x H x W actions inflates every
-                                                  failure's target and Q drifts up towards 1 / (1 - gamma))
-             = r + gamma * max_{i', u', v'} Q(s')  otherwise (all rotations of s', eval mode, no gradient);
-  2. forward s under rotation i only (and i + R/2 if `train_opposite_rotation`: the jaw is symmetric, VPG),
-     smooth L1 between Q[i, v, u] and y on that one pixel, one SGD step;
-  3. store the experience and its surprise |Q[i, v, u] - y| (the TD error before the step) in the replay;
-  4. prioritised replay (VPG): draw one past experience whose reward differs from r, with a power law over
-     surprise (`VPGReplaySampler`), recompute its target with the current network, take one SGD step on it and
-     update its surprise.
-Differences from VPG, on purpose: the replayed target is recomputed (VPG reuses the stored label), surprise is
-measured at the executed action (VPG: |max Q(s) - label|), and inference runs BatchNorm in eval mode (running
-statistics) so a Q map does not depend on how the rotations are batched.
+                                                  changes nothing, so its future reward is 0)
+             = r + gamma * max_{i', u', v'} Q(s')  otherwise (all rotations of s', eval mode, no gradient),
+               max Q(s') clipped to the possible range [0, 1 / (1 - gamma)] (rewards are 0 or 1);
+  2. store the experience in the replay;
+  3. one gradient step on a batch: the new experience plus `batch_size - 1` replayed ones, each forwarded under
+     its own rotation (and i + R/2 if `train_opposite_rotation`: the jaw is symmetric, VPG), loss between
+     Q[i, v, u] and y on that one pixel (summed over its rotations, averaged over the batch);
+  4. `replay_steps` more steps on batches of replayed experiences only.
+Replayed experiences are drawn by `replay_sampler`: `vpg` (VPG's prioritised replay: a past experience whose
+reward differs from the current one, power law over surprise |Q - y|; slots of a batch alternate the reward
+asked for) or `uniform`. Their targets are recomputed with the current network (VPG reuses the stored label).
 
-Exploration (`select_action`): with probability epsilon a random rotation and a random valid pixel, else the
-argmax over (rotation, v, u). The seed decays epsilon from 0.5 to 0.001 "in run time" without a formula; the
-default here is exponential, eps(t) = max(end, start * (end / start) ** (t / decay_steps)) with decay_steps =
-1000 (the seed trains 1000 steps): 0.5 at 0, 0.14 at 200, 0.022 at 500, 0.001 from 1000 on. `vpg` gives
-max(0.5 * 0.9998 ** t, 0.1); `linear` and `constant` are there for experiments.
+The seed's exact setting is batch_size 1, replay_steps 1 with the vpg sampler, SGD lr 1e-4 (momentum 0.9,
+weight decay 2e-5), smooth L1, gamma 0.9 and BatchNorm in train mode (`grasp_core.learning.PRESETS["seed"]`).
+Options for the ablations: Adam, gradient clipping, BatchNorm frozen (running statistics in updates too, as at
+inference), a target network (optionally double DQN), and head-only updates for the first N updates.
+
+With gamma 0 the target is the reward alone (a grasp-only episode with a 0/1 reward is a contextual bandit) and
+`loss="bce"` treats Q as the logit of the success probability: a success can only raise its Q and a failure only
+lower it. Under a regression loss a success whose Q is above 1 (half the peaks of a calibrated Q_s) is pushed
+down, and the greedy argmax walks away from what just worked.
+
+Anchoring (`anchor_weight` > 0): each experience labels one pixel, and a network trained on single pixels
+drifts wherever it has no label (the greedy argmax then wanders to untried table or the workspace border).
+The loss therefore adds anchor_weight * mean over the batch's score cells of (score - score_0)^2, score_0 being
+the warm-start network's (the key-point prior): where grasps were tried the TD loss wins, elsewhere the prior
+is kept.
+
+A divergence guard keeps every model the learner hands out finite: an update round whose loss, gradients or
+resulting weights are not finite, or after which the new experience's Q map (a probe) is not finite or exceeds
+PROBE_Q_LIMIT, is undone (weights and optimiser state restored) and reported in its stats.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -34,105 +47,82 @@ import torch
 import torch.nn.functional as F
 
 from grasp_core import checkpoint
-from grasp_core.networks import TwoStreamFCN, heightmaps_to_tensors
+from grasp_core.networks import TwoStreamFCN
 from grasp_core.replay import Experience, ReplayStore, VPGReplaySampler
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
 
-EPSILON_SCHEDULES = ("exponential", "vpg", "linear", "constant")
+OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("smooth_l1", "mse", "bce")
+BCE_LOGITS = (-2.944, 1.099)  # a calibrated Q_s's background 0 / peak 1 become p = 0.05 / 0.75 under "bce"
+REPLAY_SAMPLERS = ("vpg", "uniform")
+TRAINABLE = ("all", "head")
+PROBE_Q_LIMIT = 1e4  # |Q| above this on a probe heightmap is a divergence (true Q lies in [0, 1 / (1 - gamma)])
+FEATURE_CACHE_DTYPE = torch.bfloat16  # storage only (no bf16 arithmetic): half the memory of fp32
 
 
 @dataclass
 class DQNConfig:
     gamma: float = 0.9  # seed (VPG default 0.5)
+    optimizer: str = "sgd"
     lr: float = 1e-4
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd
     weight_decay: float = 2e-5
-    epsilon_schedule: str = "exponential"
-    epsilon_start: float = 0.5
-    epsilon_end: float = 0.001
-    epsilon_decay_steps: int = 1000  # exponential / linear: steps to reach epsilon_end
-    vpg_epsilon_decay: float = 0.9998  # vpg: max(start * decay ** t, floor)
-    vpg_epsilon_floor: float = 0.1
-    train_opposite_rotation: bool = False  # VPG also trains rotation i + R/2
-    prioritized_replay: bool = True
+    loss: str = "smooth_l1"  # "bce": Q is the logit of the success probability (gamma 0 only; module docstring)
     smooth_l1_beta: float = 1.0  # torch SmoothL1Loss default (Huber delta 1)
+    grad_clip: float = 0.0  # max gradient norm per step (0: no clipping)
     bn_mode: str = "train"  # "train": batch statistics in updates; "frozen": BatchNorm always in eval mode
+    batch_size: int = 1  # experiences per gradient step (the new one + batch_size - 1 replayed)
+    replay_steps: int = 1  # more gradient steps per attempt on replayed batches (seed: VPG's one replay)
+    replay_sampler: str = "vpg"
+    train_opposite_rotation: bool = False  # VPG also trains rotation i + R/2
     bootstrap_failures: bool = False  # VPG: False, a failed grasp's target is its reward (no future term)
-    # With rewards in {0, 1} the true Q lies in [0, 1 / (1 - gamma)]. Without a target network (VPG has none) the
-    # max over 16 x H x W actions of an overestimating network feeds on itself (Q ~1e6 was seen in the node
-    # graph); clipping the bootstrap term to that range keeps every target a possible Q value.
-    clip_bootstrap: bool = True
+    clip_bootstrap: bool = True  # max Q(s') clipped to [0, 1 / (1 - gamma)]
+    target_update_every: int = 0  # > 0: max Q(s') from a target network copied every this many updates
+    double_dqn: bool = False  # with a target network: argmax from the online network, value from the target
+    head_only_updates: int = 0  # the first this many updates train the head only (trunks kept as pretrained)
+    trainable: str = "all"  # "head": the trunks stay as pretrained for good; their features are cached
+    anchor_weight: float = 0.0  # > 0: also pull every score cell towards the warm start's (module docstring)
     seed: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.epsilon_schedule not in EPSILON_SCHEDULES:
-            raise ValueError(f"unknown epsilon schedule {self.epsilon_schedule!r}; choose one of {EPSILON_SCHEDULES}")
-        if not (0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0):
-            raise ValueError(f"need 0 <= epsilon_end <= epsilon_start <= 1, got {self.epsilon_end}, "
-                             f"{self.epsilon_start}")
-        if self.epsilon_decay_steps < 1:
-            raise ValueError(f"epsilon_decay_steps must be >= 1, got {self.epsilon_decay_steps}")
-        if self.bn_mode not in ("train", "frozen"):
-            raise ValueError(f"bn_mode must be 'train' or 'frozen', got {self.bn_mode!r}")
-        if self.lr <= 0:
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if isinstance(self.inference, dict):
             self.inference = InferenceOptions(**self.inference)
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.replay_sampler not in REPLAY_SAMPLERS:
+            raise ValueError(f"replay_sampler must be one of {REPLAY_SAMPLERS}, got {self.replay_sampler!r}")
+        if self.bn_mode not in ("train", "frozen"):
+            raise ValueError(f"bn_mode must be 'train' or 'frozen', got {self.bn_mode!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not (math.isfinite(self.anchor_weight) and self.anchor_weight >= 0):
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip must be >= 0 (0: off), got {self.grad_clip}")
+        for name in ("batch_size",):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("replay_steps", "target_update_every", "head_only_updates"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
+        if self.loss == "bce" and self.gamma != 0.0:
+            raise ValueError("loss 'bce' treats Q as the logit of the success probability: it needs gamma 0")
+        if self.double_dqn and not self.target_update_every:
+            raise ValueError("double_dqn needs a target network (target_update_every > 0)")
+
+    @property
+    def uses_replay(self) -> bool:
+        return self.batch_size > 1 or self.replay_steps > 0
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def epsilon_at(config: DQNConfig, step: int) -> float:
-    """Exploration probability after `step` updates (see the module docstring for the schedules)."""
-    start, end = config.epsilon_start, config.epsilon_end
-    if config.epsilon_schedule == "constant":
-        return start
-    if config.epsilon_schedule == "vpg":
-        return max(start * config.vpg_epsilon_decay ** step, config.vpg_epsilon_floor)
-    fraction = min(step / config.epsilon_decay_steps, 1.0)
-    if config.epsilon_schedule == "linear":
-        return start + (end - start) * fraction
-    if end == 0.0:
-        raise ValueError("the exponential schedule needs epsilon_end > 0")
-    return max(end, start * (end / start) ** fraction)
-
-
-@dataclass(frozen=True)
-class Action:
-    rotation: int
-    u: int  # column
-    v: int  # row
-    q: float  # Q[rotation, v, u]
-    explored: bool  # chosen at random (epsilon) rather than greedily
-
-
-def select_action(q_maps, epsilon: float, rng: np.random.Generator, valid_mask: np.ndarray | None = None) -> Action:
-    """Epsilon-greedy over Q maps (R, H, W); `valid_mask` (H, W) bool limits both the argmax and exploration."""
-    q = np.asarray(q_maps.detach().cpu() if isinstance(q_maps, torch.Tensor) else q_maps, dtype=np.float64)
-    if q.ndim != 3:
-        raise ValueError(f"Q maps must be (R, H, W), got shape {q.shape}")
-    if not np.all(np.isfinite(q)):
-        raise ValueError("Q maps contain NaN or inf")
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-    rotations, height, width = q.shape
-    mask = np.ones((height, width), bool) if valid_mask is None else np.asarray(valid_mask, bool)
-    if mask.shape != (height, width):
-        raise ValueError(f"valid mask must be (H, W) = {(height, width)}, got {mask.shape}")
-    if not mask.any():
-        raise ValueError("valid mask has no valid pixel")
-    if rng.random() < epsilon:
-        rotation = int(rng.integers(rotations))
-        pixels = np.flatnonzero(mask)
-        v, u = divmod(int(pixels[rng.integers(len(pixels))]), width)
-        return Action(rotation, int(u), int(v), float(q[rotation, v, u]), True)
-    masked = np.where(mask[None], q, -np.inf)
-    rotation, v, u = np.unravel_index(int(np.argmax(masked)), q.shape)
-    return Action(int(rotation), int(u), int(v), float(q[rotation, v, u]), False)
 
 
 def td_target(reward: float, next_q_maps, terminal: bool, gamma: float, q_max: float | None = None) -> float:
@@ -169,55 +159,92 @@ def warm_start(qnet: RotatingQNetwork, source: str | os.PathLike | TwoStreamFCN)
         raise ValueError(f"cannot warm-start {qnet.fcn.trunk_name} trunks from {source}, a {record['trunk']} Q_s")
     if record.get("zoom", qnet.zoom) != qnet.zoom:
         raise ValueError(f"{source} was pretrained at zoom {record['zoom']}, the Q network uses zoom {qnet.zoom}")
+    if record.get("pad", "diagonal") != qnet.pad:
+        raise ValueError(f"{source} was pretrained with {record.get('pad', 'diagonal')!r} padding, the Q network "
+                         f"uses {qnet.pad!r}: pretrain it again with this profile")
     return checkpoint.load_weights_into(qnet.fcn, source)
 
 
 @dataclass(frozen=True)
 class UpdateStats:
     step: int  # updates done, this one included
-    loss: float
+    loss: float  # of the step on the new experience (its batch)
     target: float
-    predicted: float  # Q[i, v, u] before the step
+    predicted: float  # Q[i, v, u] of the new experience before the step
     replay_index: int  # where the experience sits in the replay store (-1 without one)
-    replayed_index: int | None = None  # the prioritised-replay sample trained on, if any
-    replayed_loss: float | None = None
+    replayed_index: int | None = None  # the first replayed experience trained on, if any
+    replayed_loss: float | None = None  # mean loss of the replay-only steps
+    grad_norm: float = 0.0  # of the step on the new experience, before clipping
+    diverged: bool = False  # the round was undone: weights and optimiser are as before it
+
+
+class DivergenceError(FloatingPointError):
+    """An update produced a non-finite loss, gradient or weight; the learner undid it."""
 
 
 class DQNLearner:
-    """Holds the Q network, its SGD optimiser, the step counter, the RNGs and the prioritised replay."""
+    """Holds the Q network, its optimiser, the step counter, the RNGs and the replay sampler."""
 
     def __init__(self, qnet: RotatingQNetwork, config: DQNConfig | None = None, replay: ReplayStore | None = None,
                  profile: str | None = None):
         self.qnet = qnet
         self.config = config or DQNConfig()
-        if self.config.prioritized_replay and replay is None:
-            raise ValueError("prioritised replay needs a ReplayStore (or set prioritized_replay=False)")
+        if self.config.uses_replay and replay is None:
+            raise ValueError("replayed updates need a ReplayStore (or set batch_size=1 and replay_steps=0)")
         if self.config.train_opposite_rotation and qnet.num_rotations % 2:
             raise ValueError(f"train_opposite_rotation needs an even number of rotations, got {qnet.num_rotations}")
         self.replay = replay
         self.profile = profile
-        self.optimizer = torch.optim.SGD(qnet.parameters(), lr=self.config.lr, momentum=self.config.momentum,
-                                         weight_decay=self.config.weight_decay)
+        if self.config.loss == "bce":  # Q becomes a logit: move the warm start's 0 / 1 scale to p = 0.05 / 0.75
+            with torch.no_grad():
+                conv = qnet.fcn.head.conv1
+                low, high = BCE_LOGITS
+                conv.weight.mul_(high - low)
+                conv.bias.mul_(high - low).add_(low)
+        self.optimizer = self._make_optimizer()
         self.sampler = VPGReplaySampler(seed=self.config.seed)
-        self.rng = np.random.default_rng(self.config.seed)  # exploration draws of `act`
+        self.rng = np.random.default_rng(self.config.seed)  # uniform replay draws
         self.step = 0
+        self.target_net: RotatingQNetwork | None = None
+        self._cache: dict[int, Experience] = {}  # decoded replay records (the store reads them from disk)
+        self._features: dict[tuple[str, int], torch.Tensor] = {}  # trainable="head": frozen trunk features
+        self._anchor: RotatingQNetwork | None = None  # the warm-start network, for anchor_weight > 0
+        if self.config.anchor_weight > 0:
+            self._anchor = copy.deepcopy(qnet).eval()
+            for p in self._anchor.parameters():
+                p.requires_grad_(False)
         if replay is not None:  # a store that already holds experiences: register them with unknown surprise
             for index, reward in enumerate(replay.rewards):
                 self.sampler.add(index, float(reward), 0.0)
 
-    # -- acting ----------------------------------------------------------------------------------------------
-    @property
-    def epsilon(self) -> float:
-        return epsilon_at(self.config, self.step)
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        params = self.qnet.fcn.head.parameters() if c.trainable == "head" else self.qnet.parameters()
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
+    @torch.no_grad()
+    def _cached_features(self, experiences: list[Experience], rotations: list[int]) -> torch.Tensor:
+        """Trunk features (N, 2C, h, w) of each (experience, rotation); the trunks are frozen, so they are
+        computed once (eval mode) and kept."""
+        missing = [k for k, key in enumerate(zip((e.id for e in experiences), rotations))
+                   if key not in self._features]
+        if missing:
+            color = torch.from_numpy(np.stack([experiences[k].color_hm for k in missing])).permute(0, 3, 1, 2)
+            depth = torch.from_numpy(np.stack([experiences[k].depth_hm for k in missing]).astype(np.float32))
+            self.qnet.eval()
+            features = self.qnet.trunk_features(color.float().div_(255.0), depth.unsqueeze(1),
+                                                [rotations[k] for k in missing])
+            for k, f in zip(missing, features):
+                self._features[(experiences[k].id, rotations[k])] = f.to(FEATURE_CACHE_DTYPE)
+        return torch.stack([self._features[(e.id, r)] for e, r in zip(experiences, rotations)]).float()
+
+    # -- targets ---------------------------------------------------------------------------------------------
     def q_maps(self, color_hm: np.ndarray, depth_hm: np.ndarray) -> np.ndarray:
         """Q maps float32 (R, H, W) of one state (eval mode, no gradient)."""
         return self.qnet.predict(color_hm, depth_hm, self.config.inference)
 
-    def act(self, color_hm: np.ndarray, depth_hm: np.ndarray, valid_mask: np.ndarray | None = None) -> Action:
-        return select_action(self.q_maps(color_hm, depth_hm), self.epsilon, self.rng, valid_mask)
-
-    # -- learning --------------------------------------------------------------------------------------------
     def _ends_here(self, experience: Experience) -> bool:
         """No future term: a reset (terminal) or, as in VPG, a failed grasp."""
         return experience.terminal or (experience.reward <= 0 and not self.config.bootstrap_failures)
@@ -227,66 +254,201 @@ class DQNLearner:
         gamma = self.config.gamma
         return 1.0 / (1.0 - gamma) if self.config.clip_bootstrap and gamma < 1.0 else None
 
-    def target(self, experience: Experience) -> float:
-        if self._ends_here(experience):
-            return td_target(experience.reward, None, True, self.config.gamma)
-        next_q = self.q_maps(experience.next_color_hm, experience.next_depth_hm)
-        return td_target(experience.reward, next_q, False, self.config.gamma, self._q_max)
+    def _next_value_maps(self, experience: Experience) -> np.ndarray:
+        c = self.config
+        if c.target_update_every == 0:
+            return self.q_maps(experience.next_color_hm, experience.next_depth_hm)
+        if self.target_net is None or self.step % c.target_update_every == 0:
+            self.target_net = copy.deepcopy(self.qnet)
+        target_maps = self.target_net.predict(experience.next_color_hm, experience.next_depth_hm, c.inference)
+        if not c.double_dqn:
+            return target_maps
+        online = self.q_maps(experience.next_color_hm, experience.next_depth_hm)
+        return np.full_like(target_maps, target_maps.flat[int(np.argmax(online))])
 
-    def _gradient_step(self, experience: Experience, target: float) -> tuple[float, float]:
-        """One SGD step on Q[i, v, u] (and its opposite rotation); returns (loss, Q[i, v, u] before the step)."""
-        if experience.num_rotations != self.qnet.num_rotations:
-            raise ValueError(f"experience {experience.id} has {experience.num_rotations} rotations, the network "
-                             f"{self.qnet.num_rotations}")
-        rotations = [experience.rotation_index]
-        if self.config.train_opposite_rotation:
-            rotations.append((experience.rotation_index + self.qnet.num_rotations // 2) % self.qnet.num_rotations)
-        color, depth = heightmaps_to_tensors(experience.color_hm, experience.depth_hm)
-        device = next(self.qnet.parameters()).device
-        self.qnet.train(self.config.bn_mode == "train")
-        q = self.qnet(color.to(device), depth.to(device), rotations)
-        u, v = experience.pixel
-        predicted = q[:, v, u]
-        loss = F.smooth_l1_loss(predicted, torch.full_like(predicted, target), reduction="sum",
-                                beta=self.config.smooth_l1_beta)
+    def target(self, experience: Experience, next_q_maps: np.ndarray | None = None) -> float:
+        if self._ends_here(experience) or self.config.gamma == 0.0:
+            return td_target(experience.reward, None, True, self.config.gamma)
+        if next_q_maps is None or self.config.target_update_every:
+            next_q_maps = self._next_value_maps(experience)
+        return td_target(experience.reward, next_q_maps, False, self.config.gamma, self._q_max)
+
+    # -- learning --------------------------------------------------------------------------------------------
+    def _experience(self, index: int) -> Experience:
+        if index not in self._cache:
+            self._cache[index] = self.replay[index]
+        return self._cache[index]
+
+    def _draw(self, count: int, reward: float, exclude: int) -> list[int]:
+        """Replay indices to train on (module docstring); fewer when the store has too few candidates."""
+        if self.replay is None or count <= 0:
+            return []
+        drawn = []
+        for slot in range(count):
+            if self.config.replay_sampler == "vpg":
+                asked = reward if slot % 2 == 0 else 1.0 - reward  # VPG's rule: the other outcome
+                index = self.sampler.sample(asked, exclude=exclude)
+            else:
+                n = len(self.sampler) - (0 <= exclude < len(self.sampler))
+                index = None
+                if n > 0:
+                    index = int(self.rng.integers(n))
+                    index += int(0 <= exclude <= index)
+            if index is not None:
+                drawn.append(index)
+        return drawn
+
+    def _gradient_step(self, batch: list[tuple[Experience, float]]) -> tuple[float, list[float], float]:
+        """One optimiser step on Q[i, v, u] of every (experience, target); returns (loss, predictions before the
+        step, gradient norm before clipping). Raises DivergenceError before stepping on a non-finite loss."""
+        c = self.config
+        rotations, pixels, targets, colors, depths, items = [], [], [], [], [], []
+        for experience, target in batch:
+            if experience.num_rotations != self.qnet.num_rotations:
+                raise ValueError(f"experience {experience.id} has {experience.num_rotations} rotations, the "
+                                 f"network {self.qnet.num_rotations}")
+            own = [experience.rotation_index]
+            if c.train_opposite_rotation:
+                own.append((experience.rotation_index + self.qnet.num_rotations // 2) % self.qnet.num_rotations)
+            for r in own:
+                rotations.append(r)
+                pixels.append(experience.pixel)
+                targets.append(target)
+                colors.append(experience.color_hm)
+                depths.append(experience.depth_hm)
+                items.append(experience)
+        height, width = colors[0].shape[:2]
+        if c.trainable == "head":
+            features = self._cached_features(items, rotations)
+        else:
+            device = next(self.qnet.parameters()).device
+            color = torch.from_numpy(np.stack(colors)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+            depth = torch.from_numpy(np.stack(depths).astype(np.float32)).unsqueeze(1).to(device)
+        self.qnet.train(c.bn_mode == "train")
+        try:
+            if c.trainable != "head":
+                features = self.qnet.trunk_features(color, depth, rotations)
+            score = self.qnet.fcn.head(features)
+        finally:
+            self.qnet.eval()
+        q = self.qnet.score_to_q(score, rotations, height, width)
+        anchor_loss = None
+        if self._anchor is not None:
+            with torch.no_grad():
+                anchor_features = features if c.trainable == "head" else \
+                    self._anchor.trunk_features(color, depth, rotations)
+                anchor_score = self._anchor.fcn.head(anchor_features)
+            anchor_loss = F.mse_loss(score.float(), anchor_score.float())
+        index = torch.arange(len(rotations))
+        us = torch.tensor([p[0] for p in pixels])
+        vs = torch.tensor([p[1] for p in pixels])
+        predicted = q[index, vs, us]
+        wanted = torch.tensor(targets, dtype=predicted.dtype, device=predicted.device)
+        if c.loss == "mse":
+            per_pixel = F.mse_loss(predicted, wanted, reduction="none")
+        elif c.loss == "bce":
+            per_pixel = F.binary_cross_entropy_with_logits(predicted, wanted, reduction="none")
+        else:
+            per_pixel = F.smooth_l1_loss(predicted, wanted, reduction="none", beta=c.smooth_l1_beta)
+        loss = per_pixel.sum() / len(batch)  # summed over an experience's rotations, mean over experiences
+        if anchor_loss is not None:
+            loss = loss + c.anchor_weight * anchor_loss
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"non-finite loss {float(loss)} (predictions {predicted.tolist()})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.step < c.head_only_updates:
+            for name, p in self.qnet.named_parameters():
+                if not name.startswith("fcn.head."):
+                    p.grad = None
+        params = [p for p in self.qnet.parameters() if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.grad_clip if c.grad_clip > 0 else float("inf")))
+        if not math.isfinite(grad_norm):
+            raise DivergenceError(f"non-finite gradient norm {grad_norm}")
         self.optimizer.step()
-        self.qnet.eval()
-        return float(loss.detach()), float(predicted[0].detach())
+        values = torch.sigmoid(predicted.detach()) if c.loss == "bce" else predicted.detach()
+        per_experience = values.view(len(batch), -1)[:, 0].tolist()  # compared with the targets (surprise)
+        return float(loss.detach()), per_experience, grad_norm
+
+    def _snapshot(self) -> tuple[dict, dict]:
+        """Weights, buffers and optimiser state, cloned (to undo a diverging update)."""
+        weights = {k: v.detach().clone() for k, v in self.qnet.state_dict().items()}
+        state = self.optimizer.state_dict()
+        optimizer = {"state": {k: {n: (t.clone() if isinstance(t, torch.Tensor) else t) for n, t in v.items()}
+                               for k, v in state["state"].items()},
+                     "param_groups": copy.deepcopy(state["param_groups"])}
+        return weights, optimizer
+
+    def _restore(self, saved: tuple[dict, dict]) -> None:
+        self.qnet.load_state_dict(saved[0])
+        self.optimizer.load_state_dict(saved[1])
+
+    @torch.no_grad()
+    def _check_probe(self, experience: Experience) -> None:
+        """Finite weights can still give inf or NaN Q: run the new experience's state (its rotation, eval mode)."""
+        rotations = [experience.rotation_index]
+        height, width = experience.depth_hm.shape
+        if self.config.trainable == "head":
+            q = self.qnet.q_from_features(self._cached_features([experience], rotations), rotations, height, width)
+        else:
+            color = torch.from_numpy(experience.color_hm).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            depth = torch.from_numpy(experience.depth_hm.astype(np.float32))[None, None]
+            q = self.qnet(color, depth, rotations)
+        peak = float(q.abs().max())
+        if not (math.isfinite(peak) and peak <= PROBE_Q_LIMIT):
+            raise DivergenceError(f"Q on the probe heightmap reaches {peak:g} (limit {PROBE_Q_LIMIT:g})")
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.qnet.state_dict().values() if t.is_floating_point())
 
     def update(self, experience: Experience, next_q_maps: np.ndarray | None = None) -> UpdateStats:
-        """Train on one new experience, store it, then replay one past experience (see the module docstring).
+        """Train on one new experience, store it, and replay (module docstring).
 
-        `next_q_maps`: Q(s') if the caller already computed it to pick the next action (saves a forward pass).
+        `next_q_maps`: Q(s') if the caller already computed it with this network (saves a forward pass).
+        A diverging round is undone (see DivergenceError) and reported with `diverged=True`.
         """
-        if next_q_maps is not None and not self._ends_here(experience):
-            target = td_target(experience.reward, next_q_maps, False, self.config.gamma, self._q_max)
-        else:
-            target = self.target(experience)
-        loss, predicted = self._gradient_step(experience, target)
-        surprise = abs(predicted - target)
+        c = self.config
+        target = self.target(experience, next_q_maps)
         index = -1
         if self.replay is not None:
             index = self.replay.append(experience)  # an id stored before returns its old index
-            if index < len(self.sampler):
-                self.sampler.update_surprise(index, surprise)
-            else:
-                self.sampler.add(index, experience.reward, surprise)
-        replayed, replayed_loss = None, None
-        if self.config.prioritized_replay:
-            replayed = self.sampler.sample(experience.reward, exclude=index)
-            if replayed is not None:
-                past = self.replay[replayed]
-                past_target = self.target(past)
-                replayed_loss, past_predicted = self._gradient_step(past, past_target)
-                self.sampler.update_surprise(replayed, abs(past_predicted - past_target))
+            self._cache[index] = experience
+            if index >= len(self.sampler):
+                self.sampler.add(index, experience.reward, 0.0)
+        saved = self._snapshot()
+        try:
+            replayed = self._draw(c.batch_size - 1, experience.reward, index)
+            batch = [(experience, target)] + [(self._experience(i), self.target(self._experience(i)))
+                                              for i in replayed]
+            loss, predictions, grad_norm = self._gradient_step(batch)
+            surprise_of = dict(zip([index] + replayed, (abs(p - t) for p, (_, t) in zip(predictions, batch))))
+            replay_losses, first_replayed = [], (replayed[0] if replayed else None)
+            for _ in range(c.replay_steps):
+                drawn = self._draw(c.batch_size, experience.reward, index)
+                if not drawn:
+                    break
+                first_replayed = drawn[0] if first_replayed is None else first_replayed
+                past = [(self._experience(i), self.target(self._experience(i))) for i in drawn]
+                replay_loss, past_predictions, _ = self._gradient_step(past)
+                replay_losses.append(replay_loss)
+                surprise_of.update(zip(drawn, (abs(p - t) for p, (_, t) in zip(past_predictions, past))))
+            if not self._weights_finite():
+                raise DivergenceError("non-finite weights after the update")
+            self._check_probe(experience)
+        except DivergenceError:
+            self._restore(saved)
+            self.step += 1
+            return UpdateStats(self.step, float("nan"), target, float("nan"), index, diverged=True)
+        for i, surprise in surprise_of.items():
+            if 0 <= i < len(self.sampler):
+                self.sampler.update_surprise(i, surprise)
         self.step += 1
-        return UpdateStats(self.step, loss, target, predicted, index, replayed, replayed_loss)
+        return UpdateStats(self.step, loss, target, predictions[0], index, first_replayed,
+                           float(np.mean(replay_losses)) if replay_losses else None, grad_norm)
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"step": self.step, "epsilon": self.epsilon, "optimizer": self.optimizer.state_dict(),
+        return {"step": self.step, "optimizer": self.optimizer.state_dict(),
                 "sampler": self.sampler.state_dict(), "rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "replay_length": len(self.replay) if self.replay else 0,
                 "config": self.config.as_dict()}
@@ -308,7 +470,7 @@ class DQNLearner:
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Weights + metadata at `path` (.safetensors), training state beside it (`x.state.safetensors`)."""
         path = checkpoint.save_model(path, self.qnet.fcn, num_rotations=self.qnet.num_rotations, zoom=self.qnet.zoom,
-                                     back_rotation=self.qnet.back_rotation, profile=self.profile, stage="dqn",
+                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad, profile=self.profile, stage="dqn",
                                      version=self.step if version is None else version, step=self.step,
                                      config=self.config.as_dict())
         checkpoint.save_training_state(checkpoint.training_state_path(path), self.state_dict())

@@ -202,14 +202,17 @@ class TwoStreamFCN(nn.Module):
         d = ((depth - DEPTH_MEAN) / DEPTH_STD).expand(-1, 3, -1, -1)
         return c, d
 
-    def score_map(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H / stride, W / stride) logits before upsampling."""
+    def features(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """(B, 2 * trunk_channels, H / stride, W / stride): both trunks' features, concatenated."""
         c, d = self.normalize(color, depth)
         if color.is_contiguous(memory_format=torch.channels_last):
             c = c.contiguous(memory_format=torch.channels_last)
             d = d.contiguous(memory_format=torch.channels_last)
-        features = torch.cat((self.color_trunk(c), self.depth_trunk(d)), dim=1)
-        return self.head(features)
+        return torch.cat((self.color_trunk(c), self.depth_trunk(d)), dim=1)
+
+    def score_map(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H / stride, W / stride) logits before upsampling."""
+        return self.head(self.features(color, depth))
 
     def forward(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) logits for one non-rotated input (bilinear upsampling of `score_map`)."""

@@ -12,6 +12,10 @@
 upsampling (VPG: 32 / 2 * 2 mm = 3.2 cm). `fast` keeps VPG's cell size with a dilated MobileNetV3-Small; its
 numbers come from benchmarks/bench_inference.py on a 2-core CPU. The network itself takes any heightmap size;
 `heightmap_size` is what the VPG 0.448 m workspace gives at this resolution.
+
+`fast`, `fast_mobilenet_v2` and `poi` pad only to the stride (`pad="none"`: 2x less compute than VPG's
+diagonal padding) and rotate the score map back after upsampling (`back_rotation="upsampled"`: each jaw angle
+has its own lattice of peaks); see grasp_core.rotation and docs/learning.md for the measurements.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from grasp_core.networks import TwoStreamFCN, build_fcn, trunk_info
-from grasp_core.rotation import InferenceOptions, RotatingQNetwork
+from grasp_core.rotation import InferenceOptions, RotatingQNetwork, cpu_has_native_bf16
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Profile:
     inference: InferenceOptions = field(default_factory=InferenceOptions)
     imagenet: bool = False  # trunks start from ImageNet weights (only mobilenet_v2 has them offline)
     description: str = ""
+    pad: str = "diagonal"  # heightmap padding before rotating (grasp_core.rotation): VPG's "diagonal" or "none"
 
     def __post_init__(self) -> None:
         trunk_info(self.trunk)
@@ -58,26 +63,32 @@ class Profile:
         fcn = self.build_fcn(imagenet_weights) if fcn is None else fcn
         if fcn.trunk_name != self.trunk:
             raise ValueError(f"profile {self.name} needs a {self.trunk} FCN, got {fcn.trunk_name}")
-        return RotatingQNetwork(fcn, self.num_rotations, self.zoom, self.back_rotation)
+        return RotatingQNetwork(fcn, self.num_rotations, self.zoom, self.back_rotation, self.pad)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-# From benchmarks/bench_inference.py (2 cores; the variants are within ~30 % of each other for the small trunks,
-# and the machine was shared while measuring): channels_last + bf16 wins or ties.
-_CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4)
+# From benchmarks/bench_inference.py (2 cores): channels_last + bf16 wins or ties on CPUs with native bf16; on
+# CPUs without it (bf16 emulated, 6-20x slower) fp32 in chunks of 4 rotations was fastest (0.6 s vs 1.1 s for
+# one batch of 16, fast profile, 1 thread).
+_HAS_BF16 = cpu_has_native_bf16()
+_CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4) if _HAS_BF16 else \
+    InferenceOptions(chunk_size=4)
+_FAST_INFERENCE = InferenceOptions(channels_last=True, bf16=True) if _HAS_BF16 else InferenceOptions(chunk_size=4)
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", "densenet121", 0.002, 224, 16, 2,
                      inference=_CHUNKED_BF16,
                      description="The seed / VPG: two DenseNet-121 trunks, 224 px at 2 mm, 16 rotations, zoom 2."),
-    "fast": Profile("fast", "mobilenet_v3_small_s16", 0.004, 112, 16, 2,
-                    inference=InferenceOptions(channels_last=True, bf16=True),
+    "fast": Profile("fast", "mobilenet_v3_small_s16", 0.004, 112, 16, 2, pad="none", back_rotation="upsampled",
+                    inference=_FAST_INFERENCE,
                     description="CPU demo: dilated MobileNetV3-Small trunks, 112 px at 4 mm, VPG's 3.2 cm cells."),
-    "fast_mobilenet_v2": Profile("fast_mobilenet_v2", "mobilenet_v2", 0.004, 112, 16, 2, inference=_CHUNKED_BF16,
+    "fast_mobilenet_v2": Profile("fast_mobilenet_v2", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled",
+                                 inference=_CHUNKED_BF16, pad="none",
                                  description="MobileNetV2 trunks from random init: the PoI profile's architecture."),
-    "poi": Profile("poi", "mobilenet_v2", 0.004, 112, 16, 2, inference=_CHUNKED_BF16, imagenet=True,
+    "poi": Profile("poi", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled", inference=_CHUNKED_BF16, imagenet=True,
+                   pad="none",
                    description="PoI baseline: MobileNetV2 trunks from torchvision's ImageNet weights."),
     "tiny": Profile("tiny", "small_cnn", 0.007, 64, 4, 1, back_rotation="bilinear",
                     description="CI tests and smoke runs: a 3-layer CNN, 64 px at 7 mm, 4 rotations."),

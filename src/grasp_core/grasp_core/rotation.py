@@ -10,6 +10,16 @@ of side S >= its diagonal (so rotations keep all content) with S * zoom divisibl
 (224 -> 320), zoom by `zoom` with nearest neighbour (-> 640), rotate with affine_grid/grid_sample (nearest),
 trunk + head (-> 20 x 20), rotate the score map back (nearest as VPG, or bilinear), upsample bilinearly to
 S x S (x16) and crop the padding (-> 224 x 224).
+
+Where a Q map can peak: a bilinearly upsampled map peaks on its cells, so with VPG's order (rotate the 20 x 20
+map back, then upsample) every rotation's argmax lies on the same axis-aligned lattice, one trunk cell apart
+(3.2 cm for VPG and the fast profile). `back_rotation="upsampled"` upsamples in the rotated frame first and
+rotates back at full size: each jaw angle then has its own rotated lattice, and the argmax over angles and
+pixels can land between the cells of any one of them.
+
+`pad="none"` pads only to the stride (112 px -> 112 at zoom 2 for a stride-16 trunk): half the pixels of the
+diagonal padding (2x less compute), at the price of the heightmap's corners outside the inscribed circle being
+cut off in the rotated views (objects there look like empty table at those angles).
 """
 from __future__ import annotations
 
@@ -24,6 +34,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from grasp_core.networks import TwoStreamFCN, heightmaps_to_tensors
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic (AVX512-BF16 or AMX). Elsewhere torch emulates bf16, which was
+    measured 6-20x slower than fp32 for the fast profile on a 2-core AMD EPYC."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+PADDINGS = ("diagonal", "none")
+BACK_ROTATIONS = ("nearest", "bilinear", "upsampled")
 
 
 @dataclass(frozen=True)
@@ -52,14 +77,18 @@ class RotatingQNetwork(nn.Module):
     """Wraps a `TwoStreamFCN` (as `self.fcn`, its only parameters) into an R-rotation Q network."""
 
     def __init__(self, fcn: TwoStreamFCN, num_rotations: int = 16, zoom: int = 2,
-                 back_rotation: str = "nearest"):
+                 back_rotation: str = "nearest", pad: str = "diagonal"):
         super().__init__()
         if num_rotations < 1:
             raise ValueError(f"num_rotations must be >= 1, got {num_rotations}")
         if int(zoom) != zoom or zoom < 1:
             raise ValueError(f"zoom must be a positive integer, got {zoom}")
-        if back_rotation not in ("nearest", "bilinear"):
-            raise ValueError(f"back_rotation must be 'nearest' (VPG) or 'bilinear', got {back_rotation!r}")
+        if back_rotation not in BACK_ROTATIONS:
+            raise ValueError(f"back_rotation must be one of {BACK_ROTATIONS} ('nearest' is VPG's), "
+                             f"got {back_rotation!r}")
+        if pad not in PADDINGS:
+            raise ValueError(f"pad must be one of {PADDINGS}, got {pad!r}")
+        self.pad = pad
         self.fcn = fcn
         self.num_rotations = int(num_rotations)
         self.zoom = int(zoom)
@@ -73,7 +102,8 @@ class RotatingQNetwork(nn.Module):
 
     def padding(self, height: int, width: int) -> tuple[int, int, int]:
         """(S, top, left): side of the padded square in heightmap pixels and the heightmap's offset in it."""
-        side = math.ceil(math.hypot(height, width)) + ((height - width) % 2)  # +1 if the centre is off by 1/2
+        longest = math.ceil(math.hypot(height, width)) if self.pad == "diagonal" else max(height, width)
+        side = longest + ((height - width) % 2)  # +1 if the centre is off by 1/2
         while (side * self.zoom) % self.fcn.stride or (side - height) % 2 and (side - width) % 2:
             side += 1
         return side, (side - height) // 2, (side - width) // 2
@@ -85,12 +115,22 @@ class RotatingQNetwork(nn.Module):
         colour (B, 3, H, W) in [0, 1] and depth (B, 1, H, W) metres, with B = N (one rotation per input,
         e.g. a training batch) or B = 1 (the same heightmap under every rotation).
         """
+        features = self.trunk_features(color, depth, rotations, channels_last)
+        return self.q_from_features(features, rotations, color.shape[-2], color.shape[-1])
+
+    def _check_rotations(self, rotations: Sequence[int]) -> list[int]:
         rotations = [int(r) for r in rotations]
-        n = len(rotations)
-        if n == 0:
+        if not rotations:
             raise ValueError("rotations is empty")
         for r in rotations:
             self.angle(r)  # range check
+        return rotations
+
+    def trunk_features(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
+                       channels_last: bool = False) -> torch.Tensor:
+        """The trunks' features (N, 2C, h, w) of the padded, zoomed and rotated heightmaps (see forward)."""
+        rotations = self._check_rotations(rotations)
+        n = len(rotations)
         if color.shape[0] not in (1, n):
             raise ValueError(f"batch of {color.shape[0]} heightmaps for {n} rotations: need 1 or {n}")
         height, width = color.shape[-2:]
@@ -112,12 +152,28 @@ class RotatingQNetwork(nn.Module):
         if channels_last:
             color = color.contiguous(memory_format=torch.channels_last)
             depth = depth.contiguous(memory_format=torch.channels_last)
+        return self.fcn.features(color, depth)
 
-        score = self.fcn.score_map(color, depth).float()
+    def q_from_features(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
+                        ) -> torch.Tensor:
+        """Q logits (N, height, width): the head on trunk features, rotated back, upsampled and cropped."""
+        return self.score_to_q(self.fcn.head(features), rotations, height, width)
+
+    def score_to_q(self, score: torch.Tensor, rotations: Sequence[int], height: int, width: int) -> torch.Tensor:
+        """Score maps (N, 1, h, w) in the rotated frames -> Q logits (N, height, width) in the heightmap frame."""
+        rotations = self._check_rotations(rotations)
+        side, top, left = self.padding(height, width)
+        score = score.float()
+        angles = torch.tensor([self.angle(r) for r in rotations], dtype=torch.float64)
         after = _rotation_matrices(angles, inverse=True).to(device=score.device, dtype=torch.float32)
-        grid = F.affine_grid(after, list(score.shape), align_corners=False)
-        score = F.grid_sample(score, grid, mode=self.back_rotation, padding_mode="zeros", align_corners=False)
-        score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+        if self.back_rotation == "upsampled":  # upsample in the rotated frame, then rotate back at full size
+            score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+            grid = F.affine_grid(after, list(score.shape), align_corners=False)
+            score = F.grid_sample(score, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        else:
+            grid = F.affine_grid(after, list(score.shape), align_corners=False)
+            score = F.grid_sample(score, grid, mode=self.back_rotation, padding_mode="zeros", align_corners=False)
+            score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
         return score[:, 0, top:top + height, left:left + width]
 
     @torch.no_grad()

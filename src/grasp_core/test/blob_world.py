@@ -68,13 +68,20 @@ class BlobWorld:
         return KeypointSample(sample_id, color, depth, np.array(points, float), np.array(sigmas, float))
 
 
-def run_episode_steps(learner, world: BlobWorld, steps: int, prefix: str = "s") -> tuple[list[bool], float]:
+def run_episode_steps(learner, world: BlobWorld, steps: int, prefix: str = "s", exploration=None,
+                      seed: int = 0) -> tuple[list[bool], float]:
     """Act, grasp and update for `steps` steps; returns per-step success and the mean random-grasp success rate."""
+    from grasp_core.exploration import ExplorationConfig, epsilon_at, select_action
+
+    exploration = exploration or ExplorationConfig(epsilon_decay_steps=100)
+    rng = np.random.default_rng(seed)
     successes, chance = [], []
     for t in range(steps):
         color, depth = world.heightmaps()
         chance.append(world.occupied_fraction())
-        action = learner.act(color, depth)
+        epsilon = epsilon_at(exploration, t)
+        action = select_action(learner.q_maps(color, depth), epsilon, rng, mode=exploration.mode,
+                               temperature=exploration.temperature)
         success = world.grasp(action.u, action.v)
         empty = not world.blobs
         terminal = not success or empty
@@ -86,7 +93,7 @@ def run_episode_steps(learner, world: BlobWorld, steps: int, prefix: str = "s") 
         learner.update(Experience(id=f"{prefix}{t}", source="blob_world", attempt=t, color_hm=color, depth_hm=depth,
                                   rotation_index=action.rotation, num_rotations=learner.qnet.num_rotations,
                                   pixel=(action.u, action.v), reward=float(success), terminal=terminal,
-                                  next_color_hm=next_color, next_depth_hm=next_depth, epsilon=learner.epsilon,
+                                  next_color_hm=next_color, next_depth_hm=next_depth, epsilon=epsilon,
                                   explored=action.explored, predicted_q=action.q))
         successes.append(success)
     return successes, float(np.mean(chance))

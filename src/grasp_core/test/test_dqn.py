@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from grasp_core import checkpoint
-from grasp_core.dqn import (DQNConfig, DQNLearner, epsilon_at, select_action, td_target, warm_start)
+from grasp_core.dqn import DQNConfig, DQNLearner, td_target, warm_start
+from grasp_core.exploration import ExplorationConfig, epsilon_at, select_action
 from grasp_core.networks import build_fcn
 from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain
 from grasp_core.profiles import get_profile
@@ -23,19 +24,19 @@ TINY = get_profile("tiny")
 
 
 def test_epsilon_schedules():
-    seed_schedule = DQNConfig()
+    seed_schedule = ExplorationConfig()
     assert epsilon_at(seed_schedule, 0) == pytest.approx(0.5)
     assert epsilon_at(seed_schedule, 200) == pytest.approx(0.5 * (0.001 / 0.5) ** 0.2)
     assert epsilon_at(seed_schedule, 1000) == pytest.approx(0.001)
     assert epsilon_at(seed_schedule, 5000) == pytest.approx(0.001)
     values = [epsilon_at(seed_schedule, t) for t in range(0, 1200, 50)]
     assert all(a > b for a, b in zip(values[:20], values[1:21]))  # strictly decreasing until the floor
-    vpg = DQNConfig(epsilon_schedule="vpg")
+    vpg = ExplorationConfig(epsilon_schedule="vpg")
     assert epsilon_at(vpg, 1000) == pytest.approx(max(0.5 * 0.9998 ** 1000, 0.1))
     assert epsilon_at(vpg, 100000) == pytest.approx(0.1)
-    assert epsilon_at(DQNConfig(epsilon_schedule="linear", epsilon_decay_steps=10), 5) == pytest.approx(0.2505)
+    assert epsilon_at(ExplorationConfig(epsilon_schedule="linear", epsilon_decay_steps=10), 5) == pytest.approx(0.2505)
     with pytest.raises(ValueError, match="epsilon schedule"):
-        DQNConfig(epsilon_schedule="cosine")
+        ExplorationConfig(epsilon_schedule="cosine")
     with pytest.raises(ValueError, match="gamma"):
         DQNConfig(gamma=1.5)
 
@@ -62,7 +63,7 @@ def test_select_action_greedy_masked_and_exploring():
     # The same seed gives the same choices.
     r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
     assert [select_action(q, 0.5, r1) for _ in range(20)] == [select_action(q, 0.5, r2) for _ in range(20)]
-    with pytest.raises(ValueError, match="no valid pixel"):
+    with pytest.raises(ValueError, match="no action is left"):
         select_action(q, 0.0, rng, np.zeros((6, 8), bool))
     with pytest.raises(ValueError, match=r"\(R, H, W\)"):
         select_action(q[0], 0.0, rng)
@@ -151,14 +152,14 @@ def test_resume_gives_a_bit_identical_next_update(tmp_path):
     shutil.copytree(tmp_path / "replay_a", tmp_path / "replay_b")
     learner.replay = ReplayStore(tmp_path / "replay_a")
     expected = [learner.update(e) for e in experiences[6:]]
-    expected_action = learner.act(experiences[0].color_hm, experiences[0].depth_hm)
+    expected_maps = learner.q_maps(experiences[0].color_hm, experiences[0].depth_hm)
 
     torch.manual_seed(123)  # a different initialisation, all of it overwritten by load()
     resumed = DQNLearner(TINY.build_q_network(), DQNConfig(lr=1e-3, seed=99, train_opposite_rotation=True),
                          ReplayStore(tmp_path / "replay_b"))
     record = resumed.load(path)
     assert record["step"] == 6 and record["trunk"] == "small_cnn" and record["stage"] == "dqn"
-    assert resumed.step == 6 and resumed.epsilon == epsilon_at(config, 6)
+    assert resumed.step == 6
     got = [resumed.update(e) for e in experiences[6:]]
     assert got == expected  # same losses, targets, predictions and replayed samples
     assert any(s.replayed_index is not None for s in got)
@@ -167,17 +168,17 @@ def test_resume_gives_a_bit_identical_next_update(tmp_path):
     for a, b in zip(learner.optimizer.state_dict()["state"].values(),
                     resumed.optimizer.state_dict()["state"].values()):
         assert torch.equal(a["momentum_buffer"], b["momentum_buffer"])
-    assert resumed.act(experiences[0].color_hm, experiences[0].depth_hm) == expected_action
+    np.testing.assert_array_equal(resumed.q_maps(experiences[0].color_hm, experiences[0].depth_hm), expected_maps)
     with pytest.raises(checkpoint.CheckpointError, match="rotations"):
-        DQNLearner(RotatingQNetwork(build_fcn("small_cnn"), 8, 1), DQNConfig(prioritized_replay=False)).load(path)
+        DQNLearner(RotatingQNetwork(build_fcn("small_cnn"), 8, 1), DQNConfig(replay_steps=0)).load(path)
 
 
 def test_learner_refuses_bad_setups():
     with pytest.raises(ValueError, match="ReplayStore"):
-        DQNLearner(TINY.build_q_network(), DQNConfig(prioritized_replay=True), None)
+        DQNLearner(TINY.build_q_network(), DQNConfig(replay_steps=1), None)
     with pytest.raises(ValueError, match="even number"):
         DQNLearner(RotatingQNetwork(build_fcn("small_cnn"), 3, 1),
-                   DQNConfig(prioritized_replay=False, train_opposite_rotation=True))
+                   DQNConfig(replay_steps=0, train_opposite_rotation=True))
 
 
 def _learn(tmp_path, seed, warm, steps=200):
@@ -193,7 +194,7 @@ def _learn(tmp_path, seed, warm, steps=200):
         pretrain(pretrained, prepare_images(samples), PretrainConfig(profile="tiny", epochs=20, lr=1e-3, seed=seed),
                  progress=False)
         warm_start(qnet, pretrained.fcn)
-    config = DQNConfig(seed=seed, epsilon_decay_steps=100)  # the seed's lr 1e-4, gamma 0.9, eps 0.5 -> 0.001
+    config = DQNConfig(seed=seed)  # the seed's lr 1e-4, gamma 0.9 (epsilon 0.5 -> 0.001 over 100 steps)
     learner = DQNLearner(qnet, config, ReplayStore(tmp_path / f"replay_{seed}_{warm}"))
     successes, chance = run_episode_steps(learner, BlobWorld(seed=seed), steps)
     return np.asarray(successes, float), chance
@@ -226,11 +227,11 @@ def test_a_failed_grasp_has_no_future_term_unless_asked():
                         num_rotations=4, pixel=(0, 0), reward=0.0, terminal=False, next_color_hm=color,
                         next_depth_hm=depth)
     torch.manual_seed(0)
-    learner = DQNLearner(TINY.build_q_network(), DQNConfig(prioritized_replay=False))
+    learner = DQNLearner(TINY.build_q_network(), DQNConfig(replay_steps=0))
     best_next = float(learner.q_maps(color, depth).max())
     assert learner.target(failed) == 0.0
     assert learner.target(replace(failed, reward=1.0)) == pytest.approx(1.0 + 0.9 * best_next, rel=1e-6)
-    bootstrapping = DQNLearner(learner.qnet, DQNConfig(prioritized_replay=False, bootstrap_failures=True))
+    bootstrapping = DQNLearner(learner.qnet, DQNConfig(replay_steps=0, bootstrap_failures=True))
     assert bootstrapping.target(failed) == pytest.approx(0.9 * best_next, rel=1e-6)
 
 

@@ -6,8 +6,10 @@ Every executed attempt becomes one grasp_interfaces/GraspExperience on `/grasp/e
 UUID4 id: the state (the heightmap the proposal was computed on), the action (pixel, rotation, pose), the reward
 (1 for a held object, else 0) and either the next state (the first heightmap stamped after the backend returned,
 so it shows the scene after the grasp with the arm parked) or terminal=true when the scene is reset or emptied.
-Epsilon follows grasp_core.dqn.epsilon_at over the attempts made. The scene is reset (backend.reset()) when it is
-empty (the simulator's object count, or VPG's heightmap test) or after `reset_after_failures` failures in a row.
+The loop's rules come from the learning preset (`learning`, `learning_overrides`; grasp_core.learning), the same
+ones the experiment harness runs: epsilon and the exploration mode (grasp_core.exploration), failed grasps on an
+unchanged scene excluded from the next proposals (FailedGraspMemory), and the episode rule (grasp_core.episode:
+terminal and reset when the workspace is empty or after `episode.reset_after_failures` failures in a row).
 
 Backends (`backend` parameter): `sim` (the grasp_sim services) and `moveit` (grasp_execution.moveit_backend;
 imported only when selected). The loop runs in a worker thread; the main thread spins the node, so service
@@ -21,10 +23,10 @@ import time
 import traceback
 import uuid
 
-import numpy as np
 import rclpy
-from grasp_core.dqn import EPSILON_SCHEDULES, DQNConfig, epsilon_at
-from grasp_core.heightmap import occupied_mask
+from grasp_core.episode import EpisodeTracker, is_empty, scene_changed
+from grasp_core.exploration import FailedGraspMemory, epsilon_at
+from grasp_core.learning import PRESETS, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
@@ -65,36 +67,19 @@ class ExecutorNode(Node):
                                         check=one_of("", "train", "novel"), requirement="'', train or novel")
         p["max_attempts"] = declare(self, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
                                     check=in_range(0, 2**62), requirement="max_attempts >= 0")
-        p["epsilon_schedule"] = declare(self, "epsilon_schedule", "exponential",
-                                        f"Exploration schedule over attempts (grasp_core.dqn): {EPSILON_SCHEDULES}.",
-                                        check=one_of(*EPSILON_SCHEDULES), requirement=" | ".join(EPSILON_SCHEDULES))
-        p["epsilon_start"] = declare(self, "epsilon_start", 0.5, "Epsilon at attempt 0.",
-                                     check=in_range(0.0, 1.0), requirement="0 <= epsilon_start <= 1")
-        p["epsilon_end"] = declare(self, "epsilon_end", 0.001, "Final epsilon (exponential / linear).",
-                                   check=in_range(0.0, 1.0), requirement="0 <= epsilon_end <= 1")
-        p["epsilon_decay_steps"] = declare(self, "epsilon_decay_steps", 1000,
-                                           "Attempts to reach epsilon_end (exponential / linear).",
-                                           check=in_range(1, 2**62), requirement="epsilon_decay_steps >= 1")
-        p["vpg_epsilon_decay"] = declare(self, "vpg_epsilon_decay", 0.9998, "vpg schedule: per-attempt factor.",
-                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_decay <= 1")
-        p["vpg_epsilon_floor"] = declare(self, "vpg_epsilon_floor", 0.1, "vpg schedule: lowest epsilon.",
-                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_floor <= 1")
+        p["learning"] = declare(self, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
+                                "exploration and episode rules of this loop; give the learner the same one.",
+                                check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
+        p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
+                                          "overrides of the preset, e.g. 'exploration.mode=uniform "
+                                          "episode.reset_after_failures=5' (the same string as the learner's).",
+                                          read_only=True)
         p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
                                            "Attempts already made (resume the schedule after a restart).",
                                            check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
         p["window"] = declare(self, "window", 100, "Attempts in the running success rate G (seed: 100).",
                               check=in_range(1, 100000), requirement="1 <= window <= 100000")
         p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file ('': none).")
-        p["reset_after_failures"] = declare(self, "reset_after_failures", 10,
-                                            "Reset the scene after this many failed grasps in a row (0: never).",
-                                            check=in_range(0, 100000), requirement="reset_after_failures >= 0")
-        p["empty_height"] = declare(self, "empty_height", 0.02,
-                                    "A heightmap cell higher than this (m) holds an object (VPG: 0.02).",
-                                    check=in_range(0.0, 1.0), requirement="0 <= empty_height <= 1")
-        p["empty_min_area"] = declare(self, "empty_min_area", 0.0012,
-                                      "The workspace is empty when less than this area (m^2) is higher than "
-                                      "empty_height (VPG real: 300 cells of 2 mm; sim: 10 cells).",
-                                      check=in_range(0.0, 1.0), requirement="0 <= empty_min_area <= 1")
         p["grasp_z_offset"] = declare(self, "grasp_z_offset", 0.0,
                                       "Added to the proposed grasp height before execution, metres.",
                                       check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
@@ -119,20 +104,16 @@ class ExecutorNode(Node):
         self.params = p
         self.moveit_params = declare_moveit_parameters(self)
         try:
-            self._epsilon_config = DQNConfig(epsilon_schedule=p["epsilon_schedule"],
-                                             epsilon_start=p["epsilon_start"], epsilon_end=p["epsilon_end"],
-                                             epsilon_decay_steps=p["epsilon_decay_steps"],
-                                             vpg_epsilon_decay=p["vpg_epsilon_decay"],
-                                             vpg_epsilon_floor=p["vpg_epsilon_floor"])
-            epsilon_at(self._epsilon_config, 0)
+            self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
         except ValueError as e:
-            raise ParameterError(f"epsilon parameters: {e}") from None
+            raise ParameterError(f"learning / learning_overrides: {e}") from None
         self.source = p["source"] or self.get_namespace()
 
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
-        self.consecutive_failures = 0
+        self.episode = EpisodeTracker(self.learning.episode)
+        self.failed_grasps: FailedGraspMemory | None = None  # made when the first proposal says R
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
         self._last_log: dict[str, float] = {}
@@ -151,8 +132,9 @@ class ExecutorNode(Node):
             f"executor for '{self.source}' with the {self.backend.name} backend: heightmaps from "
             f"{self.resolve_topic_name(p['heightmap_topic'])}, proposals from "
             f"{self.resolve_service_name(p['propose_service'])}, experiences to "
-            f"{self.resolve_topic_name(p['experience_topic'])}; epsilon {p['epsilon_schedule']} "
-            f"{epsilon_at(self._epsilon_config, p['epsilon_step_offset']):.3f} now; "
+            f"{self.resolve_topic_name(p['experience_topic'])}; learning '{self.learning.name}' "
+            f"({p['learning_overrides'] or 'no overrides'}): {self.learning.exploration.mode} exploration, epsilon "
+            f"{self.epsilon():.3f} now; "
             f"{p['max_attempts'] or 'unlimited'} attempts")
 
     def _make_backend(self) -> GraspBackend:
@@ -231,13 +213,11 @@ class ExecutorNode(Node):
             getattr(self.get_logger(), level)(message)
 
     def epsilon(self) -> float:
-        return float(epsilon_at(self._epsilon_config, self.params["epsilon_step_offset"] + self.attempts))
+        return float(epsilon_at(self.learning.exploration, self.params["epsilon_step_offset"] + self.attempts))
 
     def is_empty(self, heightmap: Heightmap) -> bool:
-        """VPG's test: less than empty_min_area of the workspace stands higher than empty_height."""
-        depth = image_to_numpy(heightmap.depth, ("32FC1",))
-        occupied = int(np.count_nonzero(occupied_mask(np.nan_to_num(depth), self.params["empty_height"])))
-        return occupied * heightmap.resolution ** 2 < self.params["empty_min_area"]
+        """VPG's test (grasp_core.episode.is_empty)."""
+        return is_empty(image_to_numpy(heightmap.depth, ("32FC1",)), heightmap.resolution, self.learning.episode)
 
     # ------------------------------------------------------------------------------------------------ the loop
     def _loop(self) -> None:
@@ -281,8 +261,14 @@ class ExecutorNode(Node):
                                    f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
 
     def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
-        p = self.params
-        request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state)
+        p, exploration = self.params, self.learning.exploration
+        request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state, exploration_mode=exploration.mode,
+                                       temperature=exploration.temperature)
+        if exploration.exclude_failed and self.failed_grasps is not None and self.failed_grasps.failed:
+            rotations, us, vs = zip(*self.failed_grasps.failed)
+            request.exclude_rotation_index, request.exclude_pixel_x, request.exclude_pixel_y = \
+                list(rotations), list(us), list(vs)
+            request.exclude_radius_px = float(self.failed_grasps.radius_px)
         try:
             response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
         except ServiceUnavailable:
@@ -308,20 +294,21 @@ class ExecutorNode(Node):
         p = self.params
         self.attempts += 1
         reward = 1.0 if outcome.grasp_success else 0.0
-        self.consecutive_failures = 0 if outcome.grasp_success else self.consecutive_failures + 1
-        terminal_why, reset = None, False
         next_state = None
-        if outcome.objects_remaining == 0:
-            terminal_why, reset = "the workspace is empty", True
-        elif p["reset_after_failures"] and self.consecutive_failures >= p["reset_after_failures"]:
-            terminal_why, reset = f"{self.consecutive_failures} failed grasps in a row", True
-        else:
+        if outcome.objects_remaining != 0 and (self.episode.config.reset_after_failures == 0 or outcome.grasp_success
+                                               or self.episode.consecutive_failures + 1
+                                               < self.episode.config.reset_after_failures):
             next_state = self._wait_heightmap(done_ns, p["heightmap_timeout"])
             if next_state is None:
-                terminal_why = f"no heightmap within {p['heightmap_timeout']} s after the grasp"
-                self.get_logger().error(f"attempt {self.attempts}: {terminal_why}; closing it as terminal")
-            elif self.is_empty(next_state):
-                terminal_why, reset, next_state = "the workspace is empty", True, None
+                self.get_logger().error(f"attempt {self.attempts}: no heightmap within {p['heightmap_timeout']} s "
+                                        "after the grasp; closing it as terminal")
+        next_depth = None if next_state is None else image_to_numpy(next_state.depth, ("32FC1",))
+        decision = self.episode.after_attempt(bool(outcome.grasp_success), outcome.objects_remaining, next_depth,
+                                              state.resolution)
+        terminal_why, reset = (decision.why or None), decision.reset
+        if decision.terminal:
+            next_state = None
+        self._remember_failure(proposal, state, next_depth, bool(outcome.grasp_success), decision.terminal)
         terminal = terminal_why is not None
         experience = GraspExperience(
             id=str(uuid.uuid4()), source=self.source, attempt=self.attempts, heightmap=state,
@@ -358,9 +345,25 @@ class ExecutorNode(Node):
             self._reset_scene(terminal_why)
         return next_state
 
+    def _remember_failure(self, proposal, state: Heightmap, next_depth, success: bool, terminal: bool) -> None:
+        """FailedGraspMemory: a failure on a scene that did not change is not proposed again."""
+        if self.failed_grasps is None or self.failed_grasps.num_rotations != int(proposal.num_rotations):
+            self.failed_grasps = FailedGraspMemory(int(proposal.num_rotations),
+                                                   self.learning.exploration.exclude_radius_m / state.resolution)
+        changed = terminal or next_depth is None or scene_changed(
+            image_to_numpy(state.depth, ("32FC1",)), next_depth, state.resolution, self.learning.episode)
+        self.failed_grasps.record(int(proposal.rotation_index), int(round(proposal.center_px[0])),
+                                  int(round(proposal.center_px[1])), success, changed)
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self.episode.consecutive_failures
+
     def _reset_scene(self, why: str) -> None:
         result = self.backend.reset()
-        self.consecutive_failures = 0
+        self.episode.scene_was_reset()
+        if self.failed_grasps is not None:
+            self.failed_grasps.clear()
         if result.success:
             self.get_logger().info(f"scene reset ({why}): {result.message}")
         else:

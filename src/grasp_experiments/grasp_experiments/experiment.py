@@ -33,6 +33,8 @@ class ExperimentConfig:
     pretrain: PretrainStage = field(default=None)  # type: ignore[assignment]
     imagenet_weights: str | None = None
     keep_replay: bool = False
+    learning: str = "default"  # grasp_core.learning preset of every run
+    overrides: tuple[str, ...] = ()  # "section.field=value" on top of it
 
     def __post_init__(self) -> None:
         if not self.methods or not self.objects:
@@ -50,12 +52,12 @@ class ExperimentConfig:
 
     def specs(self) -> list[RunSpec]:
         """Every run, seed by seed: an experiment cut short still has its first seeds in every cell."""
-        return [RunSpec(m, n, s, self.steps, self.profile) for s in range(self.seeds) for n in self.objects
-                for m in self.methods]
+        return [RunSpec(m, n, s, self.steps, self.profile, learning=self.learning, overrides=tuple(self.overrides))
+                for s in range(self.seeds) for n in self.objects for m in self.methods]
 
     def record(self) -> dict:
         d = asdict(self)
-        d["methods"], d["objects"] = list(self.methods), list(self.objects)
+        d["methods"], d["objects"], d["overrides"] = list(self.methods), list(self.objects), list(self.overrides)
         return d
 
 
@@ -64,7 +66,7 @@ def _check_existing_runs(out: Path, config: ExperimentConfig) -> None:
         done = out / spec.relative_dir / DONE_FILE
         if done.is_file():
             recorded = json.loads(done.read_text())["spec"]
-            if recorded != asdict(spec):
+            if recorded != json.loads(json.dumps(asdict(spec))):
                 raise ValueError(f"{done.parent} holds a finished run with other settings ({recorded}); "
                                  "use another --out folder")
 

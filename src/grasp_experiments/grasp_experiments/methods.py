@@ -104,8 +104,8 @@ def build_q_network(method: str, profile: Profile, imagenet_weights: str | os.Pa
         info = trunk_info("densenet121")
         fcn = TwoStreamFCN(load_densenet121_imagenet(imagenet_weights), load_densenet121_imagenet(imagenet_weights),
                            info.channels, info.stride, trunk_name="densenet121")
-        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation)
+        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation, profile.pad)
     if profile.imagenet:
         fcn = build_fcn(profile.trunk, imagenet=True, imagenet_weights=imagenet_weights)
-        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation)
+        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation, profile.pad)
     return profile.build_q_network()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from grasp_core import checkpoint
-from grasp_core.dqn import select_action
+from grasp_core.exploration import select_action
 from grasp_core.rotation import RotatingQNetwork
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 

@@ -43,6 +43,8 @@ class PretrainStage:
     num_images: int = 50  # the seed's sim set
     epochs: int = 50
     batch_size: int = 4
+    optimizer: str = "adam"  # grasp_core.pretrain.PretrainConfig (the seed: sgd, lr 1e-4)
+    lr: float = 1e-3
     dataset_seed: int = 0
     heldout_seed: int = 10_000
     loss_comparison: bool = True  # also train MSE and smooth L1 (Fig. 3)
@@ -60,7 +62,8 @@ class PretrainStage:
 
     def training_key(self) -> dict:
         """What defines one loss's Q_s besides the loss itself."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "recalibrate_bn": self.recalibrate_bn}
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "recalibrate_bn": self.recalibrate_bn,
+                "optimizer": self.optimizer, "lr": self.lr}
 
     @property
     def losses(self) -> tuple[str, ...]:
@@ -153,14 +156,15 @@ def pretrain_loss(experiment_dir: str | Path, stage: PretrainStage, loss: str, t
     dataset = load_dataset(directory / "dataset")
     images = prepare_images(dataset.samples, dataset.workspace.resolution / profile.resolution)
     config = PretrainConfig(profile=stage.profile, epochs=stage.epochs, batch_size=stage.batch_size, loss=loss,
-                            recalibrate_bn=stage.recalibrate_bn, seed=stage.dataset_seed)
+                            optimizer=stage.optimizer, lr=stage.lr, recalibrate_bn=stage.recalibrate_bn,
+                            seed=stage.dataset_seed)
     qnet = profile.build_q_network()
     started = time.perf_counter()
     result = pretrain(qnet, images, config, progress=progress)  # re-estimates BatchNorm statistics itself
     qnet.eval()
     seconds = time.perf_counter() - started
     checkpoint.save_model(directory / f"qs_{loss}.safetensors", qnet.fcn, num_rotations=qnet.num_rotations,
-                          zoom=qnet.zoom, back_rotation=qnet.back_rotation, profile=profile.name, stage="pretrain",
+                          zoom=qnet.zoom, back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="pretrain",
                           step=result.steps, config=asdict(config))
     test = heldout_image(experiment_dir, stage.profile)
     np.save(directory / f"map_{loss}.npy", predicted_map(qnet, test.color, test.depth, loss))

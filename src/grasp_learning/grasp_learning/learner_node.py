@@ -4,7 +4,8 @@
   (fsync'ed) before it is counted; an id already stored is reported as a duplicate and not trained on again.
 - A training thread walks the store in order and runs one `DQNLearner.update` per stored experience (plus
   VPG's prioritised replay step inside it), so a slow update never delays storing.
-- Every `checkpoint_every` updates it saves version k (weights + training state, atomically) and announces it
+- Every `publish_every` updates of the learning preset (grasp_core.learning) it saves version k (weights +
+  training state, atomically) and announces it
   on `/grasp/model` (transient local: late joiners get the newest).
 - Start-up: resume from the newest complete checkpoint in `checkpoint_dir` if there is one (it wins over
   `pretrained_checkpoint`), then train whatever the store holds beyond it; otherwise build the profile's
@@ -12,7 +13,7 @@
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 import signal
 import threading
 import time
@@ -26,7 +27,8 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from grasp_core.checkpoint import load_q_network
-from grasp_core.dqn import EPSILON_SCHEDULES, DQNConfig, DQNLearner, warm_start
+from grasp_core.dqn import DQNConfig, DQNLearner, warm_start
+from grasp_core.learning import PRESETS, PublicationSchedule, learning_config, parse_overrides
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.replay import ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
@@ -52,25 +54,16 @@ class LearnerNode(Node):
         p["profile"] = declare(self, "profile", "fast", "Network profile of a fresh start (a resumed or pretrained "
                                "checkpoint must match its trunk).", check=one_of(*PROFILES),
                                requirement=f"one of {sorted(PROFILES)}")
-        p["checkpoint_every"] = declare(self, "checkpoint_every", 10, "Save and announce a new model version every "
-                                        "this many updates.", check=in_range(1, 1_000_000),
-                                        requirement="an integer >= 1")
         p["keep_checkpoints"] = declare(self, "keep_checkpoints", 5, "Complete versions kept on disk (older ones "
                                         "are deleted; 0 = keep all).", check=in_range(0, 1_000_000),
                                         requirement="an integer >= 0")
-        p["gamma"] = declare(self, "gamma", 0.9, "Discount of the DQN target (seed 0.9, VPG 0.5).",
-                             check=in_range(0.0, 1.0), requirement="0 <= gamma <= 1")
-        p["learning_rate"] = declare(self, "learning_rate", 1e-4, "SGD learning rate (seed 1e-4).",
-                                     check=in_range(1e-9, 1.0), requirement="0 < learning_rate <= 1")
-        p["prioritized_replay"] = declare(self, "prioritized_replay", True, "VPG's replay step after each update.")
-        p["train_opposite_rotation"] = declare(self, "train_opposite_rotation", False, "Also train rotation i + R/2 "
-                                               "(the jaw is symmetric; VPG does).")
-        p["bn_mode"] = declare(self, "bn_mode", DQNConfig.bn_mode, "BatchNorm in DQN updates: 'train' (batch "
-                               "statistics, VPG) or 'frozen' (always the running statistics, as at inference).",
-                               check=one_of("train", "frozen"), requirement="'train' or 'frozen'")
-        p["epsilon_schedule"] = declare(self, "epsilon_schedule", "exponential", "Epsilon schedule recorded with "
-                                        "the training state.", check=one_of(*EPSILON_SCHEDULES),
-                                        requirement=f"one of {list(EPSILON_SCHEDULES)}")
+        p["learning"] = declare(self, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): DQN "
+                                "settings, replay schedule and how often a model version is published; give the "
+                                "executors the same one.", check=one_of(*PRESETS),
+                                requirement=f"one of {sorted(PRESETS)}", read_only=True)
+        p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
+                                          "overrides of the preset, e.g. 'dqn.gamma=0.9 publish_every=10'.",
+                                          read_only=True)
         p["seed"] = declare(self, "seed", 0, "Seed of the learner's random streams (replay sampling, init).")
         p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
                                      check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
@@ -79,6 +72,11 @@ class LearnerNode(Node):
         p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where new model versions are announced.",
                                    check=bool, requirement="a non-empty topic name")
         self.params = p
+        try:
+            self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
+        except ValueError as e:
+            raise ParameterError(f"learning / learning_overrides: {e}") from None
+        self.publication = PublicationSchedule(self.learning.publish_every)
         if p["torch_threads"] > 0:
             torch.set_num_threads(int(p["torch_threads"]))
         torch.manual_seed(p["seed"])
@@ -93,6 +91,7 @@ class LearnerNode(Node):
         self._duplicates = 0
         self._rejected = 0
         self._last_loss: float | None = None
+        self._diverged = 0
         self._skip: set[int] = set()  # store indices whose update failed: never trained
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -110,11 +109,8 @@ class LearnerNode(Node):
     # ------------------------------------------------------------------------------------------------ set-up
     def _dqn_config(self, profile_name: str | None) -> DQNConfig:
         profile = PROFILES.get(profile_name or "")
-        p = self.params
         kwargs = {"inference": profile.inference} if profile else {}
-        return DQNConfig(gamma=p["gamma"], lr=p["learning_rate"], prioritized_replay=p["prioritized_replay"],
-                         train_opposite_rotation=p["train_opposite_rotation"],
-                         epsilon_schedule=p["epsilon_schedule"], bn_mode=p["bn_mode"], seed=p["seed"], **kwargs)
+        return dataclasses.replace(self.learning.dqn, seed=self.params["seed"], **kwargs)
 
     def _build_learner(self) -> None:
         p, log = self.params, self.get_logger()
@@ -214,10 +210,15 @@ class LearnerNode(Node):
             try:
                 experience = self.store[index]
                 stats = self.learner.update(experience)
-                if not (math.isfinite(stats.loss) and self._weights_finite()):
-                    raise FloatingPointError(f"the network diverged (loss {stats.loss}, non-finite weights)")
-            except Exception as e:  # noqa: BLE001 - one bad record or a divergence must not stop learning
+                if not self._weights_finite():  # the learner undoes its own divergences; this catches the rest
+                    raise FloatingPointError("non-finite weights after an update")
+            except Exception as e:  # noqa: BLE001 - one bad record or a broken learner must not stop learning
                 self._recover(index, e)
+                continue
+            if stats.diverged:  # the learner undid the update: nothing non-finite reaches a model version
+                self._diverged += 1
+                log.error(f"update {stats.step} on experience #{index} diverged and was undone "
+                          f"({self._diverged} so far); the published model is unchanged")
                 continue
             self._last_loss = stats.loss
             replayed = "" if stats.replayed_index is None else \
@@ -225,7 +226,7 @@ class LearnerNode(Node):
             log.info(f"update {stats.step} on experience #{index} (reward {experience.reward:g}): loss "
                      f"{stats.loss:.4f}, Q {stats.predicted:.3f} -> target {stats.target:.3f}{replayed}")
             self._updates_since_save += 1
-            if self._updates_since_save >= self.params["checkpoint_every"]:
+            if self.publication.after_update():
                 self._save_and_announce()
 
     def _weights_finite(self) -> bool:
@@ -245,6 +246,7 @@ class LearnerNode(Node):
             return
         entry, self.learner = resumed
         self.trained, self._updates_since_save = entry.trained, 0
+        self.publication.since_last = 0
         log.error(f"update on experience #{index} failed ({type(error).__name__}: {error}); back to checkpoint "
                   f"version {entry.version} ({entry.updates} updates): training again from experience "
                   f"#{entry.trained}, leaving out #{sorted(self._skip)}")
@@ -256,6 +258,7 @@ class LearnerNode(Node):
         self.catalog.write_progress(version, self.trained, self.learner.step, len(self.store))
         self.version = version
         self._updates_since_save = 0
+        self.publication.since_last = 0
         self.get_logger().info(f"checkpoint version {version} saved in {time.perf_counter() - t0:.2f} s: {path} "
                                f"({self.learner.step} updates, {self.trained} experiences)")
         deleted = self.catalog.prune(self.params["keep_checkpoints"])

@@ -26,7 +26,7 @@ def saved(catalog, learner, version, trained):
 @pytest.fixture
 def learner():
     torch.manual_seed(0)
-    return DQNLearner(get_profile("tiny").build_q_network(), DQNConfig(prioritized_replay=False), profile="tiny")
+    return DQNLearner(get_profile("tiny").build_q_network(), DQNConfig(replay_steps=0), profile="tiny")
 
 
 def test_only_complete_versions_count_and_the_newest_is_resumed(tmp_path, learner):

@@ -48,8 +48,8 @@ def test_a_diverging_update_is_undone_from_the_last_checkpoint(tmp_path, monkeyp
     try:
         node = LearnerNode(context=context, parameter_overrides=[
             Parameter("profile", value="tiny"), Parameter("replay_dir", value=str(tmp_path / "replay")),
-            Parameter("checkpoint_dir", value=str(tmp_path / "ck")), Parameter("checkpoint_every", value=3),
-            Parameter("prioritized_replay", value=False)])
+            Parameter("checkpoint_dir", value=str(tmp_path / "ck")), Parameter("learning", value="seed"),
+            Parameter("learning_overrides", value="publish_every=3 dqn.replay_steps=0")])
         for attempt in range(8):
             node._on_experience(experience(attempt))  # what the subscription does
         deadline = time.monotonic() + 60
