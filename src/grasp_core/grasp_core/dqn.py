@@ -354,7 +354,7 @@ class DQNLearner:
         if anchor_loss is not None:
             loss = loss + c.anchor_weight * anchor_loss
         if not torch.isfinite(loss):
-            raise DivergenceError(f"non-finite loss {float(loss)} (predictions {predicted.tolist()})")
+            raise DivergenceError(f"non-finite loss {float(loss.detach())} (predictions {predicted.tolist()})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.step < c.head_only_updates:

@@ -8,7 +8,7 @@
 them: `seed` is the seed paper's method exactly (the ablation baseline), `default` what this repository uses.
 `LearningLoop` runs it in-process against any world with `heightmap()`, `execute_grasp(x, y, angle)` and
 `reset()` (the MuJoCo GraspWorld); the node graph splits the same pieces over its nodes: executor_node
-(EpisodeTracker, FailedGraspMemory, epsilon), affordance_node (select_action on the published model) and
+(AttemptRules, epsilon), affordance_node (select_action on the published model) and
 learner_node (DQNLearner, PublicationSchedule).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from grasp_core.dqn import DQNConfig, DQNLearner, UpdateStats
-from grasp_core.episode import EpisodeConfig, EpisodeTracker, scene_changed
+from grasp_core.episode import EpisodeConfig, EpisodeDecision, EpisodeTracker, scene_changed
 from grasp_core.exploration import ExplorationConfig, FailedGraspMemory, epsilon_at, select_action
 from grasp_core.replay import Experience
 from grasp_core.rotation import RotatingQNetwork
@@ -59,12 +59,15 @@ PRESETS: dict[str, LearningConfig] = {
     # prioritised replay step, BatchNorm in train mode, uniform epsilon-greedy 0.5 -> 0.001; the node graph
     # published a model every 10 updates.
     "seed": LearningConfig(name="seed", publish_every=10),
+    # What docs/learning.md measured best: a contextual bandit (gamma 0) on the success probability (bce) that
+    # trains the head on cached trunk features, anchored to the warm start; exploration drawn from the map at a
+    # low temperature; failed grasps on an unchanged scene excluded; a new model after every update.
     "default": LearningConfig(
         name="default",
         dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=1e-4, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
-                      batch_size=16, replay_steps=1, replay_sampler="vpg", loss="smooth_l1",
-                      trainable="head"),
-        exploration=ExplorationConfig(mode="affordance", exclude_failed=True),
+                      batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
+                      anchor_weight=10.0),
+        exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
         publish_every=1),
 }
 
@@ -92,11 +95,12 @@ def learning_config(preset: str = "default", overrides: dict[str, str] | list[st
     config = copy.deepcopy(PRESETS[preset])
     items = overrides.items() if isinstance(overrides, dict) else \
         [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in (overrides or [])]
+    changes: dict[str, dict] = {"": {}, "dqn": {}, "exploration": {}, "episode": {}}
     for key, value in items:
         if value is None:
             raise ValueError(f"override {key!r} is not of the form section.field=value")
         section, _, name = key.rpartition(".")
-        if section not in ("", "dqn", "exploration", "episode"):
+        if section not in changes:
             raise ValueError(f"override {key!r}: the section must be dqn, exploration or episode")
         target = config if not section else getattr(config, section)
         known = {f.name for f in dataclasses.fields(target)}
@@ -104,13 +108,14 @@ def learning_config(preset: str = "default", overrides: dict[str, str] | list[st
             raise ValueError(f"override {key!r}: {type(target).__name__} has no settable field {name!r}; "
                              f"fields: {sorted(known)}")
         try:
-            new = _convert(value, getattr(target, name))
+            changes[section][name] = _convert(value, getattr(target, name))
         except ValueError as e:
             raise ValueError(f"override {key}={value}: {e}") from None
-        if section:
-            setattr(config, section, dataclasses.replace(target, **{name: new}))
-        else:
-            config = dataclasses.replace(config, **{name: new})
+    for section in ("dqn", "exploration", "episode"):  # one replace per section: fields are checked together
+        if changes[section]:
+            setattr(config, section, dataclasses.replace(getattr(config, section), **changes[section]))
+    if changes[""]:
+        config = dataclasses.replace(config, **changes[""])
     if dqn_overrides:
         config.dqn = dataclasses.replace(config.dqn, **dqn_overrides)
     return config
@@ -137,6 +142,35 @@ class PublicationSchedule:
             self.since_last = 0
             return True
         return False
+
+
+class AttemptRules:
+    """What every loop decides after an attempt, in one place: the episode rule (terminal / reset) and the
+    failed grasps excluded from the next choices. The harness's LearningLoop and the graph's executor_node both
+    hold one, so they take the same decisions on the same outcomes."""
+
+    def __init__(self, config: LearningConfig, num_rotations: int, resolution: float):
+        self.config, self.resolution = config, float(resolution)
+        self.episode = EpisodeTracker(config.episode)
+        self.memory = FailedGraspMemory(num_rotations, config.exploration.exclude_radius_m / resolution)
+
+    def excluded(self, height: int, width: int) -> np.ndarray | None:
+        """(R, H, W) actions not to choose now (None: nothing excluded, or exclusion is off)."""
+        return self.memory.excluded(height, width) if self.config.exploration.exclude_failed else None
+
+    def after_attempt(self, rotation: int, u: int, v: int, success: bool, objects_remaining: int | None,
+                      depth_before: np.ndarray, next_depth: np.ndarray | None) -> EpisodeDecision:
+        decision = self.episode.after_attempt(success, objects_remaining, next_depth, self.resolution)
+        changed = decision.terminal or next_depth is None or \
+            scene_changed(depth_before, next_depth, self.resolution, self.config.episode)
+        self.memory.record(rotation, u, v, success, changed)
+        if decision.reset:
+            self.memory.clear()
+        return decision
+
+    def scene_was_reset(self) -> None:
+        self.episode.scene_was_reset()
+        self.memory.clear()
 
 
 @dataclass
@@ -187,9 +221,7 @@ class LearningLoop:
         self.acting = copy.deepcopy(self.qnet)  # the published model
         self.version = 0
         self.publication = PublicationSchedule(config.publish_every)
-        self.episode = EpisodeTracker(config.episode)
-        radius_px = config.exploration.exclude_radius_m / workspace.resolution
-        self.memory = FailedGraspMemory(self.qnet.num_rotations, radius_px)
+        self.rules = AttemptRules(config, self.qnet.num_rotations, workspace.resolution)
         self.rng = np.random.default_rng(seed)
         self.explore_mask = explore_mask
         self.source = source
@@ -216,8 +248,8 @@ class LearningLoop:
         color, depth = self._state
         q = self.acting.predict(color, depth, self.learner.config.inference)
         epsilon = epsilon_at(cfg, self.attempts)
-        excluded = self.memory.excluded(*depth.shape) if cfg.exclude_failed else None
-        excluded_count = len(self.memory.failed) if excluded is not None else 0
+        excluded = self.rules.excluded(*depth.shape)
+        excluded_count = len(self.rules.memory.failed) if excluded is not None else 0
         roi_pixels = None
         if self.explore_mask is not None:  # MoG: exploring grasps only inside the regions of interest
             mask = self.explore_mask(color, depth)
@@ -238,10 +270,10 @@ class LearningLoop:
         success = bool(result.grasp_success)
         if result.scene_reset:  # the world reset itself (physics blow-up): the old scene is gone
             decision_terminal, reset, why = True, False, "the world reset the scene"
-            self.episode.scene_was_reset()
+            self.rules.scene_was_reset()
         else:
-            decision = self.episode.after_attempt(success, result.objects_remaining, next_depth,
-                                                  self.workspace.resolution)
+            decision = self.rules.after_attempt(action.rotation, action.u, action.v, success,
+                                                result.objects_remaining, depth, next_depth)
             decision_terminal, reset, why = decision.terminal, decision.reset, decision.why
         experience = Experience(
             id=f"{self.attempts:06d}", source=self.source, attempt=self.attempts, color_hm=color, depth_hm=depth,
@@ -251,16 +283,12 @@ class LearningLoop:
             next_depth_hm=None if decision_terminal else next_depth,
             model_version=self.version, epsilon=epsilon, explored=action.explored, predicted_q=action.q,
             failure_reason=int(result.failure_reason))
-        changed = decision_terminal or scene_changed(depth, next_depth, self.workspace.resolution,
-                                                     self.config.episode)
-        self.memory.record(action.rotation, action.u, action.v, success, changed)
         stats: UpdateStats = self.learner.update(experience)
         if self.publication.after_update() and not stats.diverged:
             self._publish()
         if reset:
             self.world.reset()
             next_color, next_depth = self.world.heightmap()
-            self.memory.clear()
         self._state = (next_color, next_depth)
         record = AttemptRecord(
             step=self.attempts, success=int(success), reward=float(success), explored=action.explored,

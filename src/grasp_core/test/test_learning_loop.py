@@ -105,15 +105,58 @@ def test_presets_overrides_and_publication_schedule():
     assert (seed.dqn.gamma, seed.dqn.optimizer, seed.dqn.lr, seed.dqn.bn_mode, seed.dqn.batch_size,
             seed.dqn.replay_steps, seed.exploration.mode, seed.exploration.exclude_failed) == \
         (0.9, "sgd", 1e-4, "train", 1, 1, "uniform", False)
-    config = learning_config("default", parse_overrides("dqn.gamma=0.5, exploration.mode=uniform publish_every=3"))
+    config = learning_config("default", parse_overrides("dqn.gamma=0.5, dqn.loss=smooth_l1 exploration.mode=uniform "
+                                                        "publish_every=3"))
     assert (config.dqn.gamma, config.exploration.mode, config.publish_every) == (0.5, "uniform", 3)
     assert PRESETS["default"].dqn.gamma != 0.5  # the preset itself is untouched
     for bad, match in ((["dqn.gama=0.5"], "no settable field"), (["dqn.gamma"], "section.field=value"),
                        (["net.lr=1"], "section must be"), (["dqn.batch_size=two"], "batch_size=two"),
-                       (["dqn.gamma=2"], "gamma")):
+                       (["dqn.gamma=2"], "gamma"), (["dqn.gamma=0.9"], "bce")):
         with pytest.raises(ValueError, match=match):
             learning_config("default", bad)
     with pytest.raises(ValueError, match="unknown learning preset"):
         learning_config("fastest")
     schedule = PublicationSchedule(3)
     assert [schedule.after_update() for _ in range(7)] == [False, False, True, False, False, True, False]
+
+
+class ScriptedWorld:
+    """A world whose grasps follow a script of (success, objects_remaining, scene changes) outcomes."""
+
+    def __init__(self, script):
+        self.script, self.calls, self.resets = list(script), [], 0
+        self.depth = np.zeros((SIZE, SIZE), np.float32)
+        self.depth[10:20, 10:20] = 0.05
+
+    def heightmap(self):
+        return np.zeros((SIZE, SIZE, 3), np.uint8), self.depth.copy()
+
+    def execute_grasp(self, x, y, angle):
+        success, remaining, moves = self.script[len(self.calls)]
+        self.calls.append(WORKSPACE.point_to_pixel(x, y))
+        if moves:
+            self.depth = np.roll(self.depth, 3, axis=1)
+        return GraspResult(True, success, GraspFailure.NONE if success else GraspFailure.NOTHING_GRASPED, "", 0.0,
+                           remaining, "")
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_the_harness_loop_takes_the_executor_nodes_decisions(tmp_path):
+    """The scenario of grasp_execution's test_executor_runs_grasp_cycles_against_the_sim, in the harness: the
+    same AttemptRules give the same terminal / reset / exclusion decisions (both hold grasp_core's rules)."""
+    config = learning_config("default", ["episode.reset_after_failures=2", "dqn.lr=1e-12", "exploration.epsilon_start=0",
+                                         "exploration.epsilon_end=0", "exploration.epsilon_schedule=constant"])
+    learner = DQNLearner(TINY.build_q_network(), config.dqn, ReplayStore(tmp_path / "replay"), profile="tiny")
+    world = ScriptedWorld([(False, 3, False), (False, 3, False), (True, 2, True), (True, 0, True),
+                           (False, 5, True), (False, 5, False)])
+    loop = LearningLoop(learner, config, world, WORKSPACE, seed=0)
+    records = [loop.step() for _ in range(6)]
+    # Two misses on an unchanged scene: the second choice excluded the first; then terminal + reset.
+    assert [r.excluded for r in records] == [0, 1, 0, 0, 0, 0]
+    assert world.calls[1] != world.calls[0]
+    assert [(r.scene_reset, r.reset_why) for r in records[:2]] == [(False, ""), (True, "2 failed grasps in a row")]
+    # A success whose grasp emptied the workspace is terminal and resets; a miss that moved things is forgotten.
+    assert (records[3].scene_reset, records[3].reset_why) == (True, "the workspace is empty")
+    assert records[5].excluded == 0 and records[5].reset_why == "2 failed grasps in a row" and world.resets == 3

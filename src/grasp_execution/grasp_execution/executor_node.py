@@ -24,9 +24,9 @@ import traceback
 import uuid
 
 import rclpy
-from grasp_core.episode import EpisodeTracker, is_empty, scene_changed
-from grasp_core.exploration import FailedGraspMemory, epsilon_at
-from grasp_core.learning import PRESETS, learning_config, parse_overrides
+from grasp_core.episode import is_empty
+from grasp_core.exploration import epsilon_at
+from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
@@ -112,8 +112,7 @@ class ExecutorNode(Node):
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
-        self.episode = EpisodeTracker(self.learning.episode)
-        self.failed_grasps: FailedGraspMemory | None = None  # made when the first proposal says R
+        self.rules: AttemptRules | None = None  # made when the first proposal says R and the resolution
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
         self._last_log: dict[str, float] = {}
@@ -264,11 +263,12 @@ class ExecutorNode(Node):
         p, exploration = self.params, self.learning.exploration
         request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state, exploration_mode=exploration.mode,
                                        temperature=exploration.temperature)
-        if exploration.exclude_failed and self.failed_grasps is not None and self.failed_grasps.failed:
-            rotations, us, vs = zip(*self.failed_grasps.failed)
+        memory = None if self.rules is None else self.rules.memory
+        if exploration.exclude_failed and memory is not None and memory.failed:
+            rotations, us, vs = zip(*memory.failed)
             request.exclude_rotation_index, request.exclude_pixel_x, request.exclude_pixel_y = \
                 list(rotations), list(us), list(vs)
-            request.exclude_radius_px = float(self.failed_grasps.radius_px)
+            request.exclude_radius_px = float(memory.radius_px)
         try:
             response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
         except ServiceUnavailable:
@@ -294,21 +294,24 @@ class ExecutorNode(Node):
         p = self.params
         self.attempts += 1
         reward = 1.0 if outcome.grasp_success else 0.0
+        if self.rules is None or self.rules.memory.num_rotations != int(proposal.num_rotations):
+            self.rules = AttemptRules(self.learning, int(proposal.num_rotations), state.resolution)
+        limit = self.learning.episode.reset_after_failures
         next_state = None
-        if outcome.objects_remaining != 0 and (self.episode.config.reset_after_failures == 0 or outcome.grasp_success
-                                               or self.episode.consecutive_failures + 1
-                                               < self.episode.config.reset_after_failures):
+        if outcome.objects_remaining != 0 and (limit == 0 or outcome.grasp_success
+                                               or self.consecutive_failures + 1 < limit):
             next_state = self._wait_heightmap(done_ns, p["heightmap_timeout"])
             if next_state is None:
                 self.get_logger().error(f"attempt {self.attempts}: no heightmap within {p['heightmap_timeout']} s "
                                         "after the grasp; closing it as terminal")
         next_depth = None if next_state is None else image_to_numpy(next_state.depth, ("32FC1",))
-        decision = self.episode.after_attempt(bool(outcome.grasp_success), outcome.objects_remaining, next_depth,
-                                              state.resolution)
+        decision = self.rules.after_attempt(int(proposal.rotation_index), int(round(proposal.center_px[0])),
+                                            int(round(proposal.center_px[1])), bool(outcome.grasp_success),
+                                            outcome.objects_remaining, image_to_numpy(state.depth, ("32FC1",)),
+                                            next_depth)
         terminal_why, reset = (decision.why or None), decision.reset
         if decision.terminal:
             next_state = None
-        self._remember_failure(proposal, state, next_depth, bool(outcome.grasp_success), decision.terminal)
         terminal = terminal_why is not None
         experience = GraspExperience(
             id=str(uuid.uuid4()), source=self.source, attempt=self.attempts, heightmap=state,
@@ -345,25 +348,14 @@ class ExecutorNode(Node):
             self._reset_scene(terminal_why)
         return next_state
 
-    def _remember_failure(self, proposal, state: Heightmap, next_depth, success: bool, terminal: bool) -> None:
-        """FailedGraspMemory: a failure on a scene that did not change is not proposed again."""
-        if self.failed_grasps is None or self.failed_grasps.num_rotations != int(proposal.num_rotations):
-            self.failed_grasps = FailedGraspMemory(int(proposal.num_rotations),
-                                                   self.learning.exploration.exclude_radius_m / state.resolution)
-        changed = terminal or next_depth is None or scene_changed(
-            image_to_numpy(state.depth, ("32FC1",)), next_depth, state.resolution, self.learning.episode)
-        self.failed_grasps.record(int(proposal.rotation_index), int(round(proposal.center_px[0])),
-                                  int(round(proposal.center_px[1])), success, changed)
-
     @property
     def consecutive_failures(self) -> int:
-        return self.episode.consecutive_failures
+        return 0 if self.rules is None else self.rules.episode.consecutive_failures
 
     def _reset_scene(self, why: str) -> None:
         result = self.backend.reset()
-        self.episode.scene_was_reset()
-        if self.failed_grasps is not None:
-            self.failed_grasps.clear()
+        if self.rules is not None:
+            self.rules.scene_was_reset()
         if result.success:
             self.get_logger().info(f"scene reset ({why}): {result.message}")
         else:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
-from grasp_core.dqn import DQNConfig, epsilon_at  # noqa: E402
+from grasp_core.exploration import ExplorationConfig, epsilon_at  # noqa: E402
 from grasp_interfaces.msg import GraspExperience  # noqa: E402
 from grasp_interfaces.srv import ProposeGrasp  # noqa: E402
 from grasp_ros.conversions import msg_to_heightmap  # noqa: E402
@@ -92,9 +92,10 @@ def test_executor_runs_grasp_cycles_against_the_sim(tmp_path):
     stub_node.create_subscription(GraspExperience, "/grasp/experience", experiences.append, EXPERIENCE_QOS)
     csv_path = tmp_path / "attempts.csv"
     executor_node = ExecutorNode(parameter_overrides=[
-        Parameter("max_attempts", value=4), Parameter("reset_after_failures", value=2),
-        Parameter("empty_min_area", value=4e-5), Parameter("retry_delay", value=0.05),
-        Parameter("csv_path", value=str(csv_path)), Parameter("epsilon_schedule", value="vpg"),
+        Parameter("max_attempts", value=4), Parameter("learning", value="default"),
+        Parameter("learning_overrides", value="episode.reset_after_failures=2 episode.empty_min_area=4e-5 "
+                                              "exploration.epsilon_schedule=vpg"),
+        Parameter("retry_delay", value=0.05), Parameter("csv_path", value=str(csv_path)),
         Parameter("epsilon_step_offset", value=2000)])
     executor = rclpy.executors.SingleThreadedExecutor()
     for n in (sim, perception, stub_node, executor_node):
@@ -131,9 +132,16 @@ def test_executor_runs_grasp_cycles_against_the_sim(tmp_path):
         assert exp.heightmap.header.stamp == req.heightmap.header.stamp
         assert bytes(exp.heightmap.depth.data) == bytes(req.heightmap.depth.data)
     # Epsilon follows grasp_core's vpg schedule over attempts (offset 2000), the same for retries of one attempt.
-    schedule = DQNConfig(epsilon_schedule="vpg")
+    schedule = ExplorationConfig(epsilon_schedule="vpg")
     want = [epsilon_at(schedule, 2000 + k) for k in (0, 1, 2, 2, 2, 3)]
     np.testing.assert_allclose([r.epsilon for r in proposer.requests], want, rtol=1e-6)
+    # The loop's exploration mode goes with every request; the first corner miss left the scene unchanged, so the
+    # second request excludes it (FailedGraspMemory), and the reset after the second miss forgets it.
+    assert {r.exploration_mode for r in proposer.requests} == {"affordance"}
+    assert list(proposer.requests[0].exclude_rotation_index) == []
+    assert (list(proposer.requests[1].exclude_rotation_index), list(proposer.requests[1].exclude_pixel_x),
+            list(proposer.requests[1].exclude_pixel_y)) == ([4], [4], [219])
+    assert list(proposer.requests[2].exclude_rotation_index) == []
     # Terminal: after 2 failures in a row (then the scene was reset), or when the grasp emptied the scene.
     assert not experiences[0].terminal and experiences[1].terminal
     for exp, (result, _) in zip(experiences[2:], outcomes[2:]):
@@ -165,7 +173,7 @@ def test_bad_heightmaps_are_ignored_and_emptiness_follows_vpg():
 
     rclpy.init()
     try:
-        node = ExecutorNode(parameter_overrides=[Parameter("empty_min_area", value=4e-5)])
+        node = ExecutorNode(parameter_overrides=[Parameter("learning_overrides", value="episode.empty_min_area=4e-5")])
         node._on_heightmap(Heightmap())  # no images at all
         ws = VPG_SIM_WORKSPACE
         depth = np.zeros(ws.shape, np.float32)
@@ -189,9 +197,11 @@ def test_bad_heightmaps_are_ignored_and_emptiness_follows_vpg():
 def test_executor_parameters_are_checked():
     rclpy.init()
     try:
-        with pytest.raises(ParameterError, match="epsilon"):
-            ExecutorNode(parameter_overrides=[Parameter("epsilon_start", value=0.1),
-                                              Parameter("epsilon_end", value=0.5)])
+        with pytest.raises(ParameterError, match="epsilon_end <= epsilon_start"):
+            ExecutorNode(parameter_overrides=[Parameter("learning_overrides", value="exploration.epsilon_start=0.1 "
+                                                                                   "exploration.epsilon_end=0.5")])
+        with pytest.raises(ParameterError, match="unknown learning preset|one of"):
+            ExecutorNode(parameter_overrides=[Parameter("learning", value="fastest")])
         with pytest.raises(ParameterError, match="backend"):
             ExecutorNode(parameter_overrides=[Parameter("backend", value="gazebo")])
         with pytest.raises(ParameterError, match="moveit_py"):
