@@ -312,15 +312,21 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
         writer.writeheader()
         writer.writerows(rows)
     n = len(rewards)
+    with progress.lock:
+        updates = progress.model_updates
     summary = {"attempts": n, "successes": int(sum(rewards)), "profile": args.profile, "objects": args.objects,
                "robots": args.robots, "warm_start": not args.no_pretrain, "window": args.window,
-               "final_model_version": versions[-1][1] if versions else None, **info, **timings}
+               "learning": args.learning, "learning_overrides": args.set,
+               "final_model_version": versions[-1][1] if versions else None,
+               "learner_updates_at_end": updates, "untrained_at_end": n - updates, **info, **timings}
     if n:
         g = windowed_success(rewards, window=args.window, partial="so_far")
         w = min(args.window, n)
         summary.update({"success_rate": round(float(np.mean(rewards)), 3),
                         "G_first_window": round(float(np.mean(rewards[:w])), 3),
                         "G_last_window": round(float(np.mean(rewards[-w:])), 3), "G_max": round(float(g.max()), 3)})
+        if n >= args.window:  # the lowest windowed G after the first full window (does learning wear it down?)
+            summary["G_min_after_first_window"] = round(float(g[args.window - 1:].min()), 3)
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
         x = np.arange(1, n + 1)
         full = x >= args.window  # before that, G covers the attempts so far (noisy: shown faint)
@@ -387,7 +393,7 @@ def main(argv=None) -> int:
         first = min(args.window, summary["attempts"])
         say(f"{summary['attempts']} attempts, {summary['successes']} successes; G over the first {first}: "
             f"{summary['G_first_window']:.2f}, over the last: {summary['G_last_window']:.2f} "
-            f"(model v{summary['final_model_version']})")
+            f"(model v{summary['final_model_version']}, {summary['untrained_at_end']} attempts not yet trained on)")
         say(f"curve: {out / 'learning_curve.png'}; summary: {out / 'summary.json'}; attempts: {out / 'attempts.csv'}")
     else:
         say(f"no attempt was made; see the node logs in {out / 'logs'}")

@@ -66,6 +66,26 @@ def _write_csv(path: Path, summary: dict) -> None:
                             + ["" if cell.cs[p] is None else cell.cs[p] for p in PERCENTS])
 
 
+def _learning_text(experiment_dir: Path) -> str:
+    """The learning settings the runs recorded in spec.json (grasp_core.learning), not a hard-coded text."""
+    texts = set()
+    for spec_path in sorted((experiment_dir / "runs").glob("*/objects_*/seed_*/spec.json")):
+        spec = json.loads(spec_path.read_text())
+        learning = spec.get("learning")
+        if not learning:
+            texts.add("recorded before grasp_core.learning existed (see the run's spec.json)")
+            continue
+        d, e = learning["dqn"], learning["exploration"]
+        texts.add(f"preset `{learning['name']}` {' '.join(spec['spec'].get('overrides', [])) or ''}: "
+                  f"{d['optimizer']} lr {d['lr']:g}, gamma {d['gamma']}, {d['loss']} loss, trains {d['trainable']}, "
+                  f"batch {d['batch_size']} + {d['replay_steps']} replay step(s) ({d['replay_sampler']}), anchor "
+                  f"{d['anchor_weight']:g}, BatchNorm {d['bn_mode']}; {e['mode']} exploration, epsilon "
+                  f"{e['epsilon_start']} -> {e['epsilon_end']} ({e['epsilon_schedule']} over "
+                  f"{e['epsilon_decay_steps']}){', failed grasps excluded' if e['exclude_failed'] else ''}; "
+                  f"a model version every {learning['publish_every']} update(s)")
+    return "; ".join(sorted(texts)) or "-"
+
+
 def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: MetricSettings,
                 title: str | None = None, notes: str | Path | None = None) -> Path:
     """Write PNGs, summary.json, summary.csv and report.md into out_dir; returns the report's path."""
@@ -99,8 +119,7 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                      f"{' warm-started from the KL-pretrained Q_s' if METHODS[m].pretrained else ''}"
                      f"{'; exploration inside MoG regions of interest' if METHODS[m].roi_exploration else ''} |")
     gbar_text = "each method's own" if settings.gbar == "own" else "a shared (the highest of the methods')"
-    lines += ["| DQN (all methods) | SGD lr 1e-4, momentum 0.9, wd 2e-5; gamma 0.9; smooth L1 on the executed pixel; "
-              "VPG prioritised replay (1 sample/step); epsilon 0.5 -> 0.001 exponential over 1000 steps |",
+    lines += [f"| learning (all methods) | {_learning_text(experiment_dir)} |",
               f"| metrics | G window M = {settings.window}; G-bar boxes L = {settings.box}, delta = {settings.delta}, "
               f"k = {settings.k}; Cs against {gbar_text} G-bar; baseline for m: {settings.baseline} |", ""]
     history = _history(experiment_dir)
@@ -124,8 +143,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
         first = next(iter(records.values()))["config"]
         lines += ["## Pretraining losses (seed Fig. 3)", "",
                   f"Q_s trained on {next(iter(records.values()))['images']} sim key-point images (train shapes, "
-                  f"1-10 objects each) for {first['epochs']} epochs (batch {first['batch_size']}, SGD lr "
-                  f"{first['lr']:g}) with each loss; maps of a held-out 6-object scene, min-max normalised to [0, 1] "
+                  f"1-10 objects each) for {first['epochs']} epochs (batch {first['batch_size']}, "
+                  f"{first.get('optimizer', 'sgd')} lr {first['lr']:g}) with each loss; maps of a held-out 6-object scene, min-max normalised to [0, 1] "
                   "(KL: softmax over pixels).", "", "![Fig. 3](fig3_loss_comparison.png)", "",
                   "| loss | first-epoch loss | last-epoch loss | map mass on objects* | pretraining time |",
                   "|---|---|---|---|---|"]
