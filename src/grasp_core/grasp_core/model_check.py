@@ -12,10 +12,12 @@ Both raise `ModelCheckError` (a ValueError) that says what is wrong and where.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
 
+from grasp_core.networks import heightmaps_to_tensors
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
 
 
@@ -52,10 +54,14 @@ def probe_heightmap(side: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def check_finite_q(qnet: RotatingQNetwork, color: np.ndarray, depth: np.ndarray,
-                   options: InferenceOptions = InferenceOptions(), what: str = "the model") -> np.ndarray:
-    """Q maps (R, H, W) of the probe heightmap; raises ModelCheckError if any value is NaN or inf."""
+                   options: InferenceOptions = InferenceOptions(), what: str = "the model",
+                   rotations: Sequence[int] | None = None) -> np.ndarray:
+    """Q maps (R, H, W) of the probe heightmap (all rotations, or the given ones); ModelCheckError if any value
+    is NaN or inf. One rotation costs 1/R of a full check and catches what breaks the whole network (BatchNorm)."""
+    colour_t, depth_t = heightmaps_to_tensors(color, depth)
+    device = next(qnet.parameters()).device
     with torch.inference_mode():
-        q = qnet.predict(color, depth, options)
+        q = qnet.q_maps(colour_t.to(device), depth_t.to(device), options, rotations).cpu().numpy()
     finite = np.isfinite(q)
     if not finite.all():
         bad_rotations = sorted({int(i) for i in np.nonzero(~finite)[0]})
