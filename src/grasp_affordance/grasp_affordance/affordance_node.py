@@ -109,8 +109,9 @@ class AffordanceNode(Node):
                                f"{self.resolve_topic_name(p['heightmap_topic'])}")
 
     # ------------------------------------------------------------------------------------------------ model
-    def _swap(self, model: LoadedModel, why: str) -> None:
-        if self.params["warmup"] and self._model is None:  # lazy initialisation happens once per process
+    def _swap(self, model: LoadedModel, why: str, warmed: bool = False) -> None:
+        """`warmed`: an inference already ran on this model (the finite-Q check), so no warm-up is needed."""
+        if self.params["warmup"] and self._model is None and not warmed:  # lazy initialisation, once per process
             self._warm_up(model)
         with self._model_lock:
             old = self._model
@@ -145,7 +146,8 @@ class AffordanceNode(Node):
             kind = "" if isinstance(e, (OSError, ValueError, RuntimeError)) else "internal error: "
             self.get_logger().error(f"cannot load checkpoint {path} ({why}): {kind}{type(e).__name__}: {e}; {keep}")
             return False
-        self._swap(model, f"{why}, read in {time.perf_counter() - t0:.2f} s, finite Q on {probed}")
+        self._swap(model, f"{why}, read and checked in {time.perf_counter() - t0:.2f} s, finite Q on {probed}",
+                   warmed=True)
         return True
 
     def _probe_heightmap(self) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:

@@ -67,8 +67,8 @@ def make_node(tmp_path):
     def make(**params):
         context = rclpy.Context()
         rclpy.init(context=context)
-        overrides = [Parameter("profile", value="tiny"), Parameter("warmup", value=False)]
-        overrides += [Parameter(k, value=v) for k, v in params.items()]
+        params = {"profile": "tiny", "warmup": False, **params}
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
         node = AffordanceNode(context=context, parameter_overrides=overrides)
         made.append((node, context))
         return node
@@ -196,3 +196,15 @@ def test_a_request_that_queued_too_long_is_not_computed(make_node):
     assert not response.success and "max_queue_seconds" in response.message
     node2 = make_node(allow_untrained=True, max_queue_seconds=0.0)  # 0 = never refuse for waiting
     assert propose(node2, heightmap()).success
+
+
+@pytest.mark.parametrize("side", [63, 111, 149])
+def test_odd_sized_heightmaps_are_served(make_node, side):
+    """Issue 11, defect 1: an odd x odd heightmap (111 x 111, or 149 x 149 from resolution 0.003) hung the node.
+    (The tiny profile keeps this cheap; test_rotation checks the fast profile's layouts for these sizes.)"""
+    node = make_node(allow_untrained=True)
+    workspace = WS.with_resolution(0.448 / side)
+    assert workspace.shape == (side, side)
+    response = propose(node, heightmap(workspace=workspace))
+    assert response.success, response.message
+    assert 0 <= response.center_px[0] < side and 0 <= response.center_px[1] < side
