@@ -10,7 +10,8 @@ Epsilon follows grasp_core.dqn.epsilon_at over the attempts made. The scene is r
 empty (the simulator's object count, or VPG's heightmap test) or after `reset_after_failures` failures in a row.
 
 When every proposal is refused or fails (a model that only gives NaN, a heightmap the node cannot serve), the
-loop says so loudly every `refusal_report_every` in a row and stops with an error after `max_refused_proposals`.
+loop says so loudly every `refusal_report_every` in a row, and once proposals have come back before (start-up,
+while the learner builds its first model, only reports) it stops with an error after `max_refused_proposals`.
 
 Backends (`backend` parameter): `sim` (the grasp_sim services) and `moveit` (grasp_execution.moveit_backend;
 imported only when selected). The loop runs in a worker thread; the main thread spins the node, so service
@@ -121,7 +122,8 @@ class ExecutorNode(Node):
         p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
         p["max_refused_proposals"] = declare(self, "max_refused_proposals", 100,
                                              "Stop the loop with an error after this many proposals in a row were "
-                                             "refused or failed (0: never).", check=in_range(0, 2**31),
+                                             "refused or failed, once one has come back (0: never).",
+                                             check=in_range(0, 2**31),
                                              requirement="max_refused_proposals >= 0")
         p["refusal_report_every"] = declare(self, "refusal_report_every", 10,
                                             "Log an error every this many proposals refused in a row.",
@@ -143,6 +145,7 @@ class ExecutorNode(Node):
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
         self.refused_in_a_row = 0  # proposals refused or failed since the last one that came back
+        self.proposals_received = 0
         self.consecutive_failures = 0
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
@@ -309,6 +312,7 @@ class ExecutorNode(Node):
             self._no_proposal(f"refused: {response.message}")
             return None
         self.refused_in_a_row = 0
+        self.proposals_received += 1
         if response.pose.header.frame_id != state.header.frame_id:
             self._throttled("propose_frame", 5.0, "error", f"propose_grasp answered in frame "
                             f"'{response.pose.header.frame_id}', not the heightmap's '{state.header.frame_id}': "
@@ -321,6 +325,8 @@ class ExecutorNode(Node):
         p = self.params
         self.refused_in_a_row += 1
         n, limit = self.refused_in_a_row, p["max_refused_proposals"]
+        if not self.proposals_received:  # start-up: the first model may still be on its way
+            limit = 0
         if limit and n >= limit:
             self.error = (f"{n} proposals in a row were refused or failed (max_refused_proposals = {limit}); "
                           f"the last one {why}. Nothing is being learned: check the affordance node's and the "
@@ -329,7 +335,8 @@ class ExecutorNode(Node):
             self._stop.set()
         elif n % p["refusal_report_every"] == 0:
             self.get_logger().error(f"{n} proposals in a row refused or failed, the last one {why}; the loop "
-                                    + (f"stops after {limit}" if limit else "keeps trying (max_refused_proposals 0)"))
+                                    + (f"stops after {limit}" if limit else "keeps trying (none has come back yet, "
+                                       "or max_refused_proposals is 0)"))
 
     def _finish_attempt(self, state: Heightmap, proposal: ProposeGrasp.Response, pose, epsilon: float,
                         outcome: GraspOutcome, done_ns: int) -> Heightmap | None:

@@ -203,16 +203,18 @@ def test_executor_parameters_are_checked():
 def test_a_cell_whose_every_proposal_is_refused_says_so_and_stops(tmp_path):
     """Issue 11, defect 3: a NaN model made every proposal fail and the loop retried forever without a word."""
     from grasp_core.workspace import VPG_SIM_WORKSPACE
-    from grasp_execution.backend import GraspBackend
+    from grasp_execution.backend import GraspBackend, GraspOutcome
     from grasp_interfaces.msg import Heightmap
     from grasp_ros.conversions import heightmap_to_msg
     from grasp_ros.qos import LATEST_QOS
 
     class NeverCalled(GraspBackend):
         name = "never"
+        grasps = 0
 
         def execute_grasp(self, pose, angle):
-            raise AssertionError("no proposal was accepted, so nothing may be executed")
+            self.grasps += 1  # the one proposal that came back: not executed, so no experience
+            return GraspOutcome.refused("test backend: not executed")
 
         def reset(self):
             raise AssertionError("the scene is not empty")
@@ -221,8 +223,10 @@ def test_a_cell_whose_every_proposal_is_refused_says_so_and_stops(tmp_path):
     nodes = []
     try:
         stub_node = rclpy.create_node("refusing_stub")
-        proposer = ScriptedProposer(stub_node, ["refuse"])
-        executor_node = ExecutorNode(backend=NeverCalled(), parameter_overrides=[
+        # Start-up refusals (no model yet) are only reported; once a proposal came back, 5 in a row stop the loop.
+        proposer = ScriptedProposer(stub_node, ["refuse"] * 7 + ["tallest", "refuse"])
+        backend = NeverCalled()
+        executor_node = ExecutorNode(backend=backend, parameter_overrides=[
             Parameter("max_refused_proposals", value=5), Parameter("refusal_report_every", value=2),
             Parameter("retry_delay", value=0.01)])
         nodes = [executor_node, stub_node]
@@ -249,4 +253,4 @@ def test_a_cell_whose_every_proposal_is_refused_says_so_and_stops(tmp_path):
         rclpy.shutdown()
     assert executor_node.error is not None and "5 proposals in a row were refused" in executor_node.error
     assert "stub: no model yet" in executor_node.error and "max_refused_proposals = 5" in executor_node.error
-    assert len(proposer.requests) == 5 and executor_node.attempts == 0
+    assert len(proposer.requests) == 7 + 1 + 5 and executor_node.attempts == 0 and backend.grasps == 1
