@@ -192,6 +192,34 @@ def test_corrupt_or_mismatched_checkpoint_keeps_the_old_model(graph, endpoints):
     assert (after.rotation_index, list(after.center_px)) == (before.rotation_index, list(before.center_px))
 
 
+def test_bad_metadata_or_a_nan_model_never_stops_the_node(graph, endpoints):
+    """Issue 11, defects 2 and 3, over DDS: a record with the wrong types used to kill the process (exit 1), and a
+    NaN model used to be swapped in (every request refused after it)."""
+    import json
+
+    from safetensors.torch import save_file
+    g, client, tmp = graph
+    service, model_pub = endpoints
+    before = client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap_msg(11)))
+    assert before.success
+    bad = save_tiny_checkpoint(tmp / "sixteen.safetensors", seed=6, version=40)
+    state, record = checkpoint.load_model(bad)
+    record["num_rotations"] = "sixteen"
+    save_file(state, str(bad), metadata={checkpoint._HEADER_KEY: json.dumps(record)})
+    announce(model_pub, bad, 40, rotations=0)
+    wait_until(lambda: "'num_rotations' must be an integer" in log_text(g, LABEL), 20.0, what="the metadata error")
+    torch.manual_seed(7)
+    qnet = get_profile("tiny").build_q_network()
+    with torch.no_grad():
+        next(qnet.fcn.parameters()).view(-1)[0] = float("nan")
+    nan = checkpoint.save_model(tmp / "nan.safetensors", qnet.fcn, num_rotations=4, profile="tiny", version=41)
+    announce(model_pub, nan, 41)
+    wait_until(lambda: "model version 41 has NaN or inf" in log_text(g, LABEL), 20.0, what="the NaN refusal")
+    assert g.node(LABEL).alive()
+    after = client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap_msg(11)))
+    assert after.success and after.model_version == before.model_version, after.message
+
+
 def test_views_are_published(graph, endpoints):
     _, client, _ = graph
     service, _ = endpoints

@@ -5,8 +5,10 @@ every rotation, epsilon-greedy choice), messages out (the pose in the heightmap'
 `grasp/affordance` Image, `grasp/proposal_markers` MarkerArray, `grasp/affordance_cloud` PointCloud2).
 
 New models announced by the learner on `/grasp/model` are loaded in their own callback group, outside the model
-lock, and swapped in whole; a file that fails to load is logged and the old model stays. Bad requests get
-`success = false` and a message saying why; the node keeps serving.
+lock, checked (metadata field by field, finite weights, finite Q maps on the latest heightmap) and swapped in
+whole; a file that fails any of that is logged and the old model stays. Bad requests get `success = false` and a
+message saying why (too large, depth outside [0, z_max - z_min], ...); the node keeps serving. A request that
+waited longer than `max_queue_seconds` for the model is refused without inference: its client has given up.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from grasp_affordance.model_holder import GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model
+from grasp_affordance.model_holder import (GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model,
+                                           vet_model)
 from grasp_affordance.visualization import affordance_colors, affordance_image, grasp_markers, heightmap_points, \
     point_cloud
 from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory
 from grasp_core.profiles import PROFILES
-from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
+from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import declare, in_range, one_of
 from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
@@ -63,6 +66,13 @@ class AffordanceNode(Node):
                                      check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
         p["warmup"] = declare(self, "warmup", True, "Run one inference right after loading the first model, so the "
                               "first request is not slowed down by lazy initialisation.")
+        p["max_heightmap_pixels"] = declare(self, "max_heightmap_pixels", 512 * 512, "Largest heightmap served, "
+                                            "in pixels (refused before any work; the paper profile uses 224x224).",
+                                            check=in_range(64, 4096 * 4096), requirement="64 <= pixels <= 4096^2")
+        p["max_queue_seconds"] = declare(self, "max_queue_seconds", 60.0, "Refuse, without inference, a request "
+                                         "that waited longer than this for the model (its client has given up; "
+                                         "the executor's propose_timeout is 60 s). 0 = never.",
+                                         check=in_range(0.0, 3600.0), requirement="0 <= max_queue_seconds <= 3600")
         self.params = p
         if p["torch_threads"] > 0:
             torch.set_num_threads(int(p["torch_threads"]))
@@ -100,8 +110,9 @@ class AffordanceNode(Node):
                                f"{self.resolve_topic_name(p['heightmap_topic'])}")
 
     # ------------------------------------------------------------------------------------------------ model
-    def _swap(self, model: LoadedModel, why: str) -> None:
-        if self.params["warmup"] and self._model is None:  # lazy initialisation happens once per process
+    def _swap(self, model: LoadedModel, why: str, warmed: bool = False) -> None:
+        """`warmed`: an inference already ran on this model (the finite-Q check), so no warm-up is needed."""
+        if self.params["warmup"] and self._model is None and not warmed:  # lazy initialisation, once per process
             self._warm_up(model)
         with self._model_lock:
             old = self._model
@@ -129,13 +140,28 @@ class AffordanceNode(Node):
                 if announced.num_rotations and announced.num_rotations != model.num_rotations:
                     raise ValueError(f"announced {announced.num_rotations} rotations but the file holds "
                                      f"{model.num_rotations}")
-        except (OSError, ValueError, RuntimeError) as e:
+            probed = vet_model(model, *self._probe_heightmap())  # NaN/inf weights or Q: refused, never swapped in
+        except Exception as e:  # noqa: BLE001 - no file may take the node down (ValueError = the file's fault)
             current = self._model
             keep = f"keeping model version {current.version}" if current else "still no model"
-            self.get_logger().error(f"cannot load checkpoint {path} ({why}): {type(e).__name__}: {e}; {keep}")
+            kind = "" if isinstance(e, (OSError, ValueError, RuntimeError)) else "internal error: "
+            self.get_logger().error(f"cannot load checkpoint {path} ({why}): {kind}{type(e).__name__}: {e}; {keep}")
             return False
-        self._swap(model, f"{why}, read in {time.perf_counter() - t0:.2f} s")
+        self._swap(model, f"{why}, read and checked in {time.perf_counter() - t0:.2f} s, finite Q on {probed}",
+                   warmed=True)
         return True
+
+    def _probe_heightmap(self) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """The latest heightmap (to check a new model on), or (None, None) if there is none usable."""
+        msg = self._latest_heightmap
+        if msg is None:
+            return None, None
+        try:
+            check_heightmap_size(msg, self.params["max_heightmap_pixels"])
+            color, depth, _ = msg_to_heightmap(msg)
+        except ValueError:
+            return None, None
+        return color, depth
 
     def _on_model(self, msg: ModelVersion) -> None:
         current = self._model
@@ -164,7 +190,7 @@ class AffordanceNode(Node):
     def _on_propose(self, request: ProposeGrasp.Request, response: ProposeGrasp.Response) -> ProposeGrasp.Response:
         t0 = time.perf_counter()
         try:
-            proposal, heightmap, model, color = self._propose(request)
+            proposal, heightmap, model, color = self._propose(request, t0)
         except Exception as e:  # noqa: BLE001 - every failure becomes an unsuccessful response, never a crash
             response.success = False
             if isinstance(e, ValueError):
@@ -200,7 +226,7 @@ class AffordanceNode(Node):
                 self.get_logger().error(f"could not publish the affordance views: {type(e).__name__}: {e}")
         return response
 
-    def _propose(self, request: ProposeGrasp.Request):
+    def _propose(self, request: ProposeGrasp.Request, received: float):
         model = self._model
         if model is None:
             raise ValueError(f"no model loaded yet: waiting for the learner's announcement on "
@@ -215,6 +241,7 @@ class AffordanceNode(Node):
         if not (math.isfinite(request.epsilon) and 0.0 <= request.epsilon <= 1.0):
             raise ValueError(f"epsilon must be in [0, 1], got {request.epsilon}")
         try:
+            check_heightmap_size(heightmap, self.params["max_heightmap_pixels"])  # before any work
             color, depth, workspace = msg_to_heightmap(heightmap)
         except ValueError as e:
             raise ValueError(f"bad heightmap: {e}") from None
@@ -225,10 +252,18 @@ class AffordanceNode(Node):
                                       f"profile's {model.resolution} m/px: grasps may be poor",
                                       throttle_duration_sec=60.0)
         with self._model_lock:
+            self._check_queue_time(received)
             model = self._model  # the newest model, consistent with what runs
             proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng,
                                *exploration_from_request(request, model.num_rotations))
         return proposal, heightmap, model, color
+
+    def _check_queue_time(self, received: float) -> None:
+        """Refuse a request that queued so long for the model that its client has most likely given up."""
+        limit, waited = self.params["max_queue_seconds"], time.perf_counter() - received
+        if limit > 0 and waited > limit:
+            raise ValueError(f"request waited {waited:.1f} s for the model, more than max_queue_seconds = {limit:g}: "
+                             "not computed (its client has most likely timed out); send it again")
 
     def _publish_views(self, proposal: GraspProposal, heightmap: Heightmap, color: np.ndarray,
                        model: LoadedModel) -> None:

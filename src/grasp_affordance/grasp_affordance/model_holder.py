@@ -15,6 +15,7 @@ import torch
 from grasp_core.checkpoint import load_q_network
 from grasp_core.exploration import FailedGraspMemory, select_action
 from grasp_core.grasp_pose import top_down_quaternion
+from grasp_core.model_check import check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
 from grasp_core.workspace import WorkspaceLimits
@@ -56,6 +57,17 @@ def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -
                        version=int(record["version"] if version is None else version), path=str(path),
                        trunk=record["trunk"], profile=profile.name if profile else record.get("profile"),
                        resolution=profile.resolution if profile else None)
+
+
+def vet_model(model: LoadedModel, color_hm: np.ndarray | None = None, depth_hm: np.ndarray | None = None) -> str:
+    """Refuse (ModelCheckError, a ValueError) a model with NaN/inf weights or NaN/inf Q maps on the given
+    heightmap (the node's latest), else on a synthetic one at the profile's size; returns what was probed."""
+    if color_hm is None or depth_hm is None:
+        side = probe_side_for(model.resolution)
+        check_model(model.network, options=model.options, what=f"model version {model.version}", probe_side=side)
+        return f"a synthetic {side}x{side} heightmap"
+    check_model(model.network, color_hm, depth_hm, model.options, what=f"model version {model.version}")
+    return f"the latest {depth_hm.shape[1]}x{depth_hm.shape[0]} heightmap"
 
 
 def untrained_model(profile_name: str, seed: int = 0) -> LoadedModel:
@@ -102,6 +114,9 @@ def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, work
     rotation, v, u = action.rotation, action.v, action.u
     angle = model.network.angle(rotation)
     position = workspace.pixel_to_point(u, v, float(depth_hm[v, u]))
+    if not workspace.z_min <= position[2] <= workspace.z_max:  # msg_to_heightmap checks this for the whole map
+        raise ValueError(f"grasp height z = {position[2]:g} m at pixel ({u}, {v}) is outside the workspace's "
+                         f"[z_min, z_max] = [{workspace.z_min:g}, {workspace.z_max:g}]: bad depth value")
     best = int(np.unravel_index(int(np.argmax(q_maps)), q_maps.shape)[0])
     return GraspProposal(rotation_index=rotation, num_rotations=model.num_rotations, u=int(u), v=int(v),
                          angle=angle, q_value=float(q_maps[rotation, v, u]), explored=bool(action.explored),

@@ -8,6 +8,7 @@ writes. Images are never rewritten, so an autosave takes about a millisecond eve
 from __future__ import annotations
 
 import json
+import numbers
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +24,28 @@ from grasp_core.labels import estimate_sigma
 MIN_SIGMA = 0.5
 # A click on the empty table gets this sigma (the person is told, and can adjust it).
 DEFAULT_SIGMA = 8.0
+# Bounds on what a page (any page: the server only listens on 127.0.0.1, but a browser tab can send anything) can
+# make the session hold: undo steps kept (the oldest are dropped), the length of a gesture id (the page's are
+# ~20 characters), and key points per image (a heightmap holds 1-30 objects).
+MAX_UNDO = 1000
+MAX_GESTURE_CHARS = 64
+MAX_POINTS_PER_SAMPLE = 500
+
+
+def _number(value, name: str) -> float:
+    """A JSON number as a float: true/false, strings and null are refused (float(True) would be 1.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r:.40}")
+    return float(value)
+
+
+def _gesture(gesture) -> str | None:
+    if gesture is None:
+        return None
+    if not isinstance(gesture, str) or len(gesture) > MAX_GESTURE_CHARS:
+        raise ValueError(f"gesture must be a string of at most {MAX_GESTURE_CHARS} characters or null, got "
+                         f"{type(gesture).__name__} of length {len(gesture) if isinstance(gesture, str) else '-'}")
+    return gesture
 
 
 @dataclass
@@ -87,10 +110,9 @@ class AnnotationSession:
     # --- editing ---------------------------------------------------------------------------------------------
     def _point(self, sample: KeypointSample, u, v) -> tuple[float, float]:
         h, w = sample.depth.shape
-        try:
-            u, v = float(u), float(v)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"point coordinates must be numbers, got u={u!r}, v={v!r}") from e
+        if any(isinstance(c, bool) or not isinstance(c, numbers.Real) for c in (u, v)):
+            raise ValueError(f"point coordinates must be numbers, got u={u!r:.40}, v={v!r:.40}")
+        u, v = float(u), float(v)
         if not (np.isfinite(u) and np.isfinite(v)):
             raise ValueError(f"point coordinates must be finite, got u={u}, v={v}")
         # A click on the outer half of a border pixel lands on that pixel; further out is a mistake.
@@ -99,10 +121,7 @@ class AnnotationSession:
         return (round(min(max(u, 0.0), w - 1.0), self.decimals), round(min(max(v, 0.0), h - 1.0), self.decimals))
 
     def _sigma(self, sample: KeypointSample, sigma) -> float:
-        try:
-            sigma = float(sigma)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"sigma must be a number, got {sigma!r}") from e
+        sigma = _number(sigma, "sigma")
         limit = float(max(sample.depth.shape))
         if not np.isfinite(sigma) or not MIN_SIGMA <= sigma <= limit:
             raise ValueError(f"sigma must be between {MIN_SIGMA} and {limit:g} pixels, got {sigma}")
@@ -116,9 +135,14 @@ class AnnotationSession:
     def _commit(self, index: int, sample: KeypointSample, points: np.ndarray, sigmas: np.ndarray,
                 gesture: str | None) -> None:
         """Record undo, apply, save. A repeated non-empty `gesture` (one drag, one scroll) is one undo step."""
+        gesture = _gesture(gesture)
+        if len(points) > MAX_POINTS_PER_SAMPLE:
+            raise ValueError(f"sample {sample.id} already has {len(sample.points)} key points, the most one image "
+                             f"may hold is {MAX_POINTS_PER_SAMPLE}")
         new = KeypointSample(sample.id, sample.color, sample.depth, points, sigmas)  # validates
         if not (gesture and self._undo and self._undo[-1][0] == index and self._undo[-1][3] == gesture):
             self._undo.append((index, sample.points.copy(), sample.sigmas.copy(), gesture))
+            del self._undo[:-MAX_UNDO]  # bounded: the oldest steps go first
         self.dataset.samples[index] = new
         self._save_locked()
 

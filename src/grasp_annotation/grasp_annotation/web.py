@@ -29,6 +29,10 @@ from grasp_annotation.overlay import depth_rgb, encode_png, label_rgba
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# An edit is a few dozen bytes of flat JSON; anything much larger is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+EDIT_FIELDS = {"op": (str,), "sample": (int,), "point": (int,), "u": (int, float), "v": (int, float),
+               "sigma": (int, float, type(None)), "gesture": (str, type(None))}
 _IMAGE_PATH = re.compile(r"^/api/sample/(\d+)/(color|depth|label)\.png$")
 
 
@@ -68,6 +72,7 @@ class AnnotationServer(ThreadingHTTPServer):
 class AnnotationHandler(BaseHTTPRequestHandler):
     server: AnnotationServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stall mid-request before its connection (one thread) is dropped
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if self.server.verbose:
@@ -118,11 +123,16 @@ class AnnotationHandler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/edit":
             self._json(404, {"error": f"no such endpoint: {self.path}"})
             return
+        length = self._content_length()
+        if length is None:
+            return
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-            edit = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(edit, dict):
-                raise ValueError("an edit must be a JSON object")
+            body = self.rfile.read(length)
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True  # the client stalled or went away mid-body: nobody to answer
+            return
+        try:
+            edit = parse_edit(body)
             result = apply_edit(self.server.session, edit)
         except (ValueError, json.JSONDecodeError) as e:
             self._json(400, {"error": str(e), "state": self.server.session.state()})
@@ -131,6 +141,43 @@ class AnnotationHandler(BaseHTTPRequestHandler):
             self._json(500, {"error": f"could not save: {e}", "state": self.server.session.state()})
             return
         self._json(200, {"sample": result.sample, "message": result.message, "state": self.server.session.state()})
+
+    def _content_length(self) -> int | None:
+        """The body's declared length, or None after answering 411/400/413 (the body is then never read)."""
+        raw = self.headers.get("Content-Length")
+        digits = (raw or "").strip()
+        status, error = None, ""
+        if raw is None:
+            status, error = 411, "an edit needs a Content-Length header"
+        elif not (digits.isascii() and digits.isdigit()):
+            status, error = 400, f"Content-Length must be a non-negative integer, got {raw[:20]!r}"
+        elif len(digits) > 12 or int(digits) > MAX_BODY_BYTES:
+            status, error = 413, f"an edit is at most {MAX_BODY_BYTES} bytes, this one says {digits[:20]}"
+        if status is None:
+            return int(digits)
+        self.close_connection = True  # an unread body must not be parsed as the next request
+        self._json(status, {"error": error})
+        return None
+
+
+def parse_edit(body: bytes) -> dict:
+    """JSON body -> a flat edit object whose fields all have their right types (ValueError otherwise)."""
+    try:
+        edit = json.loads(body or b"{}")
+    except RecursionError:
+        raise ValueError("the edit's JSON is nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the edit is not UTF-8 text: {e}") from None
+    if not isinstance(edit, dict):
+        raise ValueError("an edit must be a JSON object")
+    for key, value in edit.items():
+        if key not in EDIT_FIELDS:
+            raise ValueError(f"unknown edit field {key[:40]!r} (known: {', '.join(EDIT_FIELDS)})")
+        if isinstance(value, bool) or not isinstance(value, EDIT_FIELDS[key]):
+            kinds = " or ".join("null" if t is type(None) else {str: "a string", int: "an integer",
+                                                                 float: "a number"}[t] for t in EDIT_FIELDS[key])
+            raise ValueError(f"edit field {key!r} must be {kinds}, got {json.dumps(value)[:40]}")
+    return edit
 
 
 def apply_edit(session: AnnotationSession, edit: dict):

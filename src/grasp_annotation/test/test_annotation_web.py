@@ -150,3 +150,116 @@ def test_the_page_in_headless_chromium_adds_a_point_on_click_and_updates_the_ove
         assert server.session.state()["samples"][0]["points"] == []
         assert browser.evaluate(pixel) == before
         assert not [m for m in browser.console if m.startswith("exception")], browser.console
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Limits (issue 11, defect 8): localhost only, but a browser tab can still send anything
+
+def _raw(server, request: bytes, timeout: float = 60.0) -> bytes:
+    """Send raw bytes, return everything the server answers until it closes the connection (or `timeout`)."""
+    import socket
+
+    with socket.create_connection(server.server_address, timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):  # refusing a body it did not read may reset
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _edit_request(server, body: bytes, length: str | None = None) -> bytes:
+    host = f"127.0.0.1:{server.server_address[1]}"
+    header = f"POST /api/edit HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    if length is not None:
+        header += f"Content-Length: {length}\r\n"
+    return (header + "Connection: close\r\n\r\n").encode() + body
+
+
+def _status(reply: bytes) -> int:
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("length,status,words", [
+    ("-1", 400, b"non-negative integer"), ("abc", 400, b"non-negative integer"), (None, 411, b"Content-Length"),
+    ("300000000", 413, b"at most 65536 bytes"), ("9" * 5000, 413, b"at most 65536 bytes"),
+])
+def test_a_bad_or_huge_content_length_is_answered_without_reading_the_body(server, length, status, words):
+    reply = _raw(server, _edit_request(server, b'{"op": "undo"}', length))  # was: blocked, or 300 MB buffered
+    assert _status(reply) == status and words in reply, reply[:300]
+    assert json.loads(_get(server.url + "api/state"))["revision"] == 0
+
+
+def test_a_body_larger_than_the_cap_is_refused_before_it_is_read(server):
+    body = json.dumps({"op": "add", "sample": 0, "u": 1, "v": 1, "gesture": "x" * 200_000}).encode()
+    reply = _raw(server, _edit_request(server, body, str(len(body))))
+    assert _status(reply) == 413
+    assert server.session.state()["samples"][0]["points"] == []
+
+
+@pytest.mark.parametrize("body,words", [
+    (b"[" * 60000, "nested too deeply"),
+    (b'{"op": "add", "sample": 0, "u": ' + b"[" * 20000 + b"]" * 20000 + b', "v": 1}', "nested too deeply"),
+    (b'{"op": "add", "sample": 0, "u": [1], "v": 1}', "'u' must be an integer or a number"),
+    (b'{"op": "add", "sample": 0, "u": true, "v": 1}', "'u' must be an integer or a number, got true"),
+    (b'{"op": "add", "sample": 0, "u": 3, "v": false}', "'v' must be an integer or a number"),
+    (b'{"op": "add", "sample": 0, "u": "3", "v": 1}', "'u' must be an integer or a number"),
+    (b'{"op": "add", "sample": true, "u": 3, "v": 1}', "'sample' must be an integer"),
+    (b'{"op": "add", "sample": 0, "u": 3, "v": 1, "sigma": true}', "'sigma' must be an integer or a number or null"),
+    (b'{"op": "add", "sample": 0, "u": 3, "v": 1, "note": "hi"}', "unknown edit field 'note'"),
+    (b'{"op": ["add"]}', "'op' must be a string"),
+    (b'"add"', "must be a JSON object"),
+    (b'\xff\xfe{"op"', "not UTF-8"),
+])
+def test_bad_json_and_wrong_types_are_clear_refusals(server, body, words):
+    reply = _raw(server, _edit_request(server, body, str(len(body))))
+    assert _status(reply) == 400, reply[:300]
+    error = json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]
+    assert words in error, error
+    assert server.session.state()["samples"][0]["points"] == []  # JSON true was stored as coordinate 1.0
+
+
+def test_a_client_that_stalls_mid_body_only_holds_its_own_connection(server, monkeypatch):
+    import socket
+
+    from grasp_annotation.web import AnnotationHandler
+    monkeypatch.setattr(AnnotationHandler, "timeout", 2)
+    host = f"127.0.0.1:{server.server_address[1]}"
+    with socket.create_connection(server.server_address, timeout=60) as stalled:
+        stalled.sendall(f"POST /api/edit HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 100\r\n\r\n{\"op\"".encode())
+        status, reply = _post(server.url, {"op": "add", "sample": 1, "u": 3, "v": 4})  # others are served
+        assert status == 200 and reply["state"]["samples"][1]["points"] == [[3.0, 4.0]]
+        assert stalled.recv(100) == b""  # after the handler's timeout the stalled connection is closed
+
+
+def test_gesture_ids_are_bounded_and_so_is_the_undo_history(tmp_path, monkeypatch):
+    from grasp_annotation import annotations
+    from grasp_annotation.annotations import MAX_UNDO
+
+    make_dataset(tmp_path / "d", num_samples=1)
+    session = AnnotationSession(tmp_path / "d")
+    monkeypatch.setattr(annotations, "write_annotations", lambda path, samples: None)  # 1500 edits: skip the fsyncs
+    session.add(0, 10, 10, 5.0)
+    with pytest.raises(ValueError, match="gesture must be a string of at most 64 characters"):
+        session.move(0, 0, 11, 11, gesture="g" * 5_000_000)  # was: kept in the undo history every time
+    with pytest.raises(ValueError, match="gesture must be a string"):
+        session.set_sigma(0, 0, 6.0, gesture=7)
+    with pytest.raises(ValueError, match="point coordinates must be numbers, got u=True"):
+        session.add(0, True, 3)
+    with pytest.raises(ValueError, match="sigma must be a number"):
+        session.add(0, 3, 3, sigma=True)
+    for i in range(MAX_UNDO + 50):
+        session.set_sigma(0, 0, 5.0 + (i % 7), gesture=None)
+    assert len(session._undo) == MAX_UNDO
+    session._undo.clear()
+    many = annotations.MAX_POINTS_PER_SAMPLE
+    for i in range(many - 1):
+        session.add(0, i % 70, (i // 70) % 60, 2.0)
+    with pytest.raises(ValueError, match=f"the most one image may hold is {many}"):
+        session.add(0, 1, 1, 2.0)

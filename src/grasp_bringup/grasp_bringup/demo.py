@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grasp_bringup.preflight import DEFAULT_MIN_FREE_MB, StallWatch, check_output_folder
 from grasp_bringup.process_graph import NodeSpec, ProcessGraph, find_repo_root
 
 DEFAULTS = {"attempts": 250, "profile": "fast", "objects": 10, "pretrain_epochs": 8, "dataset_images": 50,
@@ -57,6 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--params-file", default=None, help="node parameter YAML (default: config/ur5_sim.yaml)")
     parser.add_argument("--max-minutes", type=float, default=60.0, help="stop learning after this long anyway")
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds for the nodes to come up")
+    parser.add_argument("--max-refused", type=int, default=100, help="an executor stops (and so does the demo) after "
+                                                                     "this many proposals in a row were refused")
+    parser.add_argument("--stall-seconds", type=float, default=60.0, help="say so when no attempt came for this long")
+    parser.add_argument("--min-free-mb", type=float, default=DEFAULT_MIN_FREE_MB,
+                        help="free space the output folder needs before anything starts")
     args = parser.parse_args(argv)
     from grasp_core.profiles import PROFILES
     if args.profile not in PROFILES:
@@ -73,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--learning / --set: {e}")
     if args.objects > 30:
         parser.error("--objects must be <= 30")
+    if args.max_refused < 0 or not args.stall_seconds > 0 or args.min_free_mb < 0:
+        parser.error("--max-refused and --min-free-mb must be >= 0, --stall-seconds > 0")
     return args
 
 
@@ -152,7 +160,8 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
                 "calibration_file": str(find_repo_root() / "config" / "ur5_sim_calibration.yaml")}),
             NodeSpec("grasp_execution", "executor_node", ns, params={
                 "propose_service": "/propose_grasp", **learning,
-                "window": args.window, "csv_path": str(out / f"attempts_robot{r}.csv")}),
+                "window": args.window, "csv_path": str(out / f"attempts_robot{r}.csv"),
+                "max_refused_proposals": args.max_refused}),
         ]
     return specs
 
@@ -262,6 +271,7 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
             started = time.monotonic()
             deadline = started + 60.0 * args.max_minutes
             last_print = 0.0
+            stall = StallWatch(args.stall_seconds)
             while True:
                 p = monitor.progress
                 if len(p.rewards) >= args.attempts:
@@ -278,6 +288,10 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
                 if time.monotonic() > deadline:
                     info["stopped_because"] = f"--max-minutes {args.max_minutes} reached"
                     break
+                notice = stall.check(len(p.rewards), graph.nodes)
+                if notice:
+                    print(flush=True)
+                    say(notice)
                 line = live_line(p, args.attempts, args.window, started)
                 if sys.stdout.isatty():
                     print(f"\033[2K{line}", end="\r", flush=True)
@@ -361,8 +375,11 @@ def _interrupt(signum, frame):
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the nodes like Ctrl-C does
     args = parse_args(argv)
-    out = Path(args.output).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out = check_output_folder(args.output, args.min_free_mb)  # before any work
+    except RuntimeError as e:
+        say(f"error: {e}")
+        return 2
     timings: dict = {}
     holder: list = []
     info: dict = {}
@@ -380,15 +397,20 @@ def main(argv=None) -> int:
         print(flush=True)
         say("interrupted: every node has been stopped")
         info = {"stopped_because": "interrupted (Ctrl-C)"}
-    except (RuntimeError, FileNotFoundError, ValueError) as e:
-        say(f"error: {e}")
+    except (RuntimeError, OSError, ValueError) as e:  # OSError: e.g. the disk filled up on the way
+        say(f"error: {e}" + (" (is the disk full, or the output folder no longer writable?)"
+                             if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) else ""))
         if not holder:
             return 1
         info = {"stopped_because": f"error: {e}".splitlines()[0]}
     if not holder:
         return 130 if interrupted else 1
     say("step 4/4: learning curve and summary")
-    summary = write_results(out, args, holder[0], info, timings)
+    try:
+        summary = write_results(out, args, holder[0], info, timings)
+    except OSError as e:
+        say(f"error: cannot write the results in {out}: {e} (is the disk full?)")
+        return 1
     if summary["attempts"]:
         first = min(args.window, summary["attempts"])
         say(f"{summary['attempts']} attempts, {summary['successes']} successes; G over the first {first}: "

@@ -106,13 +106,95 @@ def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int
     return path
 
 
-def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state_dict, metadata) of a model checkpoint."""
-    tensors, record = _read(path, FORMAT)
-    for key in ("trunk", "num_rotations", "version", "step"):
+# Bounds on what a model record may ask for: far beyond any profile (16 rotations, zoom 2), small enough that a
+# hand-edited or hostile record cannot make the loader build a network that needs the machine's whole memory.
+MAX_ROTATIONS = 256
+MAX_ZOOM = 8
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_in(low: int, high: int | None = None):
+    def check(value) -> bool:
+        return _is_int(value) and value >= low and (high is None or value <= high)
+    check.requirement = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+    return check
+
+
+def _one_of(*choices):
+    def check(value) -> bool:
+        return isinstance(value, str) and value in choices
+    check.requirement = "one of " + ", ".join(repr(c) for c in choices)
+    return check
+
+
+def _string(value) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+_string.requirement = "a non-empty string"
+
+
+def _string_or_null(value) -> bool:
+    return value is None or _string(value)
+
+
+_string_or_null.requirement = "a non-empty string or null"
+
+
+def _object(value) -> bool:
+    return isinstance(value, dict)
+
+
+_object.requirement = "a JSON object"
+
+# key -> (required, check). Every field save_model writes; the optional ones have defaults in load_q_network.
+MODEL_RECORD_FIELDS = {
+    "trunk": (True, _string),  # load_fcn also needs it to be one of networks.TRUNKS
+    "num_rotations": (True, _int_in(1, MAX_ROTATIONS)),
+    "version": (True, _int_in(0)),
+    "step": (True, _int_in(0)),
+    "zoom": (False, _int_in(1, MAX_ZOOM)),
+    "back_rotation": (False, _one_of("nearest", "bilinear")),
+    "trunk_channels": (False, _int_in(1)),
+    "stride": (False, _int_in(1)),
+    "stage": (False, _string),
+    "profile": (False, _string_or_null),
+    "config": (False, _object),
+}
+
+
+def check_model_record(record: dict, source: str = "checkpoint") -> dict:
+    """Raise CheckpointError naming every field of a model record that is missing or of the wrong type/range.
+
+    A record is only as good as whoever wrote it (a hand-made file, another version of this code), and the
+    loaders must never turn one into a TypeError deep inside a node.
+    """
+    problems = []
+    for key, (required, check) in MODEL_RECORD_FIELDS.items():
         if key not in record:
-            raise CheckpointError(f"{path}: metadata lacks {key!r}")
-    return tensors, record
+            if required:
+                problems.append(f"{key!r} is missing")
+            continue
+        if not check(record[key]):
+            problems.append(f"{key!r} must be {check.requirement}, got {record[key]!r:.80}")
+    if not problems and record["trunk"] in TRUNKS:  # a known trunk: its shape fields must agree
+        info = TRUNKS[record["trunk"]]
+        for key, expected in (("stride", info.stride), ("trunk_channels", info.channels)):
+            if key in record and record[key] != expected:
+                problems.append(f"{key!r} is {record[key]} but a {info.name} trunk has {expected}")
+    if problems:
+        raise CheckpointError(f"{source}: bad metadata: " + "; ".join(problems)
+                              + " (re-save the model with grasp_core.checkpoint.save_model)")
+    return record
+
+
+def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state_dict, metadata) of a model checkpoint; the metadata is checked field by field."""
+    tensors, record = _read(path, FORMAT)
+    return tensors, check_model_record(record, str(path))
 
 
 def check_compatible(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint"

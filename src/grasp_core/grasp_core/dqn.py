@@ -288,12 +288,10 @@ class DQNLearner:
             if self.config.replay_sampler == "vpg":
                 asked = reward if slot % 2 == 0 else 1.0 - reward  # VPG's rule: the other outcome
                 index = self.sampler.sample(asked, exclude=exclude)
-            else:
-                n = len(self.sampler) - (0 <= exclude < len(self.sampler))
-                index = None
-                if n > 0:
-                    index = int(self.rng.integers(n))
-                    index += int(0 <= exclude <= index)
+            else:  # uniform over every stored experience but the new one (and never a quarantined record)
+                candidates = self.sampler.drawable()
+                candidates = candidates[candidates != exclude]
+                index = int(candidates[self.rng.integers(len(candidates))]) if len(candidates) else None
             if index is not None:
                 drawn.append(index)
         return drawn

@@ -15,12 +15,25 @@ def fsync_directory(directory: str | os.PathLike) -> None:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `.<name>.tmp`, fsync it, rename it over `path` and fsync the directory."""
+    """Write `data` to `.<name>.tmp`, fsync it, rename it over `path` and fsync the directory.
+
+    On any failure (a full disk, a read-only folder, an interrupt) the temp file is removed and `path` keeps its
+    old content; the error is raised as it came.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass  # the folder refuses even that: the original error says why
+        raise
     fsync_directory(path.parent)

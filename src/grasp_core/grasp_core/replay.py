@@ -7,16 +7,25 @@ Layout of a store directory:
 A record is written to `.<name>.tmp`, fsync'ed, renamed into place and the directory fsync'ed before
 `append` returns, so every acknowledged experience survives a crash or power cut; a temp file left by a crash
 is deleted on the next open. Records are numbered without gaps, so the index of an experience never changes.
+
+A record that cannot be read back (corrupt file, metadata of the wrong shape) is quarantined, never blamed on
+another: it is moved to `quarantine/<index>.npz` with a `<index>.reason.txt` beside it, logged, and from then on
+its index is a hole (`store.quarantined`, reward NaN) that `VPGReplaySampler` never draws; every other record
+keeps its index and is trained as usual. Records are quarantined when the store is opened (metadata) or when
+they are first read (images). Nothing is deleted: fix or inspect the file in `quarantine/` at leisure.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import re
 import time
-from dataclasses import dataclass, field, fields
+import zipfile
+import zlib
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +35,8 @@ from grasp_core.fileio import fsync_directory
 FORMAT = "grasp-replay"
 VERSION = 1
 MARKER_FILE = "replay.json"
+QUARANTINE_DIR = "quarantine"
+_log = logging.getLogger(__name__)
 _RECORD = re.compile(r"^(\d{8})\.npz$")
 _IMAGE_FIELDS = ("color_hm", "depth_hm", "next_color_hm", "next_depth_hm")
 
@@ -109,6 +120,66 @@ def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+class CorruptRecordError(ValueError):
+    """A stored record cannot be read back; it has been quarantined (moved aside), the rest of the store is fine."""
+
+    def __init__(self, index: int, reason: str, moved_to: Path | None):
+        self.index, self.reason, self.moved_to = index, reason, moved_to
+        where = f"moved to {moved_to}" if moved_to else "left in place (read-only store)"
+        super().__init__(f"replay record #{index} is corrupt ({reason}); quarantined: {where}. It will not be "
+                         "trained on; every other record is unaffected")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_META_CHECKS = {
+    "id": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "source": (lambda v: isinstance(v, str), "a string"),
+    "attempt": (_integer, "an integer"),
+    "rotation_index": (_integer, "an integer"),
+    "num_rotations": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "pixel": (lambda v: isinstance(v, list) and len(v) == 2 and all(_integer(x) for x in v), "[u, v] integers"),
+    "reward": (lambda v: _number(v) and math.isfinite(v), "a finite number"),
+    "terminal": (lambda v: isinstance(v, bool), "true or false"),
+    "model_version": (_integer, "an integer"),
+    "epsilon": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "explored": (lambda v: isinstance(v, bool), "true or false"),
+    "predicted_q": (lambda v: _number(v) and math.isfinite(v), "a finite number"),
+    "failure_reason": (_integer, "an integer"),
+    "stamp": (lambda v: _number(v) and math.isfinite(v), "a finite number"),
+}
+
+
+def metadata_problem(meta) -> str | None:
+    """Why a record's metadata cannot be an Experience's (None if it can, images aside)."""
+    if not isinstance(meta, dict):
+        return f"metadata is a JSON {type(meta).__name__}, not an object"
+    names = {f.name for f in fields(Experience)} - set(_IMAGE_FIELDS)
+    required = {f.name for f in fields(Experience) if f.default is MISSING and f.default_factory is MISSING}
+    missing = sorted((required - set(_IMAGE_FIELDS)) - set(meta))
+    unknown = sorted(str(k) for k in set(meta) - names)
+    problems = [f"missing {missing}"] if missing else []
+    if unknown:
+        problems.append(f"unknown fields {unknown[:5]}")
+    for key, (check, requirement) in _META_CHECKS.items():
+        if key in meta and not check(meta[key]):
+            problems.append(f"{key!r} must be {requirement}, got {meta[key]!r:.60}")
+    if not problems and not 0 <= meta["rotation_index"] < meta["num_rotations"]:
+        problems.append(f"rotation_index {meta['rotation_index']} is not in [0, {meta['num_rotations']})")
+    return "; ".join(problems) or None
+
+
+def _placeholder(reason: str, original_id=None) -> dict:
+    """What the store holds in memory for a quarantined index: no id, an unknown (NaN) reward."""
+    return {"id": None, "reward": math.nan, "quarantined": reason, "original_id": original_id}
+
+
 class ReplayStore:
     """Append-only experience store in a directory. One writer at a time (an flock guards it); any number of
     `read_only=True` readers. Metadata of every record is held in memory, images are read on demand.
@@ -121,6 +192,7 @@ class ReplayStore:
         self.removed_partial = 0     # crash leftovers (temp files) deleted when opening
         self._lock_fd = None
         self._open_directory()
+        self.quarantined: dict[int, str] = {}  # index -> why (see the module docstring)
         self._metadata: list[dict] = []
         self._index_of_id: dict[str, int] = {}
         self._load_metadata()
@@ -164,23 +236,67 @@ class ReplayStore:
                     self.removed_partial += 1
             elif match := _RECORD.match(path.name):
                 indices.append(int(match.group(1)))
-        indices.sort()
+        earlier = {}  # quarantined by an earlier run: index -> reason
+        if (self.directory / QUARANTINE_DIR).is_dir():
+            for path in (self.directory / QUARANTINE_DIR).iterdir():
+                if match := _RECORD.match(path.name):
+                    reason_file = path.with_name(f"{match.group(1)}.reason.txt")
+                    try:
+                        reason = reason_file.read_text(encoding="utf-8").strip().splitlines()[0]
+                    except (OSError, UnicodeDecodeError, IndexError):
+                        reason = "quarantined earlier"
+                    earlier[int(match.group(1))] = reason
+        both = sorted(set(indices) & set(earlier))
+        if both:
+            raise ValueError(f"replay store {self.directory}: records {both[:10]} are both in the store and in "
+                             f"{QUARANTINE_DIR}/: move one copy away by hand")
+        indices = sorted(indices + list(earlier))
         if indices != list(range(len(indices))):
             missing = sorted(set(range(indices[-1] + 1)) - set(indices))
             raise ValueError(f"replay store {self.directory} is missing records {missing[:10]}: it was edited by "
                              "hand or damaged")
         for index in indices:
+            if index in earlier:
+                self.quarantined[index] = earlier[index]
+                self._metadata.append(_placeholder(earlier[index]))
+                continue
             path = self._record_path(index)
             try:
                 with np.load(path, allow_pickle=False) as data:
                     meta = json.loads(str(data["meta"]))
-            except Exception as e:  # zipfile/json/key errors all mean the same thing here
-                raise ValueError(f"replay record {path} is unreadable ({type(e).__name__}: {e})") from e
-            if meta["id"] in self._index_of_id:
-                raise ValueError(f"replay store {self.directory}: id {meta['id']!r} is stored twice "
-                                 f"(records {self._index_of_id[meta['id']]} and {index})")
+                problem = metadata_problem(meta)
+            except OSError as e:  # the disk or permissions, not the record: nothing to quarantine
+                raise ValueError(f"replay record {path} cannot be read ({e}): check the disk and the "
+                                 "folder's permissions") from e
+            except Exception as e:  # zipfile/json/key errors: the file itself is damaged
+                problem = f"unreadable: {type(e).__name__}: {e}"
+            if problem is None and meta["id"] in self._index_of_id:
+                problem = f"id {meta['id']!r} is already stored as record #{self._index_of_id[meta['id']]}"
+            if problem is not None:
+                self._metadata.append(_placeholder(problem))
+                self._quarantine(index, problem)
+                continue
             self._index_of_id[meta["id"]] = index
             self._metadata.append(meta)
+
+    def _quarantine(self, index: int, reason: str) -> Path | None:
+        """Move record `index` aside (kept, never deleted) and make its index a hole; returns where it went."""
+        self.quarantined[index] = reason
+        original_id = self._metadata[index].get("id") if index < len(self._metadata) else None
+        self._index_of_id.pop(original_id, None)
+        self._metadata[index] = _placeholder(reason, original_id)
+        moved_to = None
+        if not self.read_only:
+            folder = self.directory / QUARANTINE_DIR
+            folder.mkdir(exist_ok=True)
+            source, moved_to = self._record_path(index), folder / self._record_path(index).name
+            (folder / f"{index:08d}.reason.txt").write_text(
+                f"{reason}\nquarantined {time.strftime('%Y-%m-%d %H:%M:%S')} from {source}\n", encoding="utf-8")
+            os.replace(source, moved_to)
+            fsync_directory(self.directory)
+        _log.warning("replay store %s: record #%d quarantined (%s)%s", self.directory, index, reason,
+                     f"; moved to {moved_to}" if moved_to else " (read-only: left in place)")
+        return moved_to
 
     # -- writing ---------------------------------------------------------------------------------------------
     def _record_path(self, index: int) -> Path:
@@ -238,12 +354,20 @@ class ReplayStore:
         return index % len(self)
 
     def __getitem__(self, index: int) -> Experience:
+        """The experience at `index`; CorruptRecordError (after quarantining it) if it cannot be read back."""
         index = self._check_index(index)
+        if index in self.quarantined:
+            moved = self.directory / QUARANTINE_DIR / self._record_path(index).name
+            raise CorruptRecordError(index, self.quarantined[index], moved if moved.exists() else None)
         meta = dict(self._metadata[index])
-        with np.load(self._record_path(index), allow_pickle=False) as data:
-            arrays = {name: data[name] for name in _IMAGE_FIELDS if name in data.files}
-        meta["pixel"] = tuple(meta["pixel"])
-        return Experience(**meta, **arrays)
+        try:
+            with np.load(self._record_path(index), allow_pickle=False) as data:
+                arrays = {name: data[name] for name in _IMAGE_FIELDS if name in data.files}
+            meta["pixel"] = tuple(meta["pixel"])
+            return Experience(**meta, **arrays)
+        except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            reason = f"unreadable: {type(e).__name__}: {e}"  # the file's bytes, not the disk (OSError propagates)
+            raise CorruptRecordError(index, reason, self._quarantine(index, reason)) from e
 
     def metadata(self, index: int) -> dict:
         """An experience's fields without its images, from memory."""
@@ -254,10 +378,12 @@ class ReplayStore:
 
     @property
     def ids(self) -> list[str]:
-        return [m["id"] for m in self._metadata]
+        """Ids of the readable records (quarantined ones have none)."""
+        return [m["id"] for m in self._metadata if m.get("id") is not None]
 
     @property
     def rewards(self) -> np.ndarray:
+        """Reward per index; NaN at quarantined indices (unknown: VPGReplaySampler never draws them)."""
         return np.array([m["reward"] for m in self._metadata], dtype=np.float64)
 
 
@@ -269,7 +395,8 @@ class VPGReplaySampler:
 
     The sampler keeps reward and surprise per store index; add each experience after appending it to the store
     and update its surprise after replaying it (VPG stores the new prediction). state_dict() is JSON-ready and
-    holds the RNG state, so a resumed run draws the same samples.
+    holds the RNG state, so a resumed run draws the same samples. A reward of NaN marks an index that must never
+    be drawn (a quarantined record: `ReplayStore.rewards` gives NaN there; `retire(index)` does it afterwards).
     """
 
     def __init__(self, seed: int = 0, power: float = 2.0):
@@ -288,10 +415,24 @@ class VPGReplaySampler:
         if index != len(self._rewards):
             raise ValueError(f"sampler holds {len(self._rewards)} experiences, so the next index is "
                              f"{len(self._rewards)}, got {index}")
-        if not (math.isfinite(reward) and math.isfinite(surprise)):
-            raise ValueError(f"reward and surprise must be finite, got {reward}, {surprise}")
+        if not ((math.isfinite(reward) or math.isnan(reward)) and math.isfinite(surprise)):
+            raise ValueError(f"reward must be finite (or NaN: never draw this index) and surprise finite, got "
+                             f"{reward}, {surprise}")
         self._rewards.append(float(reward))
         self._surprise.append(float(surprise))
+
+    def retire(self, index: int) -> None:
+        """Never draw `index` again (its record was quarantined)."""
+        if not 0 <= index < len(self._rewards):
+            raise IndexError(f"sampler index {index} out of range for {len(self._rewards)} experiences")
+        self._rewards[index] = math.nan
+
+    def drawable(self) -> np.ndarray:
+        """Indices that may be drawn (not retired)."""
+        return np.flatnonzero(~np.isnan(np.asarray(self._rewards, dtype=float)))
+
+    def retired(self) -> list[int]:
+        return [i for i, r in enumerate(self._rewards) if math.isnan(r)]
 
     def update_surprise(self, index: int, value: float) -> None:
         if not 0 <= index < len(self._surprise):
@@ -303,7 +444,7 @@ class VPGReplaySampler:
     def sample(self, current_reward: float, exclude: int | None = None) -> int | None:
         """Index of a past experience with a reward different from `current_reward`; None if there is none."""
         rewards = np.asarray(self._rewards)
-        candidates = np.flatnonzero(~np.isclose(rewards, current_reward, rtol=0.0, atol=1e-6))
+        candidates = np.flatnonzero(~np.isclose(rewards, current_reward, rtol=0.0, atol=1e-6) & ~np.isnan(rewards))
         if exclude is not None:
             candidates = candidates[candidates != exclude]
         if len(candidates) == 0:

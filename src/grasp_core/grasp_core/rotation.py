@@ -11,6 +11,16 @@ of side S >= its diagonal (so rotations keep all content) with S * zoom divisibl
 trunk + head (-> 20 x 20), rotate the score map back (nearest as VPG, or bilinear), upsample bilinearly to
 S x S (x16) and crop the padding (-> 224 x 224).
 
+Centring (`layout`): everything rotates about the centre of the padded square, so a rotation of the heightmap is
+an exact rotation of the network's input only if the heightmap sits exactly in the middle of the square. The
+layout is chosen in closed form (it always exists, for every size) and is, in this order of preference:
+  1. centred on whole pixels (S - H and S - W even): VPG's layout, used whenever the stride and zoom allow it;
+  2. else, with an even zoom, centred on a half heightmap pixel = a whole zoomed pixel (the heightmap is zoomed
+     first and padded in zoomed pixels; the Q maps are read back at the heightmap's pixel centres);
+  3. else (odd zoom, and an odd height or width the stride cannot centre): half a pixel off centre in that axis,
+     with one extra pixel of padding so the rotated content still fits. Rotations are then exact up to that
+     half-pixel shift (the same layout the code always used for heightmaps of mixed parity at zoom 1).
+
 Where a Q map can peak: a bilinearly upsampled map peaks on its cells, so with VPG's order (rotate the 20 x 20
 map back, then upsample) every rotation's argmax lies on the same axis-aligned lattice, one trunk cell apart
 (3.2 cm for VPG and the fast profile). `back_rotation="upsampled"` upsamples in the rotated frame first and
@@ -26,6 +36,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
+from math import gcd
 from typing import Sequence
 
 import numpy as np
@@ -73,6 +84,65 @@ def _rotation_matrices(angles: torch.Tensor, inverse: bool) -> torch.Tensor:
     return torch.stack((torch.stack((c, -s, zero), -1), torch.stack((s, c, zero), -1)), 1)
 
 
+@dataclass(frozen=True)
+class PaddedLayout:
+    """A heightmap inside the padded square the network rotates (`RotatingQNetwork.layout`)."""
+
+    side: int  # S, heightmap pixels; S * zoom is divisible by the trunk stride
+    zoom: int
+    zoomed_top: int  # offsets of the zoomed heightmap in the zoomed square (S * zoom), zoomed pixels
+    zoomed_left: int
+    centred: bool  # the heightmap's centre is the square's centre: rotations about it are exact
+
+    @classmethod
+    def make(cls, side: int, zoom: int, zoomed_top: int, zoomed_left: int, centred: bool) -> "PaddedLayout":
+        return cls(int(side), int(zoom), int(zoomed_top), int(zoomed_left), bool(centred))
+
+    @property
+    def zoomed_side(self) -> int:
+        return self.side * self.zoom
+
+    @staticmethod
+    def _pixels(zoomed: int, zoom: int) -> int | float:
+        return zoomed // zoom if zoomed % zoom == 0 else zoomed / zoom
+
+    @property
+    def top(self) -> int | float:
+        """Offset in heightmap pixels (a float ending in .5 when the centring needs half a pixel)."""
+        return self._pixels(self.zoomed_top, self.zoom)
+
+    @property
+    def left(self) -> int | float:
+        return self._pixels(self.zoomed_left, self.zoom)
+
+    @property
+    def whole_pixels(self) -> bool:
+        return self.zoomed_top % self.zoom == 0 and self.zoomed_left % self.zoom == 0
+
+
+def _read_back(score: torch.Tensor, layout: PaddedLayout, height: int, width: int) -> torch.Tensor:
+    """Score maps (N, 1, n, n) over the padded square -> Q (N, H, W) at the heightmap's pixel centres (bilinear)."""
+    side = layout.side
+    if layout.whole_pixels:  # upsample to S x S and crop (VPG)
+        top, left = int(layout.top), int(layout.left)
+        score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+        return score[:, 0, top:top + height, left:left + width]
+    return _sample_pixel_centres(score, float(layout.top), float(layout.left), side, height, width)
+
+
+def _sample_pixel_centres(score: torch.Tensor, top: float, left: float, side: int, height: int, width: int
+                          ) -> torch.Tensor:
+    """Bilinear samples of the score maps at the centres of the heightmap's pixels, which sit at offset (top,
+    left) in an S x S square the maps cover: what upsampling to S x S and cropping gives for whole offsets."""
+    n = score.shape[0]
+    rows = (torch.arange(height, dtype=torch.float64) + (top + 0.5)) * (2.0 / side) - 1.0
+    cols = (torch.arange(width, dtype=torch.float64) + (left + 0.5)) * (2.0 / side) - 1.0
+    grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), -1)  # (H, W, 2) as (x, y)
+    grid = grid.to(device=score.device, dtype=score.dtype).expand(n, height, width, 2)
+    # "border" = interpolate's clamping of source indices at the edges
+    return F.grid_sample(score, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+
+
 class RotatingQNetwork(nn.Module):
     """Wraps a `TwoStreamFCN` (as `self.fcn`, its only parameters) into an R-rotation Q network."""
 
@@ -100,13 +170,39 @@ class RotatingQNetwork(nn.Module):
             raise ValueError(f"rotation index {index} is not in [0, {self.num_rotations})")
         return index * 2.0 * math.pi / self.num_rotations
 
-    def padding(self, height: int, width: int) -> tuple[int, int, int]:
-        """(S, top, left): side of the padded square in heightmap pixels and the heightmap's offset in it."""
-        longest = math.ceil(math.hypot(height, width)) if self.pad == "diagonal" else max(height, width)
-        side = longest + ((height - width) % 2)  # +1 if the centre is off by 1/2
-        while (side * self.zoom) % self.fcn.stride or (side - height) % 2 and (side - width) % 2:
-            side += 1
-        return side, (side - height) // 2, (side - width) // 2
+    def layout(self, height: int, width: int) -> "PaddedLayout":
+        """Where a height x width heightmap sits in the padded square (see the module docstring). Closed form."""
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"heightmap {name} must be a positive integer, got {value!r}")
+        height, width, zoom, stride = int(height), int(width), self.zoom, int(self.fcn.stride)
+        # the rotated heightmap must fit in the square (VPG), or (pad="none") only the heightmap itself
+        base = math.ceil(math.hypot(height, width)) if self.pad == "diagonal" else max(height, width)
+        step = stride // gcd(stride, zoom)  # S * zoom is divisible by the stride iff S is a multiple of this
+        same_parity = (height - width) % 2 == 0
+        if same_parity and (step % 2 == 1 or height % 2 == 0):
+            # 1. whole-pixel centring: S a multiple of `step` with the parity of the heightmap's sides
+            side = -(-base // step) * step
+            if (side - height) % 2:
+                side += step  # `step` is odd here, so this fixes the parity
+            return PaddedLayout.make(side, zoom, (side - height) * zoom // 2, (side - width) * zoom // 2, True)
+        if zoom % 2 == 0:
+            # 2. half-pixel centring: the zoomed square T is even (a multiple of zoom), so is zoom * H
+            unit = stride * zoom // gcd(stride, zoom)  # T must be a multiple of the stride and of the zoom
+            zoomed = -(-base * zoom // unit) * unit
+            return PaddedLayout.make(zoomed // zoom, zoom, (zoomed - zoom * height) // 2,
+                                     (zoomed - zoom * width) // 2, True)
+        # 3. no centred layout exists: half a pixel off in the odd axis, one more pixel so the content fits
+        side = -(-(base + 1) // step) * step
+        return PaddedLayout.make(side, zoom, (side - height) // 2 * zoom, (side - width) // 2 * zoom, False)
+
+    def padding(self, height: int, width: int) -> tuple[int, int | float, int | float]:
+        """(S, top, left): side of the padded square in heightmap pixels and the heightmap's offset in it.
+
+        top and left are integers, except in layout 2 (even zoom, odd sides) where they end in .5.
+        """
+        layout = self.layout(height, width)
+        return layout.side, layout.top, layout.left
 
     def forward(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
                 channels_last: bool = False) -> torch.Tensor:
@@ -134,13 +230,14 @@ class RotatingQNetwork(nn.Module):
         if color.shape[0] not in (1, n):
             raise ValueError(f"batch of {color.shape[0]} heightmaps for {n} rotations: need 1 or {n}")
         height, width = color.shape[-2:]
-        side, top, left = self.padding(height, width)
-        pad = (left, side - width - left, top, side - height - top)
-        color = F.pad(color, pad)  # raw zeros = empty cells, as VPG pads before normalising
-        depth = F.pad(depth, pad)
-        if self.zoom > 1:
+        layout = self.layout(height, width)
+        if self.zoom > 1:  # zoom, then pad in zoomed pixels: the same as padding first when offsets are whole
             color = F.interpolate(color, scale_factor=self.zoom, mode="nearest")
             depth = F.interpolate(depth, scale_factor=self.zoom, mode="nearest")
+        zside, ztop, zleft = layout.zoomed_side, layout.zoomed_top, layout.zoomed_left
+        pad = (zleft, zside - self.zoom * width - zleft, ztop, zside - self.zoom * height - ztop)
+        color = F.pad(color, pad)  # raw zeros = empty cells, as VPG pads before normalising
+        depth = F.pad(depth, pad)
         color = color.expand(n, -1, -1, -1)
         depth = depth.expand(n, -1, -1, -1)
 
@@ -162,19 +259,18 @@ class RotatingQNetwork(nn.Module):
     def score_to_q(self, score: torch.Tensor, rotations: Sequence[int], height: int, width: int) -> torch.Tensor:
         """Score maps (N, 1, h, w) in the rotated frames -> Q logits (N, height, width) in the heightmap frame."""
         rotations = self._check_rotations(rotations)
-        side, top, left = self.padding(height, width)
+        layout = self.layout(height, width)
         score = score.float()
         angles = torch.tensor([self.angle(r) for r in rotations], dtype=torch.float64)
         after = _rotation_matrices(angles, inverse=True).to(device=score.device, dtype=torch.float32)
         if self.back_rotation == "upsampled":  # upsample in the rotated frame, then rotate back at full size
-            score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+            score = F.interpolate(score, size=(layout.side, layout.side), mode="bilinear", align_corners=False)
             grid = F.affine_grid(after, list(score.shape), align_corners=False)
             score = F.grid_sample(score, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         else:
             grid = F.affine_grid(after, list(score.shape), align_corners=False)
             score = F.grid_sample(score, grid, mode=self.back_rotation, padding_mode="zeros", align_corners=False)
-            score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
-        return score[:, 0, top:top + height, left:left + width]
+        return _read_back(score, layout, height, width)
 
     @torch.no_grad()
     def q_maps(self, color: torch.Tensor, depth: torch.Tensor,

@@ -103,3 +103,67 @@ def test_training_state_round_trip_without_pickle(tmp_path):
     with pytest.raises(CheckpointError, match="expected 'grasp-training-state'"):
         load_training_state(save_model(tmp_path / "m.safetensors", _fcn(), num_rotations=4))
     assert checkpoint.training_state_path(tmp_path / "m.safetensors").name == "m.state.safetensors"
+
+
+def write_with_record(path, fcn, edit):
+    """A checkpoint whose header record has been edited by hand (`edit(record)` changes it in place)."""
+    from safetensors.torch import save_file
+
+    good = save_model(path.with_name("good_" + path.name), fcn, num_rotations=4, zoom=1, profile="tiny", version=3)
+    record = json.loads(sidecar_path(good).read_text())
+    edit(record)
+    tensors = {k: v.contiguous() for k, v in fcn.state_dict().items()}
+    save_file(tensors, str(path), metadata={checkpoint._HEADER_KEY: json.dumps(record)})
+    return path
+
+
+def _set(key, value):
+    return lambda r: r.__setitem__(key, value)
+
+
+BAD_RECORDS = [  # issue 11, defect 2: each of these was a TypeError deep inside a loader
+    ("num_rotations_word", _set("num_rotations", "sixteen"), "'num_rotations' must be an integer"),
+    ("num_rotations_bool", _set("num_rotations", True), "'num_rotations' must be an integer"),
+    ("num_rotations_zero", _set("num_rotations", 0), "'num_rotations' must be an integer >= 1"),
+    ("num_rotations_huge", _set("num_rotations", 10 ** 9), "<= 256"),
+    ("num_rotations_float", _set("num_rotations", 16.0), "'num_rotations' must be an integer"),
+    ("trunk_list", _set("trunk", ["small_cnn"]), "'trunk' must be a non-empty string"),
+    ("trunk_null", _set("trunk", None), "'trunk' must be a non-empty string"),
+    ("profile_list", _set("profile", ["tiny"]), "'profile' must be a non-empty string or null"),
+    ("zoom_text", _set("zoom", "2"), "'zoom' must be an integer"),
+    ("zoom_huge", _set("zoom", 1000), "<= 8"),
+    ("back_rotation", _set("back_rotation", "cubic"), "'back_rotation' must be one of 'nearest', 'bilinear'"),
+    ("version_negative", _set("version", -1), "'version' must be an integer >= 0"),
+    ("version_text", _set("version", "3"), "'version' must be an integer >= 0"),
+    ("step_missing", lambda r: r.pop("step"), "'step' is missing"),
+    ("config_list", _set("config", [1, 2]), "'config' must be a JSON object"),
+    ("stride_wrong", _set("stride", 16), "'stride' is 16 but a small_cnn trunk has 4"),
+    ("channels_text", _set("trunk_channels", "64"), "'trunk_channels' must be an integer"),
+    ("stage_number", _set("stage", 3), "'stage' must be a non-empty string"),
+]
+
+
+@pytest.mark.parametrize("name,edit,message", BAD_RECORDS, ids=[b[0] for b in BAD_RECORDS])
+def test_every_metadata_field_is_checked(tmp_path, name, edit, message):
+    path = write_with_record(tmp_path / f"{name}.safetensors", _fcn(), edit)
+    for load in (load_model, load_fcn, load_q_network):
+        with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+            load(path)
+        assert "bad metadata" in str(info.value) and str(path) in str(info.value)
+
+
+def test_several_bad_fields_are_named_at_once(tmp_path):
+    def edit(r):
+        r.update(num_rotations="sixteen", trunk=["x"], profile=["tiny"])
+    path = write_with_record(tmp_path / "many.safetensors", _fcn(), edit)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    for key in ("num_rotations", "trunk", "profile"):
+        assert f"'{key}'" in str(info.value)
+
+
+def test_unknown_trunk_name_is_refused_by_the_network_loaders(tmp_path):
+    path = write_with_record(tmp_path / "alien.safetensors", _fcn(), _set("trunk", "alexnet"))
+    load_model(path)  # the weights and record are readable ...
+    with pytest.raises(CheckpointError, match="unknown trunk 'alexnet'"):
+        load_q_network(path)  # ... but no network can be built from them

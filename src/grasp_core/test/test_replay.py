@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grasp_core.replay import Experience, ReplayStore, VPGReplaySampler
+from grasp_core.replay import CorruptRecordError, Experience, ReplayStore, VPGReplaySampler
 
 GRASP_CORE = str(Path(__file__).resolve().parents[1])
 
@@ -244,3 +245,130 @@ def test_experience_validation():
         Experience("a", "s", 0, e.color_hm[:, :4], e.depth_hm, 0, 16, (0, 0), 1.0, terminal=True)
     with pytest.raises(ValueError, match="finite"):
         Experience("a", "s", 0, e.color_hm, e.depth_hm, 0, 16, (0, 0), float("nan"), terminal=True)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Corrupt records are quarantined, never blamed on another (issue 11, defects 6 and 7)
+
+def rewrite_record(path: Path, meta=None, **arrays) -> None:
+    """Replace a record file by hand: keep its arrays unless given, and its metadata unless `meta` is given."""
+    with np.load(path, allow_pickle=False) as data:
+        old = {k: data[k] for k in data.files}
+    if meta is not None:
+        old["meta"] = np.array(json.dumps(meta))
+    old.update(arrays)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **old)
+
+
+def flip_image_bytes(path: Path) -> None:
+    """Damage the compressed colour image inside the record; its metadata entry stays readable."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"color_hm.npy") + 200
+    raw[at:at + 64] = bytes(255 - b for b in raw[at:at + 64])
+    path.write_bytes(bytes(raw))
+
+
+def store_of(directory, n=8):
+    with ReplayStore(directory) as store:
+        for i in range(n):
+            store.append(make_experience(i))
+    return directory
+
+
+@pytest.mark.parametrize("damage", ["flipped image bytes", "wrong image dtype", "truncated file"])
+def test_a_record_that_cannot_be_read_is_quarantined_when_read(tmp_path, damage):
+    directory = store_of(tmp_path / "replay")
+    record = directory / "00000003.npz"
+    if damage == "flipped image bytes":
+        flip_image_bytes(record)
+    elif damage == "wrong image dtype":
+        rewrite_record(record, color_hm=np.zeros((16, 16, 3), np.float64))
+    with ReplayStore(directory) as store:
+        if damage == "truncated file":  # after the store was opened: found when the images are read
+            record.write_bytes(record.read_bytes()[:300])
+        assert len(store) == 8 and store.quarantined == {}
+        with pytest.raises(ValueError, match=r"replay record #3 is corrupt .* quarantined: moved to") as info:
+            store[3]
+        assert isinstance(info.value, CorruptRecordError) and info.value.index == 3
+        assert 3 in store.quarantined and math.isnan(store.rewards[3])
+        assert not record.exists() and (directory / "quarantine" / "00000003.npz").is_file()  # moved, not deleted
+        assert "unreadable" in (directory / "quarantine" / "00000003.reason.txt").read_text()
+        for i in (0, 1, 2, 4, 5, 6, 7):  # every other record is untouched
+            assert_same(store[i], make_experience(i))
+        with pytest.raises(ValueError, match="#3 is corrupt"):
+            store[3]  # still a hole, same answer
+        assert store.append(make_experience(8)) == 8  # numbering continues past the hole
+    with ReplayStore(directory) as store:  # reopened: the hole stays where it was, with its reason
+        assert len(store) == 9 and list(store.quarantined) == [3] and "unreadable" in store.quarantined[3]
+        assert_same(store[8], make_experience(8))
+        assert make_experience(3).id not in store.ids
+
+
+BAD_METADATA = {  # issue 11, defect 7: each of these was a raw KeyError/TypeError when the store was opened
+    "missing id": lambda m: m.pop("id"),
+    "missing reward": lambda m: m.pop("reward"),
+    "metadata is a list": lambda m: [m],
+    "reward is text": lambda m: m.update(reward="1.0"),
+    "reward is NaN": lambda m: m.update(reward=float("nan")),
+    "pixel is a number": lambda m: m.update(pixel=3),
+    "unknown field": lambda m: m.update(colour="red"),
+    "terminal is 1": lambda m: m.update(terminal=1),
+    "rotation out of range": lambda m: m.update(rotation_index=16),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_METADATA))
+def test_bad_metadata_is_quarantined_when_the_store_opens(tmp_path, damage, caplog):
+    directory = store_of(tmp_path / "replay")
+    with ReplayStore(directory, read_only=True) as reader:
+        meta = reader.metadata(5)
+    edited = BAD_METADATA[damage](meta)
+    rewrite_record(directory / "00000005.npz", meta=edited if isinstance(edited, list) else meta)
+    with caplog.at_level("WARNING", logger="grasp_core.replay"):
+        store = ReplayStore(directory)  # was: KeyError / TypeError, learner exit 1
+    with store:
+        assert list(store.quarantined) == [5], store.quarantined
+        assert "record #5 quarantined" in caplog.text
+        assert (directory / "quarantine" / "00000005.npz").is_file()
+        assert len(store) == 8 and math.isnan(store.rewards[5])
+        assert store.ids == [make_experience(i).id for i in range(8) if i != 5]
+        for i in (0, 4, 6, 7):
+            assert_same(store[i], make_experience(i))
+        with pytest.raises(ValueError, match="#5 is corrupt"):
+            store[5]
+
+
+def test_a_read_only_store_reports_but_does_not_move(tmp_path):
+    directory = store_of(tmp_path / "replay")
+    flip_image_bytes(directory / "00000002.npz")
+    with ReplayStore(directory, read_only=True) as store:
+        with pytest.raises(ValueError, match="left in place"):
+            store[2]
+    assert (directory / "00000002.npz").is_file() and not (directory / "quarantine").exists()
+
+
+def test_a_record_both_in_the_store_and_in_quarantine_is_refused(tmp_path):
+    directory = store_of(tmp_path / "replay", n=3)
+    (directory / "quarantine").mkdir()
+    (directory / "quarantine" / "00000001.npz").write_bytes((directory / "00000001.npz").read_bytes())
+    with pytest.raises(ValueError, match=r"records \[1\] are both in the store and in quarantine"):
+        ReplayStore(directory)
+
+
+def test_sampler_never_draws_a_quarantined_index():
+    sampler = VPGReplaySampler(seed=0)
+    for i, reward in enumerate([0.0, 1.0, math.nan, 1.0]):
+        sampler.add(i, reward, float(i))
+    draws = {sampler.sample(0.0) for _ in range(200)}
+    assert draws == {1, 3}
+    sampler.retire(3)
+    assert {sampler.sample(0.0) for _ in range(50)} == {1}
+    sampler.retire(1)
+    assert sampler.sample(0.0) is None and sampler.retired() == [1, 2, 3]
+    assert {sampler.sample(1.0) for _ in range(20)} == {0}  # NaN is never "a different reward" either
+    restored = VPGReplaySampler()
+    restored.load_state_dict(json.loads(json.dumps(sampler.state_dict())))  # NaN survives the JSON round trip
+    assert restored.retired() == [1, 2, 3]
+    with pytest.raises(ValueError, match="finite"):
+        sampler.add(4, math.inf, 0.0)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from grasp_core.networks import TwoStreamFCN, build_fcn, heightmaps_to_tensors
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
@@ -143,3 +144,152 @@ def test_forward_batch_one_rotation_per_input_and_bad_input():
         qnet(color, depth, [0, 1, 2])
     with pytest.raises(ValueError, match="zoom"):
         RotatingQNetwork(build_fcn("small_cnn"), zoom=0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Padding layout (issue 11, defect 1: odd heightmaps hung `padding` forever)
+
+def _qnet_with_stride(stride: int, zoom: int, rotations: int = 16) -> RotatingQNetwork:
+    return RotatingQNetwork(TwoStreamFCN(nn.Identity(), nn.Identity(), 3, stride), num_rotations=rotations,
+                            zoom=zoom)
+
+
+def _old_padding(height, width, zoom, stride, max_steps=1000):
+    """The layout rule before issue 11 (None where its loop never ended)."""
+    side = math.ceil(math.hypot(height, width)) + ((height - width) % 2)
+    for _ in range(max_steps):
+        if not ((side * zoom) % stride or (side - height) % 2 and (side - width) % 2):
+            return side, (side - height) // 2, (side - width) // 2
+        side += 1
+    return None
+
+
+@pytest.mark.parametrize("stride", [4, 16, 32])
+@pytest.mark.parametrize("zoom", [1, 2])
+def test_padding_exists_for_every_size_and_is_centred_whenever_possible(stride, zoom):
+    qnet = _qnet_with_stride(stride, zoom)
+    step = stride // math.gcd(stride, zoom)
+    for height in range(1, 201):
+        for width in range(1, 201):
+            layout = qnet.layout(height, width)
+            side, zside = layout.side, layout.zoomed_side
+            where = f"{height}x{width}, stride {stride}, zoom {zoom}: {layout}"
+            assert zside == side * zoom and zside % stride == 0, where
+            assert side >= math.hypot(height, width), where  # every rotation keeps all of the heightmap
+            assert side <= math.ceil(math.hypot(height, width)) + 1 + 2 * step, where  # and no more than needed
+            assert 0 <= layout.zoomed_top and layout.zoomed_top + zoom * height <= zside, where
+            assert 0 <= layout.zoomed_left and layout.zoomed_left + zoom * width <= zside, where
+            # Centre offset of the heightmap in the square, in zoomed pixels (0 = rotations about it are exact).
+            off_v = 2 * layout.zoomed_top + zoom * height - zside
+            off_u = 2 * layout.zoomed_left + zoom * width - zside
+            possible = zoom % 2 == 0 or ((height - width) % 2 == 0 and (step % 2 == 1 or height % 2 == 0))
+            assert layout.centred == possible, where
+            if possible:
+                assert off_v == 0 and off_u == 0, where
+            else:  # half a heightmap pixel off in an odd axis, never more, with room for the rotated content
+                assert off_v in (0, -zoom) and off_u in (0, -zoom) and (off_v, off_u) != (0, 0), where
+                assert side >= math.ceil(math.hypot(height, width)) + 1, where
+            whole = (height - width) % 2 == 0 and (step % 2 == 1 or height % 2 == 0)
+            assert layout.whole_pixels == (whole or not possible), where
+            old = _old_padding(height, width, zoom, stride)
+            if whole:  # VPG's whole-pixel layout: exactly what the code did before
+                assert old == (side, layout.top, layout.left), where
+            if old is None:  # the sizes that used to hang
+                assert height % 2 == 1 and width % 2 == 1 and step % 2 == 0, where
+            assert qnet.padding(height, width) == (side, layout.top, layout.left)
+
+
+def test_padding_refuses_sizes_that_are_not_positive_integers():
+    qnet = _qnet_with_stride(4, 1)
+    for bad in [(0, 5), (5, -1), (2.5, 4), (True, 4)]:
+        with pytest.raises(ValueError, match="positive integer"):
+            qnet.layout(*bad)
+
+
+def test_the_issue_repro_returns_at_once():
+    """`get_profile('fast').build_q_network().padding(111, 111)` never returned (issue 11): run it in a child
+    process with a generous limit, so a regression fails here instead of hanging the test run."""
+    import subprocess
+    import sys
+
+    code = ("from grasp_core.profiles import get_profile; q = get_profile('fast').build_q_network(); "
+            "print(q.padding(111, 111), q.padding(149, 149))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("padding(111, 111) of the fast profile did not return within 240 s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(160,", "24.5,", "24.5)", "(216,", "33.5,", "33.5)"]
+
+
+class PoolFCN(nn.Module):
+    """A stand-in FCN whose score map is the mean colour averaged over stride x stride cells: linear, and
+    exactly equivariant to quarter turns of a square whose side is a multiple of the stride."""
+
+    trunk_name = "pool"
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.unused = nn.Parameter(torch.zeros(1))  # predict() asks for the parameters' device
+
+    def score_map(self, color, depth):
+        return F.avg_pool2d(color.mean(1, keepdim=True) + depth, self.stride)
+
+
+
+
+
+@pytest.mark.parametrize("size,stride,zoom", [
+    ((48, 48), 4, 1), ((47, 47), 4, 2), ((45, 45), 16, 2), ((46, 47), 4, 2), ((33, 33), 3, 1), ((20, 21), 4, 2),
+])
+def test_quarter_turns_of_the_heightmap_are_exact_for_centred_layouts(size, stride, zoom):
+    """Rotations happen about the padded square's centre, so Q(rot90 x)[i + R/4] == rot90(Q(x)[i]) exactly
+    (up to float rounding) only when the heightmap is centred in it: odd sizes included, at an even zoom."""
+    height, width = size
+    qnet = RotatingQNetwork(PoolFCN(stride), num_rotations=8, zoom=zoom, back_rotation="bilinear").eval()
+    assert qnet.layout(height, width).centred
+    rng = np.random.default_rng(height * 1000 + width)
+    color = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    depth = (rng.random((height, width)) * 0.05).astype(np.float32)
+    q = qnet.predict(color, depth)
+    q_rot = qnet.predict(np.rot90(color, k=-1).copy(), np.rot90(depth, k=-1).copy())
+    assert q.shape == (8, height, width) and q_rot.shape == (8, width, height)
+    for i in (0, 2, 4, 6):  # the rotations that are quarter turns themselves map pixels onto pixels
+        np.testing.assert_allclose(q_rot[(i + 2) % 8], np.rot90(q[i], k=-1), rtol=1e-5, atol=1e-5,
+                                   err_msg=f"rotation {i}, {height}x{width}, stride {stride}, zoom {zoom}")
+
+
+def test_reading_q_at_pixel_centres_is_upsample_and_crop_for_whole_offsets():
+    from grasp_core.rotation import _sample_pixel_centres
+
+    torch.manual_seed(0)
+    score = torch.randn(3, 1, 10, 10)
+    side, top, left, height, width = 40, 7, 5, 27, 30
+    reference = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
+    reference = reference[:, 0, top:top + height, left:left + width]
+    torch.testing.assert_close(_sample_pixel_centres(score, top, left, side, height, width), reference,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(63, 63), (64, 63), (1, 1), (3, 200)])
+def test_tiny_profile_predicts_odd_and_thin_heightmaps(shape):
+    from grasp_core.profiles import get_profile
+
+    torch.manual_seed(0)
+    qnet = get_profile("tiny").build_q_network().eval()
+    rng = np.random.default_rng(0)
+    q = qnet.predict(rng.integers(0, 255, shape + (3,), dtype=np.uint8),
+                     (rng.random(shape) * 0.05).astype(np.float32))
+    assert q.shape == (4,) + shape and np.isfinite(q).all()
+
+
+@pytest.mark.parametrize("size", [47, 48])
+@pytest.mark.parametrize("zoom", [1, 2])
+def test_odd_sized_heightmaps_keep_the_angle_convention(size, zoom):
+    qnet = RotatingQNetwork(matched_filter_fcn(scale=zoom), num_rotations=R, zoom=zoom).eval()
+    k, centre = 5, (21.0, 24.0)
+    color = draw_lollipop(k * 2 * math.pi / R, centre, size)
+    q = qnet.predict(color, np.zeros((size, size), np.float32))
+    i, u, v = argmax3(q)
+    assert i == k and abs(u - centre[0]) <= 1 and abs(v - centre[1]) <= 1

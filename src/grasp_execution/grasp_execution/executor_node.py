@@ -11,6 +11,10 @@ ones the experiment harness runs: epsilon and the exploration mode (grasp_core.e
 unchanged scene excluded from the next proposals (FailedGraspMemory), and the episode rule (grasp_core.episode:
 terminal and reset when the workspace is empty or after `episode.reset_after_failures` failures in a row).
 
+When every proposal is refused or fails (a model that only gives NaN, a heightmap the node cannot serve), the
+loop says so loudly every `refusal_report_every` in a row, and once proposals have come back before (start-up,
+while the learner builds its first model, only reports) it stops with an error after `max_refused_proposals`.
+
 Backends (`backend` parameter): `sim` (the grasp_sim services) and `moveit` (grasp_execution.moveit_backend;
 imported only when selected). The loop runs in a worker thread; the main thread spins the node, so service
 responses and heightmaps keep arriving while the loop waits for them.
@@ -101,6 +105,14 @@ class ExecutorNode(Node):
                                    "an experience before the next attempt.", check=in_range(0.0, 600.0),
                                    requirement="0 <= ack_timeout <= 600")
         p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
+        p["max_refused_proposals"] = declare(self, "max_refused_proposals", 100,
+                                             "Stop the loop with an error after this many proposals in a row were "
+                                             "refused or failed, once one has come back (0: never).",
+                                             check=in_range(0, 2**31),
+                                             requirement="max_refused_proposals >= 0")
+        p["refusal_report_every"] = declare(self, "refusal_report_every", 10,
+                                            "Log an error every this many proposals refused in a row.",
+                                            check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
         self.params = p
         self.moveit_params = declare_moveit_parameters(self)
         try:
@@ -113,6 +125,8 @@ class ExecutorNode(Node):
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
         self.rules: AttemptRules | None = None  # made when the first proposal says R and the resolution
+        self.refused_in_a_row = 0  # proposals refused or failed since the last one that came back
+        self.proposals_received = 0
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
         self._last_log: dict[str, float] = {}
@@ -277,16 +291,38 @@ class ExecutorNode(Node):
             return None
         except (TimeoutError, RuntimeError) as e:
             self.get_logger().warning(f"propose_grasp failed: {e}")
+            self._no_proposal(f"failed: {e}")
             return None
         if not response.success:
             self._throttled("propose_refused", 5.0, "warning", f"propose_grasp refused: {response.message}")
+            self._no_proposal(f"refused: {response.message}")
             return None
+        self.refused_in_a_row = 0
+        self.proposals_received += 1
         if response.pose.header.frame_id != state.header.frame_id:
             self._throttled("propose_frame", 5.0, "error", f"propose_grasp answered in frame "
                             f"'{response.pose.header.frame_id}', not the heightmap's '{state.header.frame_id}': "
                             "ignored")
             return None
         return response
+
+    def _no_proposal(self, why: str) -> None:
+        """Count a proposal that did not come back; say so loudly, and stop the loop after too many in a row."""
+        p = self.params
+        self.refused_in_a_row += 1
+        n, limit = self.refused_in_a_row, p["max_refused_proposals"]
+        if not self.proposals_received:  # start-up: the first model may still be on its way
+            limit = 0
+        if limit and n >= limit:
+            self.error = (f"{n} proposals in a row were refused or failed (max_refused_proposals = {limit}); "
+                          f"the last one {why}. Nothing is being learned: check the affordance node's and the "
+                          "learner's logs")
+            self.get_logger().fatal(f"stopping the grasp loop: {self.error}")
+            self._stop.set()
+        elif n % p["refusal_report_every"] == 0:
+            self.get_logger().error(f"{n} proposals in a row refused or failed, the last one {why}; the loop "
+                                    + (f"stops after {limit}" if limit else "keeps trying (none has come back yet, "
+                                       "or max_refused_proposals is 0)"))
 
     def _finish_attempt(self, state: Heightmap, proposal: ProposeGrasp.Response, pose, epsilon: float,
                         outcome: GraspOutcome, done_ns: int) -> Heightmap | None:

@@ -42,6 +42,8 @@ class MoveItGraspConfig:
     tcp_offset: float = 0.2            # tool0 flange -> jaw centre along tool z (RG2 on a UR3: measure yours)
     grasp_depth: float = 0.02          # jaw centre this far below the surface height of the proposal
     min_grasp_z: float = -0.235        # the jaw centre never goes lower (VPG's real table z = -0.255, + margin)
+    surface_z_min: float = -0.255      # a proposal's surface height must lie in [surface_z_min, surface_z_max]:
+    surface_z_max: float = -0.1        # the workspace's z_min, z_max (VPG real, in base_link); else it is refused
     approach_height: float = 0.15      # pre-grasp and lift: this far above the grasp pose
     jaw_yaw_offset: float = 0.0        # closing axis yaw minus tool0 x yaw, as mounted
     home_configuration: str = "home"   # SRDF named state out of the camera's view
@@ -137,6 +139,9 @@ class MoveItBackend(GraspBackend):
                                         f"'{cfg.base_frame}'")
         if not all(math.isfinite(v) for v in (p.x, p.y, p.z, angle)):
             return GraspOutcome.refused(f"grasp target is not finite: x={p.x} y={p.y} z={p.z} angle={angle}")
+        if not cfg.surface_z_min <= p.z <= cfg.surface_z_max:  # min_grasp_z clamps the jaw; this refuses nonsense
+            return GraspOutcome.refused(f"grasp surface height z={p.z:g} is outside [surface_z_min, surface_z_max] = "
+                                        f"[{cfg.surface_z_min:g}, {cfg.surface_z_max:g}] (the workspace's z range)")
         goals = grasp_poses(pose, angle, cfg)
         moved = False
         try:
@@ -205,6 +210,10 @@ def declare_moveit_parameters(node) -> dict:
     add("grasp_depth", d.grasp_depth, "Jaw centre this far below the proposed surface height, metres.",
         check=in_range(0.0, 0.1), requirement="0 <= grasp_depth <= 0.1")
     add("min_grasp_z", d.min_grasp_z, "Lowest jaw centre z in base_frame (keeps the fingers off the table).")
+    add("surface_z_min", d.surface_z_min, "Lowest surface height a proposal may have, base_frame (the workspace's "
+                                          "z_min); a lower one is refused, not executed.")
+    add("surface_z_max", d.surface_z_max, "Highest surface height a proposal may have, base_frame (the workspace's "
+                                          "z_max); a higher one is refused, not executed.")
     add("approach_height", d.approach_height, "Pre-grasp / lift height above the grasp pose, metres.",
         check=in_range(0.02, 0.5), requirement="0.02 <= approach_height <= 0.5")
     add("jaw_yaw_offset", d.jaw_yaw_offset, "Yaw of the closing axis relative to tool0 x, radians.")
@@ -236,6 +245,7 @@ def declare_moveit_parameters(node) -> dict:
 def grasp_config_from_parameters(p: dict) -> MoveItGraspConfig:
     return MoveItGraspConfig(planning_group=p["planning_group"], pose_link=p["pose_link"], base_frame=p["base_frame"],
                              tcp_offset=p["tcp_offset"], grasp_depth=p["grasp_depth"], min_grasp_z=p["min_grasp_z"],
+                             surface_z_min=p["surface_z_min"], surface_z_max=p["surface_z_max"],
                              approach_height=p["approach_height"], jaw_yaw_offset=p["jaw_yaw_offset"],
                              home_configuration=p["home_configuration"],
                              drop_configuration=p["drop_configuration"])

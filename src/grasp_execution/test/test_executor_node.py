@@ -208,3 +208,59 @@ def test_executor_parameters_are_checked():
             ExecutorNode(parameter_overrides=[Parameter("backend", value="moveit")])
     finally:
         rclpy.shutdown()
+
+
+def test_a_cell_whose_every_proposal_is_refused_says_so_and_stops(tmp_path):
+    """Issue 11, defect 3: a NaN model made every proposal fail and the loop retried forever without a word."""
+    from grasp_core.workspace import VPG_SIM_WORKSPACE
+    from grasp_execution.backend import GraspBackend, GraspOutcome
+    from grasp_interfaces.msg import Heightmap
+    from grasp_ros.conversions import heightmap_to_msg
+    from grasp_ros.qos import LATEST_QOS
+
+    class NeverCalled(GraspBackend):
+        name = "never"
+        grasps = 0
+
+        def execute_grasp(self, pose, angle):
+            self.grasps += 1  # the one proposal that came back: not executed, so no experience
+            return GraspOutcome.refused("test backend: not executed")
+
+        def reset(self):
+            raise AssertionError("the scene is not empty")
+
+    rclpy.init()
+    nodes = []
+    try:
+        stub_node = rclpy.create_node("refusing_stub")
+        # Start-up refusals (no model yet) are only reported; once a proposal came back, 5 in a row stop the loop.
+        proposer = ScriptedProposer(stub_node, ["refuse"] * 7 + ["tallest", "refuse"])
+        backend = NeverCalled()
+        executor_node = ExecutorNode(backend=backend, parameter_overrides=[
+            Parameter("max_refused_proposals", value=5), Parameter("refusal_report_every", value=2),
+            Parameter("retry_delay", value=0.01)])
+        nodes = [executor_node, stub_node]
+        ws = VPG_SIM_WORKSPACE.with_resolution(0.007)
+        depth = np.zeros(ws.shape, np.float32)
+        depth[20:35, 20:35] = 0.05  # an object: not an empty workspace
+        hm = heightmap_to_msg(np.zeros(ws.shape + (3,), np.uint8), depth, ws)
+        hm.header.frame_id = "world"
+        hm.header.stamp = executor_node.get_clock().now().to_msg()
+        publisher = stub_node.create_publisher(Heightmap, "grasp/heightmap", LATEST_QOS)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        for n in nodes:
+            executor.add_node(n)
+        executor_node.start()
+        deadline = time.monotonic() + 120.0
+        while not executor_node.done.is_set():
+            assert time.monotonic() < deadline, f"the loop did not stop ({len(proposer.requests)} requests)"
+            hm.header.stamp = executor_node.get_clock().now().to_msg()
+            publisher.publish(hm)
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        for n in nodes:
+            n.destroy_node()
+        rclpy.shutdown()
+    assert executor_node.error is not None and "5 proposals in a row were refused" in executor_node.error
+    assert "stub: no model yet" in executor_node.error and "max_refused_proposals = 5" in executor_node.error
+    assert len(proposer.requests) == 7 + 1 + 5 and executor_node.attempts == 0 and backend.grasps == 1

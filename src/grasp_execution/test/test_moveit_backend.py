@@ -186,6 +186,9 @@ def test_execution_errors_and_exceptions_are_not_experiences():
     (proposal(frame="world"), 0.0, "not the planning frame"),
     (proposal(x=math.nan), 0.0, "not finite"),
     (proposal(), math.inf, "not finite"),
+    (proposal(z=-5.0), 0.0, "outside [surface_z_min, surface_z_max]"),  # issue 11: was clamped to the table
+    (proposal(z=1e30), 0.0, "outside [surface_z_min, surface_z_max]"),  # issue 11: was planned for
+    (proposal(z=0.5), 0.0, "outside [surface_z_min, surface_z_max]"),
 ])
 def test_bad_targets_are_refused_before_anything_moves(pose, angle, fragment):
     events = []

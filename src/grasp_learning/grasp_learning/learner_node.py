@@ -10,6 +10,10 @@
 - Start-up: resume from the newest complete checkpoint in `checkpoint_dir` if there is one (it wins over
   `pretrained_checkpoint`), then train whatever the store holds beyond it; otherwise build the profile's
   network, warm-start it from `pretrained_checkpoint` (if given), save it as version 0 and announce it.
+- No model is saved or announced unless its weights and its Q maps on a recent heightmap are finite
+  (grasp_core.model_check); a failing one is undone like a diverging update.
+- A replay record that cannot be read is quarantined by the store (moved to `replay_dir/quarantine/`) and left
+  out; the experience whose update drew it for prioritised replay is trained again, not blamed.
 """
 from __future__ import annotations
 
@@ -29,8 +33,9 @@ from rclpy.signals import SignalHandlerOptions
 from grasp_core.checkpoint import load_q_network
 from grasp_core.dqn import DQNConfig, DQNLearner, warm_start
 from grasp_core.learning import PRESETS, PublicationSchedule, learning_config, parse_overrides
+from grasp_core.model_check import ModelCheckError, check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
-from grasp_core.replay import ReplayStore
+from grasp_core.replay import CorruptRecordError, ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
 from grasp_learning.experience_conversion import msg_to_experience
 from grasp_ros.params import ParameterError, declare, in_range, one_of
@@ -93,6 +98,10 @@ class LearnerNode(Node):
         self._last_loss: float | None = None
         self._diverged = 0
         self._skip: set[int] = set()  # store indices whose update failed: never trained
+        self._probe = None  # (colour, depth) of the newest experience trained: what new models are checked on
+        for index, reason in sorted(self.store.quarantined.items()):
+            self.get_logger().error(f"replay record #{index} is quarantined in {self.store.directory}/quarantine "
+                                    f"and will not be trained on: {reason}")
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._build_learner()
@@ -141,11 +150,17 @@ class LearnerNode(Node):
         else:
             log.warning(f"no pretrained_checkpoint: starting from a random {profile.name} network (vanilla DQN)")
         self.learner = DQNLearner(qnet, self._dqn_config(profile.name), self.store, profile=profile.name)
+        self._retire_quarantined(self.learner)
         self.version, self.trained = 0, 0
         if len(self.store):
             log.info(f"no checkpoint to resume but the replay holds {len(self.store)} experiences: training on "
                      "all of them")
-        self._save_and_announce()
+        try:
+            self._save_and_announce()
+        except ModelCheckError as e:
+            start = p["pretrained_checkpoint"] or f"a random {profile.name} network"
+            raise ParameterError(f"the starting model ({start}) cannot be served: {e}; pretrain it again (or "
+                                 "check its BatchNorm statistics)") from None
 
     def _load_latest(self):
         """(entry, DQNLearner) of the newest checkpoint that loads (an unreadable one falls back to the one
@@ -156,6 +171,8 @@ class LearnerNode(Node):
                 learner = DQNLearner(qnet, self._dqn_config(record.get("profile")), self.store,
                                      profile=record.get("profile"))
                 learner.load(entry.model_path)
+                self._retire_quarantined(learner)
+                self._check_model(learner, f"checkpoint version {entry.version}")  # one saved before the checks
                 return entry, learner
             except (OSError, ValueError, KeyError) as e:
                 self.get_logger().error(f"cannot resume from {entry.model_path}: {type(e).__name__}: {e}")
@@ -205,10 +222,11 @@ class LearnerNode(Node):
                 continue
             index = self.trained
             self.trained = index + 1
-            if index in self._skip:
+            if index in self._skip or index in self.store.quarantined:
                 continue
             try:
                 experience = self.store[index]
+                self._probe = (experience.color_hm, experience.depth_hm)
                 stats = self.learner.update(experience)
                 if not self._weights_finite():  # the learner undoes its own divergences; this catches the rest
                     raise FloatingPointError("non-finite weights after an update")
@@ -227,17 +245,43 @@ class LearnerNode(Node):
                      f"{stats.loss:.4f}, Q {stats.predicted:.3f} -> target {stats.target:.3f}{replayed}")
             self._updates_since_save += 1
             if self.publication.after_update():
-                self._save_and_announce()
+                try:
+                    self._save_and_announce()
+                except ModelCheckError as e:  # finite weights, non-finite Q: undone like a divergence
+                    self._recover(index, e)
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(t).all()) for t in self.learner.qnet.state_dict().values()
                    if t.is_floating_point())
 
+    def _retire_quarantined(self, learner: DQNLearner) -> None:
+        """Quarantined records are never drawn for prioritised replay (also after a reload from a checkpoint)."""
+        sampler = getattr(learner, "sampler", None)
+        for index in self.store.quarantined:
+            if sampler is not None and index < len(sampler):
+                sampler.retire(index)
+
+    def _check_model(self, learner: DQNLearner, what: str) -> None:
+        """ModelCheckError unless the weights and the Q maps on the newest trained heightmap are finite."""
+        color, depth = self._probe if self._probe is not None else (None, None)
+        profile = PROFILES.get(learner.profile or "")
+        check_model(learner.qnet, color, depth, learner.config.inference, what,
+                    probe_side_for(profile.resolution if profile else None))
+
     def _recover(self, index: int, error: Exception) -> None:
         """An update failed half-way (the network or replay sampler may be damaged): go back to the newest
-        checkpoint, which never holds non-finite weights, and train again from there without this experience."""
+        checkpoint, which never holds non-finite weights, and train again from there without this experience.
+        A corrupt replay record is the record's fault, not the experience's: the store has quarantined it."""
         log = self.get_logger()
-        self._skip.add(index)
+        corrupt = error.index if isinstance(error, CorruptRecordError) else None
+        if corrupt == index:  # its own record could not be read: nothing was trained, nothing to undo
+            self._skip.add(index)
+            log.error(f"experience #{index} left out: {error}")
+            return
+        self._skip.add(index if corrupt is None else corrupt)
+        if corrupt is not None:
+            log.error(f"update on experience #{index} drew record #{corrupt} for prioritised replay: {error}; "
+                      f"experience #{index} is fine and will be trained again")
         resumed = self._load_latest()
         if resumed is None:
             log.fatal(f"update on experience #{index} failed ({type(error).__name__}: {error}) and no checkpoint "
@@ -253,6 +297,7 @@ class LearnerNode(Node):
 
     def _save_and_announce(self) -> None:
         version = self.version + 1 if self.catalog.latest() is not None else 0
+        self._check_model(self.learner, f"model version {version}")  # never save or announce NaN/inf
         t0 = time.perf_counter()
         path = self.learner.save(self.catalog.model_path(version), version=version)
         self.catalog.write_progress(version, self.trained, self.learner.step, len(self.store))
@@ -290,7 +335,10 @@ class LearnerNode(Node):
         self._wake.set()
         self._trainer.join(timeout=60.0)
         if save and self._updates_since_save > 0:
-            self._save_and_announce()
+            try:
+                self._save_and_announce()
+            except ModelCheckError as e:
+                self.get_logger().error(f"last checkpoint not saved: {e}; version {self.version} is the newest")
         self.store.close()
 
 

@@ -90,6 +90,40 @@ def heightmap_to_msg(color_hm: np.ndarray, depth_hm: np.ndarray, workspace: Work
     return msg
 
 
+# Depth may exceed z_max - z_min by float32 rounding of (z - z_min) only.
+DEPTH_TOLERANCE = 1e-6
+
+
+def check_depth_range(depth: np.ndarray, workspace: WorkspaceLimits) -> None:
+    """Depth heightmaps hold metres above z_min, up to z_max (docs/design.md); anything else is a bad message."""
+    top = workspace.z_max - workspace.z_min
+    low, high = float(depth.min()), float(depth.max())
+    if low < -DEPTH_TOLERANCE or high > top + DEPTH_TOLERANCE:
+        raise ValueError(f"heightmap depth must lie in [0, z_max - z_min] = [0, {top:g}] m (heights above z_min), "
+                         f"got values from {low:g} to {high:g} m")
+
+
+def check_heightmap_size(msg: Heightmap, max_pixels: int) -> None:
+    """Refuse, before decoding anything, a heightmap larger than `max_pixels` (its images and its bounds).
+
+    A heightmap is rotated inside a square whose side is its diagonal, so a long thin one costs as much as a
+    square of that diagonal: refused too when H^2 + W^2 > 2 * max_pixels (the diagonal of a square of max_pixels).
+    """
+    sizes = [("depth image", msg.depth.height, msg.depth.width), ("colour image", msg.color.height, msg.color.width)]
+    try:
+        height, width = WorkspaceLimits(msg.x_min, msg.x_max, msg.y_min, msg.y_max, msg.z_min, msg.z_max,
+                                        msg.resolution).shape
+        sizes.append(("bounds / resolution", height, width))
+    except (ValueError, OverflowError):
+        pass  # msg_to_heightmap says what is wrong with the bounds
+    for what, h, w in sizes:
+        h, w = int(h), int(w)
+        if h * w > max_pixels or h * h + w * w > 2 * max_pixels:
+            raise ValueError(f"heightmap too large: its {what} is {w}x{h} pixels, the limit is {max_pixels} "
+                             f"pixels (parameter max_heightmap_pixels; a {int(max_pixels ** 0.5)}x"
+                             f"{int(max_pixels ** 0.5)} square): use a coarser resolution or a smaller workspace")
+
+
 def is_empty_heightmap(msg: Heightmap) -> bool:
     """True for a default (unset) Heightmap, the 'use the latest one' value of ProposeGrasp requests."""
     return len(msg.depth.data) == 0 and len(msg.color.data) == 0
@@ -106,4 +140,5 @@ def msg_to_heightmap(msg: Heightmap) -> tuple[np.ndarray, np.ndarray, WorkspaceL
         raise ValueError(f"heightmap size {depth.shape} does not match its bounds and resolution {workspace.shape}")
     if not np.all(np.isfinite(depth)):
         raise ValueError("heightmap depth contains NaN or inf")
+    check_depth_range(depth, workspace)
     return color, depth, workspace

@@ -64,3 +64,35 @@ def test_heightmap_round_trip_and_checks():
     depth[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         msg_to_heightmap(heightmap_to_msg(color, depth, ws))
+
+
+def test_depth_must_be_height_above_z_min_up_to_z_max():
+    """Issue 11, defect 5: depth -5 m or 1e30 became a grasp at z = -5 or 1e30."""
+    ws = VPG_SIM_WORKSPACE.with_resolution(0.008)  # z in [-0.0001, 0.4]
+    color = np.zeros(ws.shape + (3,), np.uint8)
+    top = ws.z_max - ws.z_min
+    for value in (-5.0, 1e30, -1e-4, top + 1e-4):
+        depth = np.zeros(ws.shape, np.float32)
+        depth[3, 4] = value
+        with pytest.raises(ValueError, match=r"depth must lie in \[0, z_max - z_min\]"):
+            msg_to_heightmap(heightmap_to_msg(color, depth, ws))
+    for value in (0.0, top, np.float32(top) + np.float32(1e-7)):  # the ends of the range, float32 rounding
+        depth = np.full(ws.shape, value, np.float32)
+        msg_to_heightmap(heightmap_to_msg(color, depth, ws))
+
+
+def test_heightmap_size_is_checked_from_the_message_alone():
+    from grasp_ros.conversions import check_heightmap_size
+
+    msg = Heightmap()
+    msg.depth.height = msg.depth.width = msg.color.height = msg.color.width = 512
+    msg.x_min, msg.x_max, msg.y_min, msg.y_max, msg.z_min, msg.z_max = 0.0, 0.448, 0.0, 0.448, 0.0, 0.3
+    msg.resolution = 0.448 / 512
+    check_heightmap_size(msg, 512 * 512)  # no image bytes needed: nothing is decoded
+    with pytest.raises(ValueError, match="heightmap too large: its depth image is 512x512"):
+        check_heightmap_size(msg, 511 * 511)
+    msg.depth.height = msg.color.height = 8  # 8 x 512 images, but bounds that say 512 x 512
+    with pytest.raises(ValueError, match="its bounds / resolution is 512x512"):
+        check_heightmap_size(msg, 400 * 400)  # the images pass (8 x 512 fits), the bounds do not
+    msg.resolution = 5e-324  # absurd bounds: left for msg_to_heightmap to explain
+    check_heightmap_size(msg, 512 * 512)

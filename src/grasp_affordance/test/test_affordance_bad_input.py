@@ -1,0 +1,210 @@
+"""affordance_node in-process (no DDS): what a bad update or a bad request gets (issue 11).
+
+- an announced checkpoint with metadata of the wrong types, NaN/inf weights, or finite weights that give NaN Q
+  maps is refused and the old model keeps serving (defects 2, 3);
+- a heightmap larger than max_heightmap_pixels is refused before it is decoded (defect 4);
+- depth outside [0, z_max - z_min] is refused instead of becoming a pose at z = -5 or 1e30 (defect 5);
+- a request that queued longer than max_queue_seconds is refused without inference (the load note).
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
+from grasp_interfaces.msg import Heightmap, ModelVersion  # noqa: E402
+from grasp_interfaces.srv import ProposeGrasp  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from grasp_affordance.affordance_node import AffordanceNode  # noqa: E402
+from grasp_core import checkpoint  # noqa: E402
+from grasp_core.profiles import get_profile  # noqa: E402
+from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
+from grasp_ros.conversions import heightmap_to_msg  # noqa: E402
+
+torch.set_num_threads(1)
+WS = VPG_SIM_WORKSPACE.with_resolution(0.007)  # 64 x 64, the tiny profile's size
+
+
+def heightmap(seed=0, workspace=WS, depth=None):
+    h, w = workspace.shape
+    rng = np.random.default_rng(seed)
+    color = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    if depth is None:
+        depth = np.zeros((h, w), np.float32)
+        depth[20:30, 30:40] = 0.05
+    msg = heightmap_to_msg(color, depth, workspace)
+    msg.header.frame_id = "world"
+    return msg
+
+
+def save_tiny(path, seed=0, version=1, poison=None):
+    """A tiny-profile checkpoint; `poison(fcn)` damages it first."""
+    torch.manual_seed(seed)
+    qnet = get_profile("tiny").build_q_network()
+    if poison is not None:
+        with torch.no_grad():
+            poison(qnet.fcn)
+    return checkpoint.save_model(path, qnet.fcn, num_rotations=4, zoom=1, back_rotation="bilinear", profile="tiny",
+                                 version=version)
+
+
+def edited(path, **changes):
+    """Rewrite a checkpoint's header record with some fields changed (as a hand-made file would be)."""
+    state, record = checkpoint.load_model(path)
+    record.update(changes)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path),
+              metadata={checkpoint._HEADER_KEY: json.dumps(record)})
+    return path
+
+
+@pytest.fixture
+def make_node(tmp_path):
+    made = []
+
+    def make(**params):
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        params = {"profile": "tiny", "warmup": False, **params}
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        node = AffordanceNode(context=context, parameter_overrides=overrides)
+        made.append((node, context))
+        return node
+    yield make
+    for node, context in made:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def propose(node, hm, epsilon=0.0):
+    return node._on_propose(ProposeGrasp.Request(epsilon=epsilon, heightmap=hm), ProposeGrasp.Response())
+
+
+def announce(node, path, version):
+    node._on_model(ModelVersion(version=version, path=str(path), trunk="small_cnn", num_rotations=4))
+
+
+# ------------------------------------------------------------------------------------------------ models
+BAD_METADATA = [
+    {"num_rotations": "sixteen"}, {"trunk": ["small_cnn"]}, {"profile": ["tiny"]}, {"zoom": "2"},
+    {"version": None}, {"back_rotation": 3}, {"config": "x"}, {"num_rotations": 10 ** 9},
+]
+
+
+@pytest.mark.parametrize("changes", BAD_METADATA, ids=[next(iter(c)) + "=" + repr(next(iter(c.values())))[:12]
+                                                       for c in BAD_METADATA])
+def test_checkpoint_metadata_of_the_wrong_type_is_refused_and_the_old_model_serves(make_node, tmp_path, changes):
+    node = make_node()
+    good = save_tiny(tmp_path / "good.safetensors", version=1)
+    announce(node, good, 1)
+    assert node.model_version == 1
+    bad = edited(save_tiny(tmp_path / "bad.safetensors", seed=2, version=2), **changes)
+    announce(node, bad, 2)  # was: a TypeError out of the subscription callback, and the node exited
+    assert node.model_version == 1
+    response = propose(node, heightmap())
+    assert response.success and response.model_version == 1
+
+
+def _nan_weight(fcn):
+    next(fcn.parameters()).view(-1)[0] = float("nan")
+
+
+def _inf_weight(fcn):
+    fcn.head.conv1.weight.view(-1)[0] = float("inf")
+
+
+def _negative_bn_variance(fcn):  # every tensor finite, yet sqrt(running_var) is NaN at inference
+    bn = next(m for m in fcn.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var.fill_(-1.0)
+
+
+@pytest.mark.parametrize("poison,words", [(_nan_weight, "NaN or inf in 1 tensor"), (_inf_weight, "NaN or inf in"),
+                                          (_negative_bn_variance, "NaN or inf Q values")])
+def test_a_model_that_is_not_finite_is_never_swapped_in(make_node, tmp_path, poison, words, caplog):
+    node = make_node()
+    node._on_heightmap(heightmap(seed=3))  # the probe the check runs on
+    announce(node, save_tiny(tmp_path / "good.safetensors", version=1), 1)
+    assert node.model_version == 1
+    announce(node, save_tiny(tmp_path / "poisoned.safetensors", seed=5, version=2, poison=poison), 2)
+    assert node.model_version == 1  # refused
+    response = propose(node, heightmap(seed=4))
+    assert response.success and response.model_version == 1, response.message
+
+
+def test_a_model_that_is_not_finite_is_refused_even_without_a_heightmap_yet(make_node, tmp_path):
+    node = make_node()
+    announce(node, save_tiny(tmp_path / "poisoned.safetensors", version=1, poison=_negative_bn_variance), 1)
+    assert node.model_version is None
+    response = propose(node, heightmap())
+    assert not response.success and "no model loaded yet" in response.message
+
+
+def test_a_bad_model_path_parameter_leaves_the_node_up_without_a_model(make_node, tmp_path):
+    bad = edited(save_tiny(tmp_path / "bad.safetensors"), num_rotations="sixteen")
+    node = make_node(model_path=str(bad))
+    assert node.model_version is None
+
+
+# ------------------------------------------------------------------------------------------------ requests
+def test_heightmaps_larger_than_the_cap_are_refused_before_decoding(make_node, tmp_path):
+    node = make_node(allow_untrained=True)
+    big = WS.with_resolution(0.448 / 1024)  # 1024 x 1024 with matching bounds: over the default 512 x 512
+    response = propose(node, heightmap(workspace=big))
+    assert not response.success and "heightmap too large" in response.message, response.message
+    assert "max_heightmap_pixels" in response.message
+    # The issue's 4000 x 4000 (112 MB): refused from the sizes alone, before its bytes are looked at.
+    huge = Heightmap()
+    huge.header.frame_id = "world"
+    huge.depth.height = huge.depth.width = huge.color.height = huge.color.width = 4000
+    huge.depth.encoding, huge.color.encoding = "32FC1", "rgb8"
+    huge.depth.data = b"\0" * 16  # a lie about the size: never read
+    huge.resolution, huge.x_min, huge.x_max, huge.y_min, huge.y_max = 0.000112, 0.0, 0.448, 0.0, 0.448
+    huge.z_min, huge.z_max = 0.0, 0.3
+    response = propose(node, huge)
+    assert not response.success and "heightmap too large" in response.message and "4000x4000" in response.message
+    # Long and thin: few pixels, but it is rotated inside a square of its diagonal.
+    from grasp_core.workspace import WorkspaceLimits
+    r = 0.448 / 700
+    thin = WorkspaceLimits(0.0, 0.448, 0.0, 3 * r, WS.z_min, WS.z_max, r)
+    assert thin.shape == (3, 700)
+    response = propose(node, heightmap(workspace=thin))
+    assert response.success, response.message  # diagonal 700 < 724, the diagonal of 512 x 512
+    node2 = make_node(allow_untrained=True, max_heightmap_pixels=64 * 64)
+    assert propose(node2, heightmap()).success  # exactly at the cap
+    response = propose(node2, heightmap(workspace=thin))  # 2100 pixels, but a diagonal of 700 > 90
+    assert not response.success and "heightmap too large" in response.message and "700x3" in response.message
+
+
+@pytest.mark.parametrize("value", [-5.0, 1e30, -0.001, 0.5])
+def test_depth_outside_the_workspace_z_range_is_refused(make_node, value):
+    node = make_node(allow_untrained=True)
+    depth = np.zeros(WS.shape, np.float32)
+    depth[10:20, 10:20] = value  # WS: z in [-0.0001, 0.4], so depth must be in [0, 0.4001]
+    response = propose(node, heightmap(depth=depth), epsilon=1.0)
+    assert not response.success and "depth must lie in [0, z_max - z_min]" in response.message, response.message
+    ok = propose(node, heightmap(depth=np.full(WS.shape, 0.4001, np.float32)), epsilon=1.0)
+    assert ok.success  # the very top of the range is fine
+    z = ok.pose.pose.position.z
+    assert WS.z_min <= z <= WS.z_max
+
+
+def test_a_request_that_queued_too_long_is_not_computed(make_node):
+    node = make_node(allow_untrained=True, max_queue_seconds=1e-9)  # every request has waited longer than that
+    response = propose(node, heightmap())
+    assert not response.success and "max_queue_seconds" in response.message
+    node2 = make_node(allow_untrained=True, max_queue_seconds=0.0)  # 0 = never refuse for waiting
+    assert propose(node2, heightmap()).success
+
+
+@pytest.mark.parametrize("side", [63, 111, 149])
+def test_odd_sized_heightmaps_are_served(make_node, side):
+    """Issue 11, defect 1: an odd x odd heightmap (111 x 111, or 149 x 149 from resolution 0.003) hung the node.
+    (The tiny profile keeps this cheap; test_rotation checks the fast profile's layouts for these sizes.)"""
+    node = make_node(allow_untrained=True)
+    workspace = WS.with_resolution(0.448 / side)
+    assert workspace.shape == (side, side)
+    response = propose(node, heightmap(workspace=workspace))
+    assert response.success, response.message
+    assert 0 <= response.center_px[0] < side and 0 <= response.center_px[1] < side
