@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from grasp_core.dataset import DatasetError
 from grasp_ros.conversions import msg_to_heightmap
 from grasp_ros.params import declare
-from grasp_ros.qos import LATEST_QOS, SENSOR_QOS
+from grasp_ros.qos import CAMERA_QOS, LATEST_QOS
 
 from grasp_annotation.capture_store import append_capture, check_capture_target
 
@@ -86,7 +86,7 @@ class HeightmapCapture(Node):
         self.subscription = self.create_subscription(Heightmap, topic, self._on_heightmap, LATEST_QOS)
         self.info_topic = info_topic
         if info_topic:
-            self.create_subscription(CameraInfo, info_topic, self._on_camera_info, SENSOR_QOS)
+            self.create_subscription(CameraInfo, info_topic, self._on_camera_info, CAMERA_QOS)
         self.service = self.create_service(Trigger, "~/capture", self._on_trigger)
         self.timer = self.create_timer(self.every, self._on_timer) if self.every > 0 else None
         self.get_logger().info(f"capturing {self.subscription.topic_name} into {self.dataset}")

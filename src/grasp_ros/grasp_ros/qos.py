@@ -12,10 +12,28 @@ EXPERIENCE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliabi
 MODEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-# /grasp/heightmap and camera streams: the newest frame matters, old ones may be dropped.
+# What this stack publishes for views and streams (heightmap images, affordance views, the simulated camera): the
+# newest frame matters, old ones may be dropped. Reliable, so that reliable *and* best-effort subscribers connect.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
 # /grasp/heightmap for late joiners (the affordance node needs the latest one at once).
 LATEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Subscriptions to camera streams (colour, aligned depth, CameraInfo): the ROS sensor-data profile (best effort,
+# volatile, keep last 5). A best-effort subscription connects to best-effort publishers (realsense2_camera with
+# `*_qos:=SENSOR_DATA`, many bag replays) *and* to reliable ones (realsense2_camera's default, grasp_sim); a reliable
+# one would not hear the former at all.
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+CAMERA_QOS_CHOICES = ("sensor_data", "reliable")
+
+
+def camera_qos(name: str) -> QoSProfile:
+    """The camera subscription profile named by a node's `camera_qos` parameter."""
+    if name == "sensor_data":
+        return CAMERA_QOS
+    if name == "reliable":
+        return SENSOR_QOS
+    raise ValueError(f"camera_qos must be one of {CAMERA_QOS_CHOICES}, got {name!r}")
