@@ -224,3 +224,34 @@ def test_views_are_published(graph, endpoints):
     assert xyz[:, 2].max() > TINY_WORKSPACE.z_min + 0.01  # the blobs stand above the table
     for s in subs:
         node.destroy_subscription(s)
+
+
+def test_model_path_set_live_loads_that_checkpoint_and_other_parameters_are_read_only(graph, endpoints):
+    """What `ros2 param set /affordance_node model_path <file>` does, through the node's parameter service."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    g, client, tmp = graph
+    service, _ = endpoints
+    set_params = client.node.create_client(SetParameters, "/affordance_node/set_parameters")
+    assert set_params.wait_for_service(timeout_sec=30.0)
+
+    def set_string(name, value):
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=value))])
+        return client.call(set_params, request).results[0]
+
+    corrupt = tmp / "live_corrupt.safetensors"
+    corrupt.write_bytes(b"not a checkpoint" * 10)
+    refused = set_string("model_path", str(corrupt))
+    assert not refused.successful and "cannot load it" in refused.reason
+    live = save_tiny_checkpoint(tmp / "live.safetensors", seed=7, version=42)
+    result = set_string("model_path", str(live))
+    assert result.successful, result.reason
+    hm = heightmap_msg(11)
+    response = client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=hm))
+    assert response.success and response.model_version == 42
+    rotation, u, v, _ = expected_greedy(live, hm)
+    assert (response.rotation_index, list(response.center_px)) == (rotation, [float(u), float(v)])
+    read_only = set_string("profile", "paper")
+    assert not read_only.successful and "read-only" in read_only.reason

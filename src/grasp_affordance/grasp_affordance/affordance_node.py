@@ -31,7 +31,7 @@ from grasp_affordance.visualization import affordance_colors, affordance_image, 
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import declare, in_range, one_of
+from grasp_ros.params import declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
 
 READY_MESSAGE = "affordance node ready"
@@ -42,7 +42,8 @@ class AffordanceNode(Node):
         super().__init__("affordance_node", **kwargs)
         p = {}
         p["model_path"] = declare(self, "model_path", "", "Checkpoint (.safetensors) to load at start; '' = wait for "
-                                  "the learner's announcement on the model topic.")
+                                  "the learner's announcement on the model topic. Setting it live loads that file.",
+                                  live=True)
         p["profile"] = declare(self, "profile", "fast", "Profile of the untrained model built when allow_untrained is "
                                "true and no checkpoint is given.", check=one_of(*PROFILES),
                                requirement=f"one of {sorted(PROFILES)}")
@@ -94,6 +95,7 @@ class AffordanceNode(Node):
             self._swap(untrained_model(p["profile"], seed=p["seed"]), why="allow_untrained (random init)")
         if self._model is None:
             self.get_logger().info(f"no model yet: waiting for an announcement on {p['model_topic']}")
+        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set ... model_path <file>`
         service = self.resolve_service_name(self._service.srv_name)
         self.get_logger().info(f"{READY_MESSAGE}: serving {service}, heightmaps from "
                                f"{self.resolve_topic_name(p['heightmap_topic'])}")
@@ -135,6 +137,16 @@ class AffordanceNode(Node):
             return False
         self._swap(model, f"{why}, read in {time.perf_counter() - t0:.2f} s")
         return True
+
+    def _apply_live_parameter(self, name: str, value) -> None:
+        """model_path set live: load that checkpoint now (a file that does not load is refused, the model stays)."""
+        if not value:
+            raise ValueError("give a checkpoint file; an empty model_path cannot unload the model")
+        try:
+            model = load_checkpoint_model(value, None)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ValueError(f"cannot load it ({type(e).__name__}: {e}); the current model stays") from None
+        self._swap(model, "model_path parameter set live")
 
     def _on_model(self, msg: ModelVersion) -> None:
         current = self._model

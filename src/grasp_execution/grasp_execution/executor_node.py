@@ -15,6 +15,7 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -28,7 +29,7 @@ from grasp_core.heightmap import occupied_mask
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
@@ -67,18 +68,19 @@ class ExecutorNode(Node):
                                     check=in_range(0, 2**62), requirement="max_attempts >= 0")
         p["epsilon_schedule"] = declare(self, "epsilon_schedule", "exponential",
                                         f"Exploration schedule over attempts (grasp_core.dqn): {EPSILON_SCHEDULES}.",
-                                        check=one_of(*EPSILON_SCHEDULES), requirement=" | ".join(EPSILON_SCHEDULES))
+                                        check=one_of(*EPSILON_SCHEDULES),
+                                        requirement=" | ".join(EPSILON_SCHEDULES), live=True)
         p["epsilon_start"] = declare(self, "epsilon_start", 0.5, "Epsilon at attempt 0.",
-                                     check=in_range(0.0, 1.0), requirement="0 <= epsilon_start <= 1")
+                                     check=in_range(0.0, 1.0), requirement="0 <= epsilon_start <= 1", live=True)
         p["epsilon_end"] = declare(self, "epsilon_end", 0.001, "Final epsilon (exponential / linear).",
-                                   check=in_range(0.0, 1.0), requirement="0 <= epsilon_end <= 1")
+                                   check=in_range(0.0, 1.0), requirement="0 <= epsilon_end <= 1", live=True)
         p["epsilon_decay_steps"] = declare(self, "epsilon_decay_steps", 1000,
                                            "Attempts to reach epsilon_end (exponential / linear).",
-                                           check=in_range(1, 2**62), requirement="epsilon_decay_steps >= 1")
+                                           check=in_range(1, 2**62), requirement="epsilon_decay_steps >= 1", live=True)
         p["vpg_epsilon_decay"] = declare(self, "vpg_epsilon_decay", 0.9998, "vpg schedule: per-attempt factor.",
-                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_decay <= 1")
+                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_decay <= 1", live=True)
         p["vpg_epsilon_floor"] = declare(self, "vpg_epsilon_floor", 0.1, "vpg schedule: lowest epsilon.",
-                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_floor <= 1")
+                                         check=in_range(0.0, 1.0), requirement="0 <= vpg_epsilon_floor <= 1", live=True)
         p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
                                            "Attempts already made (resume the schedule after a restart).",
                                            check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
@@ -128,6 +130,7 @@ class ExecutorNode(Node):
         except ValueError as e:
             raise ParameterError(f"epsilon parameters: {e}") from None
         self.source = p["source"] or self.get_namespace()
+        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set` on the epsilon schedule
 
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
@@ -154,6 +157,12 @@ class ExecutorNode(Node):
             f"{self.resolve_topic_name(p['experience_topic'])}; epsilon {p['epsilon_schedule']} "
             f"{epsilon_at(self._epsilon_config, p['epsilon_step_offset']):.3f} now; "
             f"{p['max_attempts'] or 'unlimited'} attempts")
+
+    def _apply_live_parameter(self, name: str, value) -> None:
+        """A live change of the epsilon schedule (the live parameters are DQNConfig fields): from the next attempt."""
+        config = dataclasses.replace(self._epsilon_config, **{name: value})
+        epsilon_at(config, 0)  # ValueError: refused, with the reason
+        self._epsilon_config = config
 
     def _make_backend(self) -> GraspBackend:
         p = self.params
