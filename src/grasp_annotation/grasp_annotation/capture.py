@@ -162,7 +162,7 @@ def wait_for_new_frame(node: HeightmapCapture, timeout: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="capture", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="capture", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True,
                         help="dataset folder (created if missing; new pictures go after the ones already there)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Heightmap topic (default {DEFAULT_TOPIC})")

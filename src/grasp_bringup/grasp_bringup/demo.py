@@ -33,14 +33,15 @@ DEFAULTS = {"attempts": 250, "profile": "fast", "objects": 10, "pretrain_epochs"
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = DEFAULTS
-    parser = argparse.ArgumentParser(prog="sim_demo", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="sim_demo", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--attempts", type=int, default=d["attempts"], help="grasp attempts to learn from (all robots)")
     parser.add_argument("--profile", default=d["profile"], help="network profile (grasp_core.profiles)")
     parser.add_argument("--objects", type=int, default=d["objects"], help="objects per simulated scene")
     parser.add_argument("--robots", type=int, default=1, help="simulated robots (namespaces /robot1 ...) feeding "
                                                               "one learner")
-    parser.add_argument("--pretrain-epochs", type=int, default=d["pretrain_epochs"])
+    parser.add_argument("--pretrain-epochs", type=int, default=d["pretrain_epochs"],
+                        help="epochs of the key-point pretraining of Q_s")
     parser.add_argument("--dataset-images", type=int, default=d["dataset_images"],
                         help="simulated key-point images (the seed: 50)")
     parser.add_argument("--no-pretrain", action="store_true", help="vanilla DQN: no key-point warm start")
@@ -53,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--bn-mode", default="train", choices=("train", "frozen"),
                         help="BatchNorm during DQN updates (learner_node bn_mode): frozen = running statistics, as at "
                              "inference; train = batch statistics of the single training image (VPG)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the world, the dataset and the networks")
     parser.add_argument("--output", default="demo_output", help="folder for the dataset, checkpoints, logs, "
                                                                 "curve and summary")
     parser.add_argument("--params-file", default=None, help="node parameter YAML (default: config/ur5_sim.yaml)")
