@@ -201,15 +201,18 @@ def test_views_are_published(graph, endpoints):
             node.create_subscription(MarkerArray, "/grasp/proposal_markers", lambda m: got.setdefault("markers", m),
                                      SENSOR_QOS),
             node.create_subscription(PointCloud2, "/grasp/affordance_cloud", lambda m: got.setdefault("cloud", m),
-                                     SENSOR_QOS)]
+                                     SENSOR_QOS),
+            node.create_subscription(Image, "/grasp/affordance_grid", lambda m: got.setdefault("grid", m), SENSOR_QOS)]
     hm = heightmap_msg(seed=10, sec=55)
 
     def all_views():
         client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=hm))
-        return len(got) == 3
-    wait_until(all_views, 20.0, 0.3, "image, markers and cloud")
+        return len(got) == 4
+    wait_until(all_views, 20.0, 0.3, "image, markers, cloud and rotation grid")
     image = image_to_numpy(got["image"], ("rgb8",))
     assert image.shape == (64, 64, 3) and image.std() > 0
+    grid = image_to_numpy(got["grid"], ("rgb8",))  # the tiny profile's 4 rotations, 2 x 2, 1-pixel gaps
+    assert grid.shape == (2 * 65 + 1, 2 * 65 + 1, 3) and grid[1:65, 1:65].std() > 0
     assert got["image"].header.frame_id == "world"
     markers = got["markers"].markers
     assert len(markers) == 4 and all(m.header.frame_id == "world" for m in markers)

@@ -54,6 +54,12 @@ def test_demo_runs_to_its_attempt_limit_then_stops_on_ctrl_c(tmp_path):
     rows = (out / "attempts.csv").read_text().splitlines()
     assert len(rows) == summary["attempts"] + 1
     assert graph_processes(out) == []
+    # The run's ROS 2 bag: every experience the monitor saw, the proposals (service events) and model versions.
+    from grasp_ros.bag import read_bag
+    topics = [topic for topic, _, _, _ in read_bag(out / "bag")]
+    assert topics.count("/grasp/experience") >= summary["attempts"]
+    assert topics.count("/propose_grasp/_service_event") >= 2 * summary["attempts"]  # request + response events
+    assert "/grasp/model" in topics
 
     # Second run: the dataset and pretrained Q_s are reused; Ctrl-C during learning stops everything.
     proc = run_demo(out, ["--attempts", "100000"])
@@ -95,7 +101,8 @@ def test_graph_has_one_learner_and_affordance_and_a_trio_per_robot(tmp_path):
     args = demo.parse_args(["--robots", "2", "--attempts", "40", "--profile", "tiny"])
     specs = demo.graph_specs(args, tmp_path, tmp_path / "q_s.safetensors")
     labels = sorted(s.label for s in specs)
-    assert labels == sorted(["learner_node", "affordance_node", "robot1_sim_node", "robot1_heightmap_node",
+    assert labels == sorted(["learner_node", "affordance_node", "bag_recorder", "robot1_sim_node",
+                             "robot1_heightmap_node",
                              "robot1_executor_node", "robot2_sim_node", "robot2_heightmap_node",
                              "robot2_executor_node"])
     executor = next(s for s in specs if s.label == "robot2_executor_node")

@@ -26,13 +26,14 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from grasp_affordance.model_holder import GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model
-from grasp_affordance.visualization import affordance_colors, affordance_image, grasp_markers, heightmap_points, \
-    point_cloud
+from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
+    heightmap_points, point_cloud
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import declare, in_range, one_of, watch_live_parameters
-from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
+from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECTION_CHOICES,
+                           configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
 
@@ -61,6 +62,11 @@ class AffordanceNode(Node):
         p["seed"] = declare(self, "seed", 0, "Seed of the exploration random stream (and of an untrained model).")
         p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
                                      check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
+        p["service_introspection"] = declare(self, "service_introspection", "contents", "Publish every proposal "
+                                             "(request and response) on propose_grasp/_service_event for bags and "
+                                             "viewers: off, metadata or contents.",
+                                             check=one_of(*SERVICE_INTROSPECTION_CHOICES),
+                                             requirement=" or ".join(SERVICE_INTROSPECTION_CHOICES))
         p["warmup"] = declare(self, "warmup", True, "Run one inference right after loading the first model, so the "
                               "first request is not slowed down by lazy initialisation.")
         self.params = p
@@ -85,8 +91,10 @@ class AffordanceNode(Node):
         self._image_pub = self.create_publisher(Image, "grasp/affordance", SENSOR_QOS)
         self._marker_pub = self.create_publisher(MarkerArray, "grasp/proposal_markers", SENSOR_QOS)
         self._cloud_pub = self.create_publisher(PointCloud2, "grasp/affordance_cloud", SENSOR_QOS)
+        self._grid_pub = self.create_publisher(Image, "grasp/affordance_grid", SENSOR_QOS)  # all rotations
         self._service = self.create_service(ProposeGrasp, "propose_grasp", self._on_propose,
                                             callback_group=self._service_group)
+        configure_service_events(self, self._service, p["service_introspection"])
         self.create_timer(10.0, self._log_stats, callback_group=self._topic_group)
 
         if p["model_path"]:
@@ -252,6 +260,9 @@ class AffordanceNode(Node):
             label = f"v{model.version}" + (" explore" if proposal.explored else "")
             self._marker_pub.publish(grasp_markers(header, proposal.position, proposal.angle,
                                                    self.params["jaw_width"], proposal.q_value, label))
+        if self._grid_pub.get_subscription_count() > 0:
+            grid = affordance_grid(proposal.q_maps, proposal.rotation_index)
+            self._grid_pub.publish(numpy_to_image(grid, "rgb8", header))
         if self._cloud_pub.get_subscription_count() > 0:
             _, depth, workspace = msg_to_heightmap(heightmap)
             self._cloud_pub.publish(point_cloud(heightmap_points(depth, workspace),

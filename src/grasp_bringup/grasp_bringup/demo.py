@@ -45,6 +45,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset-images", type=int, default=d["dataset_images"],
                         help="simulated key-point images (the seed: 50)")
     parser.add_argument("--no-pretrain", action="store_true", help="vanilla DQN: no key-point warm start")
+    parser.add_argument("--viz", action="store_true", help="watch the cell in a web browser (rerun's web viewer; "
+                                                           "the address is printed)")
+    parser.add_argument("--viz-port", type=int, default=9090, help="port of the viewer's page (--viz); its data "
+                                                                  "stream uses the next port")
+    parser.add_argument("--no-bag", action="store_true", help="do not record the experiences and proposals as a "
+                                                              "ROS 2 bag (MCAP) in OUTPUT/bag")
     parser.add_argument("--window", type=int, default=d["window"], help="attempts per window of the success "
                                                                         "rate G (the seed: 100)")
     parser.add_argument("--checkpoint-every", type=int, default=10, help="learner updates per model version")
@@ -140,6 +146,11 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
         NodeSpec("grasp_affordance", "affordance_node", params={
             "profile": args.profile, "seed": args.seed, "torch_threads": 1}),
     ]
+    if args.viz:  # grasp_bringup.viewer, on robot 1's heightmaps
+        specs.append(NodeSpec("grasp_bringup", "viewer", params={
+            "namespace": "/robot1", "web_port": args.viz_port, "grpc_port": args.viz_port + 1, "window": args.window}))
+    if not args.no_bag:  # experiences, proposals (propose_grasp's service events) and model versions
+        specs.append(NodeSpec("grasp_ros", "bag_recorder", params={"output": str(out / "bag")}))
     for r in range(1, args.robots + 1):
         ns = f"/robot{r}"
         specs += [
@@ -241,7 +252,7 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
     if not params_file.is_file():
         say(f"no parameter file {params_file}: the nodes use their defaults plus the demo's settings")
         params_file = None
-    for folder in ("learner", "logs"):
+    for folder in ("learner", "logs", "bag"):
         shutil.rmtree(out / folder, ignore_errors=True)  # a new run: the learner must not resume an old one
     for stale in out.glob("attempts_robot*.csv"):
         stale.unlink()
@@ -256,6 +267,9 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
         try:
             for spec in specs:
                 graph.start(spec)
+            if args.viz:
+                from grasp_bringup.viewer import viewer_url
+                say(f"viewer: open {viewer_url(args.viz_port, args.viz_port + 1)} in a web browser")
             started = time.monotonic()
             deadline = started + 60.0 * args.max_minutes
             last_print = 0.0

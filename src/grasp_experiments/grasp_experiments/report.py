@@ -1,7 +1,7 @@
 """`grasp-experiments report`: figures, summary.json/csv and report.md from an experiment folder's raw logs.
 
 Every number in the report is computed here from the runs' attempts.jsonl (via analysis.summarise), the
-pretraining record and novel.json; the seed's numbers (method.md / seed-paper.txt) are printed beside ours.
+pretraining record and novel.json; the seed's numbers (docs/method.md) are printed beside ours.
 """
 from __future__ import annotations
 

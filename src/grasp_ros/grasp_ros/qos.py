@@ -37,3 +37,21 @@ def camera_qos(name: str) -> QoSProfile:
     if name == "reliable":
         return SENSOR_QOS
     raise ValueError(f"camera_qos must be one of {CAMERA_QOS_CHOICES}, got {name!r}")
+
+# Service events (`<service>/_service_event`, ROS 2 service introspection): every request and response of
+# propose_grasp, for bags and viewers. Reliable; a late subscriber does not need the history.
+SERVICE_EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
+SERVICE_INTROSPECTION_CHOICES = ("off", "metadata", "contents")
+
+
+def configure_service_events(node, service, mode: str) -> None:
+    """Publish `service`'s events on `<service>/_service_event` (what `ros2 bag record --all-services` records):
+    off, metadata (who called when) or contents (the requests and responses too)."""
+    from rclpy.service_introspection import ServiceIntrospectionState  # noqa: PLC0415
+
+    states = {"off": ServiceIntrospectionState.OFF, "metadata": ServiceIntrospectionState.METADATA,
+              "contents": ServiceIntrospectionState.CONTENTS}
+    if mode not in states:
+        raise ValueError(f"service introspection must be one of {SERVICE_INTROSPECTION_CHOICES}, got {mode!r}")
+    service.configure_introspection(node.get_clock(), SERVICE_EVENT_QOS, states[mode])
