@@ -27,6 +27,7 @@ def tensorboard_folder(setting: str, checkpoint_dir: str) -> Path | None:
 
 class LearnerMonitor:
     def __init__(self, node, tensorboard_dir: Path | None, image_every: int = 50, window: int = 100):
+        self._logger = node.get_logger()
         self.tensorboard = None
         if tensorboard_dir is not None:
             from grasp_learning.tensorboard_log import LearnerTensorBoard  # noqa: PLC0415
@@ -36,9 +37,17 @@ class LearnerMonitor:
         self._layout = [MultiArrayDimension(label=",".join(UPDATE_FIELDS), size=len(UPDATE_FIELDS),
                                             stride=len(UPDATE_FIELDS))]
 
+    def _failed(self, what: str, error: Exception) -> None:
+        """A view must never cost learning: log (at most once a minute) and go on."""
+        self._logger.error(f"TensorBoard {what} not written: {type(error).__name__}: {error}",
+                           throttle_duration_sec=60.0)
+
     def on_experience(self, experience) -> None:
         if self.tensorboard is not None:
-            self.tensorboard.on_experience(experience.reward, experience.epsilon)
+            try:
+                self.tensorboard.on_experience(experience.reward, experience.epsilon)
+            except Exception as e:  # noqa: BLE001
+                self._failed("experience", e)
 
     def after_update(self, stats, experience=None, qnet=None) -> None:
         msg = Float64MultiArray()
@@ -47,7 +56,10 @@ class LearnerMonitor:
                     float(stats.predicted), float(stats.target)]
         self._publisher.publish(msg)
         if self.tensorboard is not None:
-            self.tensorboard.after_update(stats, experience, qnet)
+            try:
+                self.tensorboard.after_update(stats, experience, qnet)
+            except Exception as e:  # noqa: BLE001
+                self._failed("update", e)
 
     def close(self) -> None:
         if self.tensorboard is not None:
