@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 setup:
 	@bash scripts/setup.sh
 
-test: setup
+# GRASP_TEST_DEPS=1: also the test-only system packages (Chromium, where the distribution packages it).
+test:
+	@GRASP_TEST_DEPS=1 bash scripts/setup.sh
 	@scripts/in_env.sh python -m pytest $(PYTEST_ARGS)
 
 demo: setup

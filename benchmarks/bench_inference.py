@@ -145,17 +145,19 @@ def _table(results: list[dict], reference: float | None, variants: list[str]) ->
 
 def main(argv: list[str] | None = None) -> int:
     cases = all_cases()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=None,
                         help=f"case names or suffixes (default: all): {', '.join(cases)}")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="inference variants to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant after one warm-up")
     parser.add_argument("--slow-seconds", type=float, default=4.0,
                         help="a warm-up run slower than this is taken as the only measurement")
     parser.add_argument("--no-reference", action="store_true", help="skip the VPG reference (~20 s per run)")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step timing")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "inference.json"))
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "inference.json"),
+                        help="JSON file for the results")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)

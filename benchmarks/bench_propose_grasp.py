@@ -106,12 +106,12 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/kill: still stop the node process on the way out
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1000, help="total calls (split over the clients)")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--profile", default="fast")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent service clients")
+    parser.add_argument("--profile", default="fast", help="network profile of the affordance node")
     parser.add_argument("--torch-threads", type=int, default=0, help="the node's torch threads (0: default)")
-    parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--output", default=str(RESULTS), help="JSON file for the results")
     args = parser.parse_args(argv)
     if args.calls < args.clients or args.clients < 1:
         parser.error("need --clients >= 1 and --calls >= --clients")

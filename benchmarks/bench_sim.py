@@ -77,14 +77,16 @@ def run(attempts: int, num_objects: int, seed: int, robot: str, policy: str = "o
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--attempts", type=int, default=300)
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--robot", default="ur5", choices=["ur5", "ur3"])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--attempts", type=int, default=300, help="simulated grasp attempts to time")
+    parser.add_argument("--objects", type=int, default=10, help="objects per scene")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the world")
+    parser.add_argument("--robot", default="ur5", choices=["ur5", "ur3"], help="simulated arm")
     parser.add_argument("--policy", default="occupied", choices=["occupied", "uniform"],
                         help="random pixels where the depth heightmap shows an object, or anywhere")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "sim.json"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "sim.json"),
+                        help="JSON file for the results")
     args = parser.parse_args(argv)
     summary = run(args.attempts, args.objects, args.seed, args.robot, args.policy)
     print(json.dumps(summary, indent=2))

@@ -134,13 +134,16 @@ def run(num_scenes: int, num_objects: int, seed: int, robot: str, object_set: st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenes", type=int, default=10)
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--robot", default="ur5", choices=["ur5", "ur3"])
-    parser.add_argument("--object-set", default="train", choices=["train", "novel"])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "oracle.json"))
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=10, help="scenes to clear")
+    parser.add_argument("--objects", type=int, default=10, help="objects per scene")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the world")
+    parser.add_argument("--robot", default="ur5", choices=["ur5", "ur3"], help="simulated arm")
+    parser.add_argument("--object-set", default="train", choices=["train", "novel"],
+                        help="primitive training shapes or the novel set")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "oracle.json"),
+                        help="JSON file for the results")
     args = parser.parse_args(argv)
     summary = run(args.scenes, args.objects, args.seed, args.robot, args.object_set)
     print(json.dumps(summary, indent=2))

@@ -1,35 +1,45 @@
-"""The grasp-learning graph on a real UR3 + RealSense D435 (ROS 2 Jazzy).
+"""The grasp-learning graph on a real UR3 + RealSense D435 (ROS 2 Jazzy), or a dry run of it without the robot.
 
-    ros2 launch grasp_bringup real_ur3.launch.py robot_ip:=192.168.1.102 [calibration_file:=/path/calib.yaml]
-        [model_path:=/path/ckpt.safetensors] [pretrained_checkpoint:=/path/q_s.safetensors] [learn:=false]
-        [use_rviz:=false] [params_file:=/path/ur3_real.yaml]
+    ros2 launch grasp_bringup real_ur3.launch.py robot_ip:=192.168.1.102 [kinematics_params_file:=/path/calib.yaml]
+        [calibration_file:=/path/camera.yaml] [model_path:=/path/ckpt.safetensors]
+        [pretrained_checkpoint:=/path/q_s.safetensors] [learn:=false] [use_rviz:=false] [headless_mode:=true]
+        [params_file:=/path/ur3_real.yaml]
+    ros2 launch grasp_bringup real_ur3.launch.py use_mock_hardware:=true camera:=sim     # dry run, no robot
 
-Starts ur_robot_driver (ur_control.launch.py, ur_type ur3), realsense2_camera (rs_launch.py with aligned depth and
-no TF of its own), a static transform base_link -> camera optical frame from the calibration file, MoveIt
+Starts ur_robot_driver (ur_control.launch.py, ur_type ur3; `use_mock_hardware` and `kinematics_params_file` are
+passed on), the camera (`camera:=realsense`: realsense2_camera rs_launch.py with aligned depth and no TF of its own;
+`camera:=sim`: the simulated UR3 cell's camera from grasp_sim; `camera:=none`: bring your own, e.g.
+`ros2 bag play`), a static transform base -> camera optical frame from the calibration file, MoveIt
 (ur_moveit_config's ur_moveit.launch.py), our nodes (heightmap, affordance, learner when learn:=true, executor with
 the moveit backend) with params_file (config/ur3_real.yaml), and RViz with config/grasp.rviz.
+
+On the real robot the UR's External Control URCap program must be running on the pendant (or headless_mode:=true);
+until the driver publishes /joint_states the executor waits and says so. With use_mock_hardware:=true the driver
+runs ros2_control's mock hardware: MoveIt plans and "executes" every motion, the gripper is not switched
+(moveit.gripper none) and no tool voltage is set, so every grasp is a miss; the whole graph runs before anyone
+touches the robot.
+
+Imports: the standard library, yaml, launch, launch_ros and grasp_bringup.launch_support only; `ros2 launch` runs
+under the system Python, which does not see the project's virtual environment.
 """
-from grasp_perception.calibration import load_calibration
+import os
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-CONFIG = PathJoinSubstitution([FindPackageShare("grasp_bringup"), "config"])
+from grasp_bringup.launch_support import is_true, read_calibration, static_transform_arguments
+
 UR_TYPE = "ur3"
-
-
-def static_camera_transform(context):
-    """tf2's static_transform_publisher with the calibrated camera pose (base_link -> camera optical frame)."""
-    calibration = load_calibration(LaunchConfiguration("calibration_file").perform(context))
-    (x, y, z), (qx, qy, qz, qw) = calibration.translation, calibration.rotation
-    return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
-                 arguments=["--x", str(x), "--y", str(y), "--z", str(z), "--qx", str(qx), "--qy", str(qy),
-                            "--qz", str(qz), "--qw", str(qw), "--frame-id", calibration.base_frame,
-                            "--child-frame-id", calibration.camera_frame])]
+CAMERAS = ["realsense", "sim", "none"]
+# The camera calibration used when calibration_file is '' (in grasp_bringup's config/).
+DEFAULT_CALIBRATION = {"realsense": "ur3_calibration.yaml", "none": "ur3_calibration.yaml",
+                       "sim": "ur3_sim_calibration.yaml"}
+# Extra parameters for the simulated camera's cell (the UR3 twin's workspace and table), after params_file.
+SIM_CAMERA_PARAMS = "ur3_sim_camera.yaml"
 
 
 def include(package, launch_file, arguments):
@@ -38,13 +48,88 @@ def include(package, launch_file, arguments):
         launch_arguments=arguments.items())
 
 
+def launch_setup(context):
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    config = os.path.join(FindPackageShare("grasp_bringup").perform(context), "config")
+    mock = is_true(arg("use_mock_hardware"))
+    robot_ip = arg("robot_ip")
+    if not robot_ip and not mock:
+        raise RuntimeError("real_ur3.launch.py: give robot_ip:=<the UR3 controller's address>, or "
+                           "use_mock_hardware:=true for a dry run without the robot")
+    camera = arg("camera")
+    calibration_file = arg("calibration_file") or os.path.join(config, DEFAULT_CALIBRATION[camera])
+    calibration = read_calibration(calibration_file)
+    kinematics_params_file = arg("kinematics_params_file")
+    params = [arg("params_file")] + ([os.path.join(config, SIM_CAMERA_PARAMS)] if camera == "sim" else [])
+
+    # The arm: driver, controllers, robot_state_publisher (its own RViz off; ours shows everything). Tool voltage
+    # is not passed here: the driver applies it only with tool communication (e-Series); the executor sets it
+    # through SetIO at start-up instead (moveit.tool_voltage), which works on CB3 and e-Series.
+    driver = {"ur_type": UR_TYPE, "robot_ip": robot_ip or "0.0.0.0", "launch_rviz": "false",
+              "use_mock_hardware": "true" if mock else "false", "headless_mode": arg("headless_mode")}
+    if kinematics_params_file:  # else the driver's default (ur_description's nominal kinematics)
+        driver["kinematics_params_file"] = kinematics_params_file
+    executor = {"backend": "moveit", "moveit.kinematics_params_file": kinematics_params_file}
+    if mock:
+        executor.update({"moveit.gripper": "none", "moveit.tool_voltage": 0})
+    actions = [include("ur_robot_driver", "ur_control.launch.py", driver)]
+
+    if camera == "realsense":
+        # Colour + depth aligned to it, frame-synchronised; no TF of its own, so the calibrated static transform
+        # below is the optical frame's only parent.
+        actions.append(include("realsense2_camera", "rs_launch.py", {
+            "camera_namespace": "camera", "camera_name": "camera", "align_depth.enable": "true",
+            "enable_sync": "true", "publish_tf": "false", "pointcloud.enable": "false",
+            "rgb_camera.color_profile": "640,480,30", "depth_module.depth_profile": "640,480,30"}))
+    elif camera == "sim":
+        # The simulated UR3 cell's camera topics; its joint states go elsewhere (the driver owns /joint_states).
+        actions.append(Node(package="grasp_sim", executable="sim_node", name="grasp_sim", output="screen",
+                            parameters=params))
+    actions += [
+        Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
+             arguments=static_transform_arguments(calibration)),
+        # Motion planning (move_group; the executor plans through its own moveit_py instance).
+        include("ur_moveit_config", "ur_moveit.launch.py", {"ur_type": UR_TYPE, "launch_rviz": "false"}),
+        Node(package="grasp_perception", executable="heightmap_node", name="heightmap_node", output="screen",
+             parameters=params + [{"calibration_file": calibration_file}]),
+        Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
+             parameters=params + [{"model_path": arg("model_path")}]),
+        Node(package="grasp_execution", executable="executor_node", name="executor_node", output="screen",
+             parameters=params + [executor]),
+    ]
+    if is_true(arg("learn")):
+        actions.append(Node(package="grasp_learning", executable="learner_node", name="learner_node",
+                            output="screen",
+                            parameters=params + [{"pretrained_checkpoint": arg("pretrained_checkpoint")}]))
+    if is_true(arg("use_rviz")):
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
+                            arguments=["-d", os.path.join(config, "grasp.rviz")]))
+    return actions
+
+
 def generate_launch_description():
-    params_file = LaunchConfiguration("params_file")
+    config = PathJoinSubstitution([FindPackageShare("grasp_bringup"), "config"])
     return LaunchDescription([
-        DeclareLaunchArgument("robot_ip", description="IP address of the UR3 controller."),
-        DeclareLaunchArgument("calibration_file",
-                              default_value=PathJoinSubstitution([CONFIG, "ur3_calibration.yaml"]),
-                              description="Hand-eye calibration: camera optical frame pose in base_link."),
+        DeclareLaunchArgument("robot_ip", default_value="",
+                              description="IP address of the UR3 controller (not needed with use_mock_hardware)."),
+        DeclareLaunchArgument("use_mock_hardware", default_value="false", choices=["true", "false"],
+                              description="Dry run: ur_robot_driver's mock hardware instead of the robot (MoveIt "
+                                          "plans and executes, no gripper)."),
+        DeclareLaunchArgument("camera", default_value="realsense", choices=CAMERAS,
+                              description="realsense (D435), sim (the simulated UR3 cell's camera) or none "
+                                          "(publish the camera topics yourself, e.g. ros2 bag play)."),
+        DeclareLaunchArgument("headless_mode", default_value="false", choices=["true", "false"],
+                              description="ur_robot_driver headless mode (no External Control program on the "
+                                          "pendant; the robot must be in remote control)."),
+        DeclareLaunchArgument("kinematics_params_file", default_value="",
+                              description="The robot's factory calibration (ur_calibration), given to the driver "
+                                          "and to the executor's MoveIt ('' = nominal kinematics)."),
+        DeclareLaunchArgument("calibration_file", default_value="",
+                              description="Hand-eye calibration: camera optical frame pose in the base frame "
+                                          "('' = config/ur3_calibration.yaml, or ur3_sim_calibration.yaml with "
+                                          "camera:=sim)."),
         DeclareLaunchArgument("model_path", default_value="",
                               description="Checkpoint the affordance node starts with ('' = wait for the learner)."),
         DeclareLaunchArgument("pretrained_checkpoint", default_value="",
@@ -54,31 +139,7 @@ def generate_launch_description():
                               description="Run the learner (false: evaluate a fixed model_path)."),
         DeclareLaunchArgument("use_rviz", default_value="true", choices=["true", "false"],
                               description="Start RViz with config/grasp.rviz."),
-        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([CONFIG, "ur3_real.yaml"]),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([config, "ur3_real.yaml"]),
                               description="Parameters of our nodes (config/ur3_real.yaml)."),
-        # The arm: driver, controllers, robot_state_publisher (its own RViz off; ours shows everything).
-        include("ur_robot_driver", "ur_control.launch.py",
-                {"ur_type": UR_TYPE, "robot_ip": LaunchConfiguration("robot_ip"), "launch_rviz": "false",
-                 "tool_voltage": "24"}),
-        # The camera: colour + depth aligned to it, frame-synchronised; no TF of its own, so the calibrated
-        # static transform below is the optical frame's only parent.
-        include("realsense2_camera", "rs_launch.py",
-                {"camera_namespace": "camera", "camera_name": "camera", "align_depth.enable": "true",
-                 "enable_sync": "true", "publish_tf": "false", "pointcloud.enable": "false",
-                 "rgb_camera.color_profile": "640,480,30", "depth_module.depth_profile": "640,480,30"}),
-        OpaqueFunction(function=static_camera_transform),
-        # Motion planning (move_group; the executor plans through its own moveit_py instance).
-        include("ur_moveit_config", "ur_moveit.launch.py", {"ur_type": UR_TYPE, "launch_rviz": "false"}),
-        Node(package="grasp_perception", executable="heightmap_node", name="heightmap_node", output="screen",
-             parameters=[params_file, {"calibration_file": LaunchConfiguration("calibration_file")}]),
-        Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
-             parameters=[params_file, {"model_path": LaunchConfiguration("model_path")}]),
-        Node(package="grasp_learning", executable="learner_node", name="learner_node", output="screen",
-             parameters=[params_file, {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")}],
-             condition=IfCondition(LaunchConfiguration("learn"))),
-        Node(package="grasp_execution", executable="executor_node", name="executor_node", output="screen",
-             parameters=[params_file, {"backend": "moveit"}]),
-        Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
-             arguments=["-d", PathJoinSubstitution([CONFIG, "grasp.rviz"])],
-             condition=IfCondition(LaunchConfiguration("use_rviz"))),
+        OpaqueFunction(function=launch_setup),
     ])

@@ -8,8 +8,10 @@ config/ur5_sim_calibration.yaml), affordance_node, learner_node (learn:=true), e
 transform world -> camera_color_optical_frame for RViz, and RViz with config/grasp.rviz. Every node reads
 params_file (config/ur5_sim.yaml). Without `ros2 launch` (the PyPI ROS wheels), grasp_bringup's demo runner starts
 the same executables with the same file.
+
+Imports: the standard library, yaml, launch, launch_ros and grasp_bringup.launch_support only; `ros2 launch` runs
+under the system Python, which does not see the project's virtual environment.
 """
-from grasp_perception.calibration import load_calibration
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
@@ -17,17 +19,16 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from grasp_bringup.launch_support import read_calibration, static_transform_arguments
+
 CONFIG = PathJoinSubstitution([FindPackageShare("grasp_bringup"), "config"])
 
 
 def static_camera_transform(context):
     """tf2's static_transform_publisher with the camera pose of the calibration file (for RViz's TF view)."""
-    calibration = load_calibration(LaunchConfiguration("calibration_file").perform(context))
-    (x, y, z), (qx, qy, qz, qw) = calibration.translation, calibration.rotation
+    calibration = read_calibration(LaunchConfiguration("calibration_file").perform(context))
     return [Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
-                 arguments=["--x", str(x), "--y", str(y), "--z", str(z), "--qx", str(qx), "--qy", str(qy),
-                            "--qz", str(qz), "--qw", str(qw), "--frame-id", calibration.base_frame,
-                            "--child-frame-id", calibration.camera_frame])]
+                 arguments=static_transform_arguments(calibration))]
 
 
 def generate_launch_description():

@@ -229,15 +229,18 @@ def test_views_are_published(graph, endpoints):
             node.create_subscription(MarkerArray, "/grasp/proposal_markers", lambda m: got.setdefault("markers", m),
                                      SENSOR_QOS),
             node.create_subscription(PointCloud2, "/grasp/affordance_cloud", lambda m: got.setdefault("cloud", m),
-                                     SENSOR_QOS)]
+                                     SENSOR_QOS),
+            node.create_subscription(Image, "/grasp/affordance_grid", lambda m: got.setdefault("grid", m), SENSOR_QOS)]
     hm = heightmap_msg(seed=10, sec=55)
 
     def all_views():
         client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=hm))
-        return len(got) == 3
-    wait_until(all_views, 20.0, 0.3, "image, markers and cloud")
+        return len(got) == 4
+    wait_until(all_views, 20.0, 0.3, "image, markers, cloud and rotation grid")
     image = image_to_numpy(got["image"], ("rgb8",))
     assert image.shape == (64, 64, 3) and image.std() > 0
+    grid = image_to_numpy(got["grid"], ("rgb8",))  # the tiny profile's 4 rotations, 2 x 2, 1-pixel gaps
+    assert grid.shape == (2 * 65 + 1, 2 * 65 + 1, 3) and grid[1:65, 1:65].std() > 0
     assert got["image"].header.frame_id == "world"
     markers = got["markers"].markers
     assert len(markers) == 4 and all(m.header.frame_id == "world" for m in markers)
@@ -252,3 +255,34 @@ def test_views_are_published(graph, endpoints):
     assert xyz[:, 2].max() > TINY_WORKSPACE.z_min + 0.01  # the blobs stand above the table
     for s in subs:
         node.destroy_subscription(s)
+
+
+def test_model_path_set_live_loads_that_checkpoint_and_other_parameters_are_read_only(graph, endpoints):
+    """What `ros2 param set /affordance_node model_path <file>` does, through the node's parameter service."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    g, client, tmp = graph
+    service, _ = endpoints
+    set_params = client.node.create_client(SetParameters, "/affordance_node/set_parameters")
+    assert set_params.wait_for_service(timeout_sec=30.0)
+
+    def set_string(name, value):
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=value))])
+        return client.call(set_params, request).results[0]
+
+    corrupt = tmp / "live_corrupt.safetensors"
+    corrupt.write_bytes(b"not a checkpoint" * 10)
+    refused = set_string("model_path", str(corrupt))
+    assert not refused.successful and "cannot load it" in refused.reason
+    live = save_tiny_checkpoint(tmp / "live.safetensors", seed=7, version=42)
+    result = set_string("model_path", str(live))
+    assert result.successful, result.reason
+    hm = heightmap_msg(11)
+    response = client.call(service, ProposeGrasp.Request(epsilon=0.0, heightmap=hm))
+    assert response.success and response.model_version == 42
+    rotation, u, v, _ = expected_greedy(live, hm)
+    assert (response.rotation_index, list(response.center_px)) == (rotation, [float(u), float(v)])
+    read_only = set_string("profile", "paper")
+    assert not read_only.successful and "read-only" in read_only.reason

@@ -35,30 +35,57 @@ def graph_processes(out: Path) -> list[int]:
     return pids
 
 
+def demo_viewer_ports_free(port: int) -> bool:
+    from grasp_bringup.viewer import port_is_free
+
+    return port_is_free(port) and port_is_free(port + 1)
+
+
 def run_demo(out: Path, extra: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "grasp_bringup.demo", *TINY, "--output", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(1500)  # two demo runs; generous for a machine shared with other jobs
 def test_demo_runs_to_its_attempt_limit_then_stops_on_ctrl_c(tmp_path):
     out = tmp_path / "demo"
-    proc = run_demo(out, ["--attempts", "8"])
-    output, _ = proc.communicate(timeout=240)
+    port = free_port()
+    while not demo_viewer_ports_free(port):
+        port = free_port()
+    proc = run_demo(out, ["--attempts", "8", "--viz", "--viz-port", str(port)])
+    output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["attempts"] >= 8 and summary["stopped_because"] == "reached 8 attempts"
     assert summary["warm_start"] and (out / "pretrained" / "q_s.safetensors").is_file()
     assert (out / "learning_curve.png").stat().st_size > 10_000
     assert "attempts" in output and "G(last" in output and "model v" in output  # the live line
+    assert f"viewer: open http://127.0.0.1:{port}/?url=rerun%2Bhttp://127.0.0.1:{port + 1}/proxy" in output
+    assert "viewer ready" in (out / "logs" / "viewer.log").read_text()  # tests/test_viewer.py opens the page
     rows = (out / "attempts.csv").read_text().splitlines()
     assert len(rows) == summary["attempts"] + 1
     assert graph_processes(out) == []
+    # The run's ROS 2 bag: every experience the monitor saw, the proposals (service events) and model versions.
+    from grasp_ros.bag import read_bag
+    topics = [topic for topic, _, _, _ in read_bag(out / "bag")]
+    # (The demo stops the graph once it has seen the last attempt: the recorder may not have written that one.)
+    assert topics.count("/grasp/experience") >= summary["attempts"] - 1
+    assert topics.count("/propose_grasp/_service_event") >= 2 * (summary["attempts"] - 1)  # request + response
+    assert "/grasp/model" in topics
 
     # Second run: the dataset and pretrained Q_s are reused; Ctrl-C during learning stops everything.
     proc = run_demo(out, ["--attempts", "100000"])
     seen = []
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         seen.append(line)
@@ -94,8 +121,14 @@ def test_results_are_computed_from_the_attempts(tmp_path):
 def test_graph_has_one_learner_and_affordance_and_a_trio_per_robot(tmp_path):
     args = demo.parse_args(["--robots", "2", "--attempts", "40", "--profile", "tiny"])
     specs = demo.graph_specs(args, tmp_path, tmp_path / "q_s.safetensors")
+    with_viewer = demo.graph_specs(demo.parse_args(["--viz", "--viz-port", "9500", "--no-bag"]), tmp_path, None)
+    viewer = next(s for s in with_viewer if s.executable == "viewer")
+    assert (viewer.params["web_port"], viewer.params["grpc_port"]) == (9500, 9501)
+    assert viewer.params["namespace"] == "/robot1"
+    assert not any(s.executable == "bag_recorder" for s in with_viewer)
     labels = sorted(s.label for s in specs)
-    assert labels == sorted(["learner_node", "affordance_node", "robot1_sim_node", "robot1_heightmap_node",
+    assert labels == sorted(["learner_node", "affordance_node", "bag_recorder", "robot1_sim_node",
+                             "robot1_heightmap_node",
                              "robot1_executor_node", "robot2_sim_node", "robot2_heightmap_node",
                              "robot2_executor_node"])
     executor = next(s for s in specs if s.label == "robot2_executor_node")

@@ -1,17 +1,23 @@
-"""The launch files and parameter files fit the installed nodes.
+"""The launch files and parameter files fit the installed nodes, and the real-robot launch starts what it should.
 
-launch_ros is not installable beside the PyPI ROS wheels, so each launch file is read as a Python syntax tree:
-every Node's package/executable must be an installed entry point (ours) or a known ROS 2 Jazzy executable, every
-parameter name a launch file sets must be one the node declares, every config file it names must exist, and every
-included launch file must be a known one taking the arguments given. Each parameter YAML is then loaded the way
-`ros2 launch` does (`--params-file`) into the real nodes, started in-process with rclpy: every key must be a
-parameter the node declares, with the file's value. Where launch_ros is importable (a real Jazzy install),
+launch_ros is not installable beside the PyPI ROS wheels, so each launch file is *run* against a small stand-in of
+`launch` / `launch_ros` (tests/launch_stubs.py): its generate_launch_description() with `name:=value` overrides,
+OpaqueFunctions called, conditions evaluated. For what that starts: every Node's package/executable must be an
+installed entry point (ours) or a known ROS 2 Jazzy executable, every parameter name a launch file sets must be one
+the node declares, every parameter file must exist and be installed, and every included launch file must be a known
+one taking the arguments given (upstream sources: ur_robot_driver ur_control.launch.py + ur_rsp.launch.py,
+realsense2_camera 4.56 rs_launch.py, ur_moveit_config ur_moveit.launch.py, Jazzy branches). Each parameter YAML is
+then loaded the way `ros2 launch` does (`--params-file`) into the real nodes, started in-process with rclpy. The
+launch files may import only what `ros2 launch` has under the system Python: the standard library, yaml, launch,
+launch_ros and grasp_bringup.launch_support. Where launch_ros is importable (a real Jazzy install),
 generate_launch_description() is also really called.
 """
 import ast
+import functools
 import importlib.util
 import inspect
 import os
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -21,17 +27,29 @@ import yaml
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
 from rclpy.node import Node as RclpyNode  # noqa: E402
 
+from grasp_bringup.launch_support import read_calibration  # noqa: E402
 from grasp_perception.calibration import load_calibration  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from launch_stubs import load_launch_module, run_launch  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
-PARAM_FILES = {"sim_ur5.launch.py": "ur5_sim.yaml", "real_ur3.launch.py": "ur3_real.yaml"}
+# Parameter files of each launch file (the first is params_file's default; the others are added by arguments).
+PARAM_FILES = {"sim_ur5.launch.py": ["ur5_sim.yaml"], "real_ur3.launch.py": ["ur3_real.yaml", "ur3_sim_camera.yaml"]}
+# `name:=value` sets each launch file is run with (the real one: the robot, a dry run with the simulated camera, a
+# calibrated robot with a camera of one's own and no learner or RViz).
+SCENARIOS = {
+    "sim_ur5.launch.py": [{}, {"learn": "false", "use_rviz": "false", "model_path": "/m.safetensors"}],
+    "real_ur3.launch.py": [{"robot_ip": "192.168.1.102"}, {"use_mock_hardware": "true", "camera": "sim"},
+                           {"robot_ip": "10.0.0.2", "kinematics_params_file": "/cal/ur3_factory.yaml",
+                            "camera": "none", "learn": "false", "use_rviz": "false", "headless_mode": "true"}],
+}
 # Executables of other ROS 2 Jazzy packages the launch files start (not installable here).
 JAZZY_EXECUTABLES = {("tf2_ros", "static_transform_publisher"), ("rviz2", "rviz2")}
-# Launch files included from other packages, with the arguments they declare that we set (upstream sources:
-# ur_robot_driver ur_control.launch.py, realsense2_camera 4.56 rs_launch.py, ur_moveit_config ur_moveit.launch.py).
+# Launch files included from other packages, with the arguments they declare that we set.
 INCLUDABLE = {
     ("ur_robot_driver", "ur_control.launch.py"): {"ur_type", "robot_ip", "launch_rviz", "tool_voltage",
                                                   "use_mock_hardware", "headless_mode", "kinematics_params_file"},
@@ -40,50 +58,17 @@ INCLUDABLE = {
                                             "depth_module.depth_profile", "enable_color", "enable_depth"},
     ("ur_moveit_config", "ur_moveit.launch.py"): {"ur_type", "launch_rviz", "launch_servo", "use_sim_time"},
 }
-# The executables the brief of each launch file asks for (ours and the other engineers').
+# The executables the default run of each launch file must start.
 REQUIRED = {
     "sim_ur5.launch.py": {("grasp_sim", "sim_node"), ("grasp_perception", "heightmap_node"),
                           ("grasp_affordance", "affordance_node"), ("grasp_learning", "learner_node"),
-                          ("grasp_execution", "executor_node"), ("rviz2", "rviz2")},
+                          ("grasp_execution", "executor_node"), ("rviz2", "rviz2"),
+                          ("tf2_ros", "static_transform_publisher")},
     "real_ur3.launch.py": {("grasp_perception", "heightmap_node"), ("grasp_affordance", "affordance_node"),
                            ("grasp_learning", "learner_node"), ("grasp_execution", "executor_node"),
                            ("tf2_ros", "static_transform_publisher"), ("rviz2", "rviz2")},
 }
-
-
-def _const(node):
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def _call_name(call: ast.Call) -> str:
-    f = call.func
-    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-
-
-def parse_launch(path: Path) -> dict:
-    """Nodes (package, executable, name, parameter-dict keys), includes, string constants of a launch file."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    nodes, includes, strings, raw_includes = [], [], [], 0
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            strings.append(node.value)
-        if not isinstance(node, ast.Call):
-            continue
-        name = _call_name(node)
-        kw = {k.arg: k.value for k in node.keywords}
-        if name == "Node":
-            keys = set()
-            for item in getattr(kw.get("parameters"), "elts", []):
-                if isinstance(item, ast.Dict):
-                    keys |= {_const(k) for k in item.keys}
-            nodes.append({"package": _const(kw.get("package")), "executable": _const(kw.get("executable")),
-                          "name": _const(kw.get("name")), "parameter_keys": keys})
-        elif name == "include":  # the launch files' helper: include(package, launch_file, {argument: value})
-            package, launch_file, arguments = node.args
-            includes.append((_const(package), _const(launch_file), {_const(k) for k in arguments.keys}))
-        elif name == "IncludeLaunchDescription":
-            raw_includes += 1
-    return {"nodes": nodes, "includes": includes, "strings": strings, "raw_includes": raw_includes}
+LAUNCH_IMPORTS = {"yaml", "launch", "launch_ros", "grasp_bringup.launch_support"}
 
 
 def node_class(executable: str):
@@ -121,44 +106,80 @@ def launch_ros_importable() -> bool:
     return hasattr(launch, "LaunchDescription")
 
 
+REAL_LAUNCH = launch_ros_importable()  # before any test puts the stand-ins into sys.modules
+
+
+def run(launch_file: Path, overrides: dict, monkeypatch):
+    module = load_launch_module(launch_file, monkeypatch)
+    return run_launch(module.generate_launch_description(), overrides)
+
+
+def by_executable(started, executable):
+    found = [s for s in started if s.kind == "node" and s.name == executable]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def included(started, package):
+    found = [s for s in started if s.kind == "include" and s.package == package]
+    return found[0].arguments if found else None
+
+
+def merged_parameters(node) -> dict:
+    """The dicts a launch file gives a node, merged in order (files are checked separately)."""
+    out = {}
+    for p in node.parameters:
+        if isinstance(p, dict):
+            out.update(p)
+    return out
+
+
+def test_launch_files_import_only_what_ros2_launch_has():
+    """`ros2 launch` runs under the system Python: no scipy, numpy or the project's venv."""
+    for path in LAUNCH_FILES + [ROOT / "src" / "grasp_bringup" / "grasp_bringup" / "launch_support.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__" or top in LAUNCH_IMPORTS \
+                    or name in LAUNCH_IMPORTS, f"{path.name} imports {name}"
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_nodes_includes_and_files(launch_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nodes started to list their parameters may create folders (replay, ...)
-    parsed = parse_launch(launch_file)
-    started = {(n["package"], n["executable"]) for n in parsed["nodes"]}
-    assert REQUIRED[launch_file.name] <= started, f"missing: {REQUIRED[launch_file.name] - started}"
-    for n in parsed["nodes"]:
-        package, executable = n["package"], n["executable"]
-        assert package and executable, f"{launch_file.name}: Node without a literal package/executable"
-        if package.startswith("grasp_"):
-            exe = ROOT / "install" / package / "lib" / package / executable
-            assert exe.is_file() and os.access(exe, os.X_OK), f"{package}/{executable} is not installed at {exe}"
-            if n["parameter_keys"]:  # names set by the launch file itself must be declared by the node
-                declared = declared_parameters(node_class(executable), n["name"],
-                                               ROOT / "config" / PARAM_FILES[launch_file.name])
-                assert n["parameter_keys"] <= declared, \
-                    f"{launch_file.name}: {executable} does not declare {n['parameter_keys'] - declared}"
-        else:
-            assert (package, executable) in JAZZY_EXECUTABLES, f"unknown executable {package}/{executable}"
-    # Other packages' launch files come in through the include() helper only, so all of them are checked here.
-    assert parsed["raw_includes"] == (1 if parsed["includes"] else 0)
-    for package, launch_name, arguments in parsed["includes"]:
-        assert (package, launch_name) in INCLUDABLE, f"unexpected include {package}/{launch_name}"
-        assert arguments <= INCLUDABLE[(package, launch_name)], \
-            f"{launch_name} does not take {arguments - INCLUDABLE[(package, launch_name)]}"
-    if launch_file.name == "real_ur3.launch.py":
-        assert {p for p, _, _ in parsed["includes"]} == {"ur_robot_driver", "realsense2_camera", "ur_moveit_config"}
-        rs_args = next(a for p, _, a in parsed["includes"] if p == "realsense2_camera")
-        assert "align_depth.enable" in rs_args
-    # Every config file it names exists in config/ and is installed into grasp_bringup's share directory.
-    named = [s for s in parsed["strings"] if s.endswith((".yaml", ".rviz"))]
-    assert PARAM_FILES[launch_file.name] in named and "grasp.rviz" in named
     share = ROOT / "install" / "grasp_bringup" / "share" / "grasp_bringup"
-    for name in named:
-        assert (ROOT / "config" / name).is_file(), f"config/{name} does not exist"
-        assert (share / "config" / name).is_file(), f"config/{name} is not installed (run make setup)"
-    assert (share / "launch" / launch_file.name).is_file()
-    if launch_ros_importable():  # a real ROS 2 install: the launch description really loads
+    assert (share / "launch" / launch_file.name).is_file(), "not installed (run make setup)"
+    for i, overrides in enumerate(SCENARIOS[launch_file.name]):
+        started, _ = run(launch_file, overrides, monkeypatch)
+        if i == 0:
+            nodes = {(s.package, s.name) for s in started if s.kind == "node"}
+            assert REQUIRED[launch_file.name] <= nodes, f"missing: {REQUIRED[launch_file.name] - nodes}"
+        for s in started:
+            if s.kind == "include":
+                assert (s.package, s.name) in INCLUDABLE, f"unexpected include {s.package}/{s.name}"
+                assert set(s.arguments) <= INCLUDABLE[(s.package, s.name)], \
+                    f"{s.name} does not take {set(s.arguments) - INCLUDABLE[(s.package, s.name)]}"
+                continue
+            if not s.package.startswith("grasp_"):
+                assert (s.package, s.name) in JAZZY_EXECUTABLES, f"unknown executable {s.package}/{s.name}"
+                continue
+            exe = ROOT / "install" / s.package / "lib" / s.package / s.name
+            assert exe.is_file() and os.access(exe, os.X_OK), f"{s.package}/{s.name} is not installed at {exe}"
+            files = [Path(p) for p in s.parameters if not isinstance(p, dict)]
+            assert files, f"{s.name} gets no parameter file"
+            for f in files:  # every parameter file is one of config/, installed
+                assert f.parent == share / "config" and f.name in PARAM_FILES[launch_file.name], f
+                assert f.is_file() and (ROOT / "config" / f.name).is_file(), f"{f} is not installed (make setup)"
+            keys = set(merged_parameters(s))
+            if keys:  # names set by the launch file itself must be declared by the node
+                declared = declared_parameters(node_class(s.name), s.node_name, files[0])
+                assert keys <= declared, f"{launch_file.name}: {s.name} does not declare {keys - declared}"
+        rviz = by_executable(started, "rviz2")
+        if rviz is not None:
+            assert Path(rviz.arguments[-1]) == share / "config" / "grasp.rviz" and Path(rviz.arguments[-1]).is_file()
+    if REAL_LAUNCH:  # a real ROS 2 install: the launch description really loads
         from launch import LaunchDescription
         spec = importlib.util.spec_from_file_location(launch_file.stem.replace(".", "_"), launch_file)
         module = importlib.util.module_from_spec(spec)
@@ -167,10 +188,83 @@ def test_launch_file_nodes_includes_and_files(launch_file, tmp_path, monkeypatch
         assert isinstance(description, LaunchDescription) and len(description.entities) >= 5
 
 
-def node_arguments(param_file: Path, values: dict) -> list:
+def test_real_robot_launch(monkeypatch):
+    """robot_ip: the driver, the RealSense, the calibrated camera TF, MoveIt, our nodes with the moveit backend."""
+    launch_file = ROOT / "launch" / "real_ur3.launch.py"
+    started, _ = run(launch_file, {"robot_ip": "192.168.1.102"}, monkeypatch)
+    driver = included(started, "ur_robot_driver")
+    assert driver["robot_ip"] == "192.168.1.102" and driver["ur_type"] == "ur3"
+    assert driver["use_mock_hardware"] == "false" and driver["launch_rviz"] == "false"
+    assert "kinematics_params_file" not in driver  # '' would replace the driver's default with nothing
+    assert "tool_voltage" not in driver  # CB3: the executor sets it through SetIO (moveit.tool_voltage)
+    assert included(started, "realsense2_camera")["align_depth.enable"] == "true"
+    assert included(started, "ur_moveit_config")["ur_type"] == "ur3"
+    assert by_executable(started, "sim_node") is None
+    executor = merged_parameters(by_executable(started, "executor_node"))
+    assert executor["backend"] == "moveit" and "moveit.gripper" not in executor
+    tf = by_executable(started, "static_transform_publisher").arguments
+    calibration = load_calibration(ROOT / "config" / "ur3_calibration.yaml")
+    assert tf[tf.index("--frame-id") + 1] == calibration.base_frame == "base_link"
+    assert float(tf[tf.index("--z") + 1]) == pytest.approx(calibration.translation[2])
+    with pytest.raises(RuntimeError, match="robot_ip:=.*use_mock_hardware:=true"):
+        run(launch_file, {}, monkeypatch)
+    with pytest.raises(ValueError, match="not one of"):
+        run(launch_file, {"robot_ip": "x", "camera": "kinect"}, monkeypatch)
+
+
+def test_dry_run_without_the_robot(monkeypatch):
+    """use_mock_hardware:=true camera:=sim: the driver's mock hardware, the simulated UR3 cell's camera, no gripper."""
+    started, _ = run(ROOT / "launch" / "real_ur3.launch.py", {"use_mock_hardware": "true", "camera": "sim"},
+                     monkeypatch)
+    driver = included(started, "ur_robot_driver")
+    assert driver["use_mock_hardware"] == "true" and driver["robot_ip"]
+    assert included(started, "realsense2_camera") is None and included(started, "ur_moveit_config")
+    sim = by_executable(started, "sim_node")
+    assert sim is not None and [Path(p).name for p in sim.parameters] == ["ur3_real.yaml", "ur3_sim_camera.yaml"]
+    overlay = yaml.safe_load((ROOT / "config" / "ur3_sim_camera.yaml").read_text())
+    assert overlay["/**/grasp_sim"]["ros__parameters"]["robot"] == "ur3"
+    assert overlay["/**/grasp_sim"]["ros__parameters"]["joint_states_topic"] != "joint_states"
+    executor = by_executable(started, "executor_node")
+    assert merged_parameters(executor)["moveit.gripper"] == "none"
+    assert merged_parameters(executor)["moveit.tool_voltage"] == 0
+    assert "ur3_sim_camera.yaml" in [Path(p).name for p in executor.parameters if not isinstance(p, dict)]
+    tf = by_executable(started, "static_transform_publisher").arguments
+    sim_calibration = load_calibration(ROOT / "config" / "ur3_sim_calibration.yaml")
+    assert tf[tf.index("--frame-id") + 1] == sim_calibration.base_frame  # `world`, the driver's URDF root
+    heightmap = merged_parameters(by_executable(started, "heightmap_node"))
+    assert heightmap["calibration_file"].endswith("ur3_sim_calibration.yaml")
+
+
+def test_calibrated_kinematics_reach_the_driver_and_moveit(monkeypatch):
+    started, _ = run(ROOT / "launch" / "real_ur3.launch.py", SCENARIOS["real_ur3.launch.py"][2], monkeypatch)
+    assert included(started, "ur_robot_driver")["kinematics_params_file"] == "/cal/ur3_factory.yaml"
+    assert included(started, "ur_robot_driver")["headless_mode"] == "true"
+    executor = merged_parameters(by_executable(started, "executor_node"))
+    assert executor["moveit.kinematics_params_file"] == "/cal/ur3_factory.yaml"
+    assert included(started, "realsense2_camera") is None and by_executable(started, "sim_node") is None
+    assert by_executable(started, "learner_node") is None and by_executable(started, "rviz2") is None
+
+
+def test_launch_support_reads_calibrations_like_the_heightmap_node(tmp_path):
+    for path in sorted((ROOT / "config").glob("*_calibration.yaml")):
+        ours, theirs = read_calibration(path), load_calibration(path)
+        assert (ours["base_frame"], ours["camera_frame"]) == (theirs.base_frame, theirs.camera_frame)
+        assert ours["translation"] == pytest.approx(list(theirs.translation))
+        assert ours["rotation"] == pytest.approx(list(theirs.rotation))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base_frame: a\ncamera_frame: b\ntranslation: [0, 0, 1]\nrotation: [0, 0, 0, 2]\n")
+    with pytest.raises(ValueError, match="not a unit quaternion"):
+        read_calibration(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_calibration(tmp_path / "missing.yaml")
+
+
+def node_arguments(param_files, values: dict) -> list:
     """--ros-args as `ros2 launch` gives them; MoveItPy needs a real install, so the moveit backend's parameters are
     checked with the sim backend selected (they are declared either way)."""
-    cli_args = ["--ros-args", "--params-file", str(param_file)]
+    cli_args = ["--ros-args"]
+    for param_file in ([param_files] if isinstance(param_files, (str, Path)) else param_files):
+        cli_args += ["--params-file", str(param_file)]
     if values.get("backend") == "moveit" and importlib.util.find_spec("moveit") is None:
         cli_args += ["-p", "backend:=sim"]
     return cli_args
@@ -182,6 +276,7 @@ def file_values(param_file: Path, node_name: str) -> dict:
     return flatten(sections.get(f"/**/{node_name}", {}).get("ros__parameters", {}))
 
 
+@functools.lru_cache(maxsize=None)  # once per node: a learner keeps its replay folder open for writing
 def declared_parameters(cls, node_name: str, param_file: Path) -> set:
     rclpy.init()
     try:
@@ -195,22 +290,30 @@ def declared_parameters(cls, node_name: str, param_file: Path) -> set:
 
 
 def param_file_sections():
-    for launch_name, param_name in PARAM_FILES.items():
-        nodes = parse_launch(ROOT / "launch" / launch_name)["nodes"]
-        by_name = {n["name"]: n for n in nodes if n["package"].startswith("grasp_")}
-        sections = yaml.safe_load((ROOT / "config" / param_name).read_text())
-        for key in sections:
-            yield pytest.param(param_name, key, by_name, id=f"{param_name}:{key}")
+    for launch_name, param_names in PARAM_FILES.items():
+        for param_name in param_names:
+            sections = yaml.safe_load((ROOT / "config" / param_name).read_text())
+            for key in sections:
+                yield pytest.param(launch_name, param_name, key, id=f"{param_name}:{key}")
 
 
-@pytest.mark.parametrize("param_file,section,launched", list(param_file_sections()))
-def test_parameter_file_keys_are_declared_by_the_real_nodes(param_file, section, launched, tmp_path, monkeypatch):
+@pytest.mark.parametrize("launch_name,param_file,section", list(param_file_sections()))
+def test_parameter_file_keys_are_declared_by_the_real_nodes(launch_name, param_file, section, tmp_path, monkeypatch):
     assert section.startswith("/**/"), f"{section}: use /**/<node> so the file works in any namespace"
     node_name = section[len("/**/"):]
+    launched = {}
+    for overrides in SCENARIOS[launch_name]:
+        started, _ = run(ROOT / "launch" / launch_name, overrides, monkeypatch)
+        for s in started:
+            files = [ROOT / "config" / Path(p).name for p in s.parameters if not isinstance(p, dict)]
+            if s.kind == "node" and s.package.startswith("grasp_") and param_file in [f.name for f in files]:
+                launched[s.node_name] = {"executable": s.name, "files": files}
     assert node_name in launched, f"{param_file} configures {node_name}, which the launch file does not start"
     values = file_values(ROOT / "config" / param_file, node_name)
     assert values, f"{param_file}: {section} has no ros__parameters"
-    cli_args = node_arguments(ROOT / "config" / param_file, values)
+    files = launched[node_name]["files"]  # as the launch file gives them: the file under test after the base one
+    files = files[:files.index(ROOT / "config" / param_file) + 1]
+    cli_args = node_arguments(files, {k: v for f in files for k, v in file_values(f, node_name).items()})
     if "backend:=sim" in cli_args:
         values["backend"] = "sim"
     monkeypatch.chdir(tmp_path)  # nodes that create folders (replay, checkpoints) make them here
@@ -240,4 +343,5 @@ def test_every_config_yaml_is_used_or_a_known_kind():
         elif path.name == "moveit_py_ur3.yaml":
             assert {"planning_scene_monitor_options", "planning_pipelines", "plan_request_params"} <= set(data)
         else:
-            assert path.name in PARAM_FILES.values(), f"config/{path.name} is used by no launch file"
+            assert any(path.name in names for names in PARAM_FILES.values()), \
+                f"config/{path.name} is used by no launch file"

@@ -11,12 +11,14 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
 import torch  # noqa: E402
 from grasp_interfaces.msg import GraspExperience, ModelVersion  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from grasp_bringup.process_graph import NodeSpec  # noqa: E402
 from grasp_core import checkpoint  # noqa: E402
 from grasp_core.profiles import get_profile  # noqa: E402
 from grasp_core.replay import ReplayStore  # noqa: E402
 from grasp_ros.qos import EXPERIENCE_QOS, MODEL_QOS  # noqa: E402
+from grasp_learning.learner_monitor import UPDATE_QOS, UPDATE_TOPIC  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from graph_helpers import (RosClient, graph_in_test_domain, heightmap_msg, log_text,  # noqa: E402
@@ -40,7 +42,7 @@ def learner_spec(tmp, pretrained):
     return NodeSpec("grasp_learning", "learner_node", label="learner", params={
         "profile": "tiny", "replay_dir": str(tmp / "replay"), "checkpoint_dir": str(tmp / "checkpoints"),
         "learning": "seed", "learning_overrides": f"publish_every={CHECKPOINT_EVERY}",
-        "pretrained_checkpoint": str(pretrained), "torch_threads": 1})
+        "pretrained_checkpoint": str(pretrained), "torch_threads": 1, "tensorboard_image_every": 4})
 
 
 def test_learner_stores_trains_checkpoints_and_survives_sigkill(tmp_path):
@@ -54,6 +56,8 @@ def test_learner_stores_trains_checkpoints_and_survives_sigkill(tmp_path):
         try:
             node = client.node
             node.create_subscription(ModelVersion, "/grasp/model", versions.append, MODEL_QOS)
+            updates = []
+            node.create_subscription(Float64MultiArray, UPDATE_TOPIC, updates.append, UPDATE_QOS)
             pub = node.create_publisher(GraspExperience, "/grasp/experience", EXPERIENCE_QOS)
             start_and_wait(graph, learner_spec(tmp_path, pretrained), "learner ready")
             log = lambda: log_text(graph, "learner")  # noqa: E731
@@ -70,6 +74,11 @@ def test_learner_stores_trains_checkpoints_and_survives_sigkill(tmp_path):
             wait_until(lambda: any(v.version == 1 for v in versions), 20.0, what="version 1")
             v1 = next(v for v in versions if v.version == 1)
             assert (v1.updates, v1.experiences) == (CHECKPOINT_EVERY, CHECKPOINT_EVERY)
+            # Every update is announced for live views: [step, loss, td_error, q_predicted, q_target].
+            wait_until(lambda: len(updates) >= 6, 20.0, what="6 update messages")
+            assert [int(u.data[0]) for u in updates[:6]] == [1, 2, 3, 4, 5, 6]
+            assert updates[0].layout.dim[0].label == "step,loss,td_error,q_predicted,q_target"
+            assert updates[0].data[2] == pytest.approx(updates[0].data[4] - updates[0].data[3])
 
             # 2. A re-sent id is detected and not trained again; a bad experience is dropped, not stored.
             pub.publish(published[0])
@@ -111,5 +120,15 @@ def test_learner_stores_trains_checkpoints_and_survives_sigkill(tmp_path):
             # A clean stop saves the updates done since the last checkpoint.
             final = restarted.log_path.read_text()
             assert "checkpoint version" in final.split("update 15 on experience #14")[-1]
+            # TensorBoard in the run's folder (beside checkpoints/): curves of both runs and affordance images.
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+            events.Reload()
+            tags = events.Tags()
+            assert {"loss/update", "td_error/update", "q/predicted", "q/target", "G/window", "epsilon/experience",
+                    "q/map_max"} <= set(tags["scalars"])
+            assert "affordance/best_rotation" in tags["images"]
+            assert max(e.step for e in events.Scalars("loss/update")) == 15
+            assert len(events.Images("affordance/best_rotation")) >= 3  # updates 4, 8, 12 (and 4, 8, 12 again)
         finally:
             client.close()

@@ -33,6 +33,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sim_demo = grasp_bringup.demo:main",
+            "viewer = grasp_bringup.viewer:main",
         ],
     },
 )

@@ -18,7 +18,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "grasp-pretrain = grasp_core.pretrain:main",
+            "grasp-pretrain = grasp_core.pretrain_cli:main",
         ],
     },
 )

@@ -29,14 +29,15 @@ from visualization_msgs.msg import MarkerArray
 
 from grasp_affordance.model_holder import (GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model,
                                            vet_model)
-from grasp_affordance.visualization import affordance_colors, affordance_image, grasp_markers, heightmap_points, \
-    point_cloud
+from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
+    heightmap_points, point_cloud
 from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import declare, in_range, one_of
-from grasp_ros.qos import LATEST_QOS, MODEL_QOS, SENSOR_QOS
+from grasp_ros.params import declare, in_range, one_of, watch_live_parameters
+from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECTION_CHOICES,
+                           configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
 
@@ -46,7 +47,8 @@ class AffordanceNode(Node):
         super().__init__("affordance_node", **kwargs)
         p = {}
         p["model_path"] = declare(self, "model_path", "", "Checkpoint (.safetensors) to load at start; '' = wait for "
-                                  "the learner's announcement on the model topic.")
+                                  "the learner's announcement on the model topic. Setting it live loads that file.",
+                                  live=True)
         p["profile"] = declare(self, "profile", "fast", "Profile of the untrained model built when allow_untrained is "
                                "true and no checkpoint is given.", check=one_of(*PROFILES),
                                requirement=f"one of {sorted(PROFILES)}")
@@ -64,6 +66,11 @@ class AffordanceNode(Node):
         p["seed"] = declare(self, "seed", 0, "Seed of the exploration random stream (and of an untrained model).")
         p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
                                      check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
+        p["service_introspection"] = declare(self, "service_introspection", "contents", "Publish every proposal "
+                                             "(request and response) on propose_grasp/_service_event for bags and "
+                                             "viewers: off, metadata or contents.",
+                                             check=one_of(*SERVICE_INTROSPECTION_CHOICES),
+                                             requirement=" or ".join(SERVICE_INTROSPECTION_CHOICES))
         p["warmup"] = declare(self, "warmup", True, "Run one inference right after loading the first model, so the "
                               "first request is not slowed down by lazy initialisation.")
         p["max_heightmap_pixels"] = declare(self, "max_heightmap_pixels", 512 * 512, "Largest heightmap served, "
@@ -95,8 +102,10 @@ class AffordanceNode(Node):
         self._image_pub = self.create_publisher(Image, "grasp/affordance", SENSOR_QOS)
         self._marker_pub = self.create_publisher(MarkerArray, "grasp/proposal_markers", SENSOR_QOS)
         self._cloud_pub = self.create_publisher(PointCloud2, "grasp/affordance_cloud", SENSOR_QOS)
+        self._grid_pub = self.create_publisher(Image, "grasp/affordance_grid", SENSOR_QOS)  # all rotations
         self._service = self.create_service(ProposeGrasp, "propose_grasp", self._on_propose,
                                             callback_group=self._service_group)
+        configure_service_events(self, self._service, p["service_introspection"])
         self.create_timer(10.0, self._log_stats, callback_group=self._topic_group)
 
         if p["model_path"]:
@@ -105,6 +114,7 @@ class AffordanceNode(Node):
             self._swap(untrained_model(p["profile"], seed=p["seed"]), why="allow_untrained (random init)")
         if self._model is None:
             self.get_logger().info(f"no model yet: waiting for an announcement on {p['model_topic']}")
+        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set ... model_path <file>`
         service = self.resolve_service_name(self._service.srv_name)
         self.get_logger().info(f"{READY_MESSAGE}: serving {service}, heightmaps from "
                                f"{self.resolve_topic_name(p['heightmap_topic'])}")
@@ -162,6 +172,16 @@ class AffordanceNode(Node):
         except ValueError:
             return None, None
         return color, depth
+
+    def _apply_live_parameter(self, name: str, value) -> None:
+        """model_path set live: load that checkpoint now (a file that does not load is refused, the model stays)."""
+        if not value:
+            raise ValueError("give a checkpoint file; an empty model_path cannot unload the model")
+        try:
+            model = load_checkpoint_model(value, None)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ValueError(f"cannot load it ({type(e).__name__}: {e}); the current model stays") from None
+        self._swap(model, "model_path parameter set live")
 
     def _on_model(self, msg: ModelVersion) -> None:
         current = self._model
@@ -277,6 +297,9 @@ class AffordanceNode(Node):
             label = f"v{model.version}" + (" explore" if proposal.explored else "")
             self._marker_pub.publish(grasp_markers(header, proposal.position, proposal.angle,
                                                    self.params["jaw_width"], proposal.q_value, label))
+        if self._grid_pub.get_subscription_count() > 0:
+            grid = affordance_grid(proposal.q_maps, proposal.rotation_index)
+            self._grid_pub.publish(numpy_to_image(grid, "rgb8", header))
         if self._cloud_pub.get_subscription_count() > 0:
             _, depth, workspace = msg_to_heightmap(heightmap)
             self._cloud_pub.publish(point_cloud(heightmap_points(depth, workspace),

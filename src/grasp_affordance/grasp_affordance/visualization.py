@@ -119,3 +119,23 @@ def grasp_markers(header, position, angle: float, jaw_width: float, q_value: flo
     text.text = f"Q={q_value:.2f}" + (f" {label}" if label else "")
     markers.append(text)
     return MarkerArray(markers=markers)
+
+
+def affordance_grid(q_maps: np.ndarray, chosen: int | None = None, columns: int | None = None) -> np.ndarray:
+    """(R, H, W) Q maps -> one RGB image of every rotation's map in a grid (rotation 0 top left, row by row),
+    JET over the min..max of all R maps together (so rotations compare), a 1-pixel gap, the `chosen` rotation
+    framed in white."""
+    q_maps = np.asarray(q_maps, dtype=np.float32)
+    if q_maps.ndim != 3 or q_maps.shape[0] < 1:
+        raise ValueError(f"Q maps must be (R, H, W), got {q_maps.shape}")
+    r, h, w = q_maps.shape
+    columns = columns or int(math.ceil(math.sqrt(r)))
+    rows = int(math.ceil(r / columns))
+    colours = affordance_colors(q_maps.reshape(r * h, w)).reshape(r, h, w, 3)
+    grid = np.zeros((rows * (h + 1) + 1, columns * (w + 1) + 1, 3), np.uint8)
+    for i in range(r):
+        top, left = 1 + (i // columns) * (h + 1), 1 + (i % columns) * (w + 1)
+        grid[top:top + h, left:left + w] = colours[i]
+        if i == chosen:
+            cv2.rectangle(grid, (left - 1, top - 1), (left + w, top + h), (255, 255, 255), 1)
+    return grid

@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from grasp_core.dataset import DatasetError
 from grasp_ros.conversions import msg_to_heightmap
 from grasp_ros.params import declare
-from grasp_ros.qos import LATEST_QOS, SENSOR_QOS
+from grasp_ros.qos import CAMERA_QOS, LATEST_QOS
 
 from grasp_annotation.capture_store import append_capture, check_capture_target
 
@@ -86,7 +86,7 @@ class HeightmapCapture(Node):
         self.subscription = self.create_subscription(Heightmap, topic, self._on_heightmap, LATEST_QOS)
         self.info_topic = info_topic
         if info_topic:
-            self.create_subscription(CameraInfo, info_topic, self._on_camera_info, SENSOR_QOS)
+            self.create_subscription(CameraInfo, info_topic, self._on_camera_info, CAMERA_QOS)
         self.service = self.create_service(Trigger, "~/capture", self._on_trigger)
         self.timer = self.create_timer(self.every, self._on_timer) if self.every > 0 else None
         self.get_logger().info(f"capturing {self.subscription.topic_name} into {self.dataset}")
@@ -162,7 +162,7 @@ def wait_for_new_frame(node: HeightmapCapture, timeout: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="capture", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="capture", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True,
                         help="dataset folder (created if missing; new pictures go after the ones already there)")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Heightmap topic (default {DEFAULT_TOPIC})")

@@ -100,10 +100,10 @@ def contact_sheet(dataset: KeypointDataset, problems: list[Problem], columns: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="inspect_dataset", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="inspect_dataset", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="a grasp-keypoints dataset folder")
     parser.add_argument("--sheet", help="contact sheet PNG to write (default DATASET/contact_sheet.png)")
-    parser.add_argument("--columns", type=int, default=5)
+    parser.add_argument("--columns", type=int, default=5, help="tiles per row of the contact sheet")
     parser.add_argument("--scale", type=float, default=1.0, help="tile size / heightmap size")
     parser.add_argument("--height-threshold", type=float, default=0.005, help="metres above the table = object")
     parser.add_argument("--min-coverage", type=float, default=0.1,

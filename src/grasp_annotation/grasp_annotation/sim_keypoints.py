@@ -31,12 +31,12 @@ def parse_object_counts(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sim_keypoints", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="sim_keypoints", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="output folder (must not hold a dataset yet, unless --overwrite)")
     parser.add_argument("--num-images", type=int, default=50, help="images to render (seed: 50)")
     parser.add_argument("--objects", default="1-10", help="objects per image: 4, 1-10 or 2,4,6 (default 1-10)")
     parser.add_argument("--click-noise", type=float, default=0.0, help="std of the click scatter, pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the scenes and clicks")
     parser.add_argument("--object-set", default="train", help="'train' (primitive shapes) or 'novel'")
     parser.add_argument("--robot", default="ur5", help="'ur5' (the seed's sim) or 'ur3' (the real robot's twin)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in that folder")

@@ -204,7 +204,7 @@ def _stop_on_sigterm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="annotate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="annotate", description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="a grasp-keypoints dataset folder (made by capture or sim_keypoints)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--height-threshold", type=float, default=0.005,

@@ -22,7 +22,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--remote-debugging-pipe"]
 
 
+SKIP_MESSAGE = ("no Chromium here: the browser tests are skipped. `make test` installs Debian's 'chromium' package; "
+                "Ubuntu has Chromium only as a snap, so install Chromium or Google Chrome and set CHROMIUM=/path/to/it")
+
+
 def find_chromium() -> str | None:
+    """$CHROMIUM, else the first of CHROMIUM_NAMES on PATH, else None (see SKIP_MESSAGE)."""
+    if os.environ.get("CHROMIUM"):
+        return shutil.which(os.environ["CHROMIUM"]) or os.environ["CHROMIUM"]
     for name in CHROMIUM_NAMES:
         path = shutil.which(name)
         if path:

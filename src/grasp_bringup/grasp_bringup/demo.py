@@ -34,17 +34,24 @@ DEFAULTS = {"attempts": 250, "profile": "fast", "objects": 10, "pretrain_epochs"
 
 def parse_args(argv=None) -> argparse.Namespace:
     d = DEFAULTS
-    parser = argparse.ArgumentParser(prog="sim_demo", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="sim_demo", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--attempts", type=int, default=d["attempts"], help="grasp attempts to learn from (all robots)")
     parser.add_argument("--profile", default=d["profile"], help="network profile (grasp_core.profiles)")
     parser.add_argument("--objects", type=int, default=d["objects"], help="objects per simulated scene")
     parser.add_argument("--robots", type=int, default=1, help="simulated robots (namespaces /robot1 ...) feeding "
                                                               "one learner")
-    parser.add_argument("--pretrain-epochs", type=int, default=d["pretrain_epochs"])
+    parser.add_argument("--pretrain-epochs", type=int, default=d["pretrain_epochs"],
+                        help="epochs of the key-point pretraining of Q_s")
     parser.add_argument("--dataset-images", type=int, default=d["dataset_images"],
                         help="simulated key-point images (the seed: 50)")
     parser.add_argument("--no-pretrain", action="store_true", help="vanilla DQN: no key-point warm start")
+    parser.add_argument("--viz", action="store_true", help="watch the cell in a web browser (rerun's web viewer; "
+                                                           "the address is printed)")
+    parser.add_argument("--viz-port", type=int, default=9090, help="port of the viewer's page (--viz); its data "
+                                                                  "stream uses the next port")
+    parser.add_argument("--no-bag", action="store_true", help="do not record the experiences and proposals as a "
+                                                              "ROS 2 bag (MCAP) in OUTPUT/bag")
     parser.add_argument("--window", type=int, default=d["window"], help="attempts per window of the success "
                                                                         "rate G (the seed: 100)")
     parser.add_argument("--learning", default="default", help="learning preset (grasp_core.learning.PRESETS): "
@@ -52,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override learning settings, e.g. dqn.gamma=0.9 publish_every=10 "
                              "(exploration.epsilon_decay_steps defaults to --attempts)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the world, the dataset and the networks")
     parser.add_argument("--output", default="demo_output", help="folder for the dataset, checkpoints, logs, "
                                                                 "curve and summary")
     parser.add_argument("--params-file", default=None, help="node parameter YAML (default: config/ur5_sim.yaml)")
@@ -151,6 +158,11 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
         NodeSpec("grasp_affordance", "affordance_node", params={
             "profile": args.profile, "seed": args.seed, "torch_threads": 1}),
     ]
+    if args.viz:  # grasp_bringup.viewer, on robot 1's heightmaps
+        specs.append(NodeSpec("grasp_bringup", "viewer", params={
+            "namespace": "/robot1", "web_port": args.viz_port, "grpc_port": args.viz_port + 1, "window": args.window}))
+    if not args.no_bag:  # experiences, proposals (propose_grasp's service events) and model versions
+        specs.append(NodeSpec("grasp_ros", "bag_recorder", params={"output": str(out / "bag")}))
     for r in range(1, args.robots + 1):
         ns = f"/robot{r}"
         specs += [
@@ -253,7 +265,7 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
     if not params_file.is_file():
         say(f"no parameter file {params_file}: the nodes use their defaults plus the demo's settings")
         params_file = None
-    for folder in ("learner", "logs"):
+    for folder in ("learner", "logs", "bag"):
         shutil.rmtree(out / folder, ignore_errors=True)  # a new run: the learner must not resume an old one
     for stale in out.glob("attempts_robot*.csv"):
         stale.unlink()
@@ -268,6 +280,9 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
         try:
             for spec in specs:
                 graph.start(spec)
+            if args.viz:
+                from grasp_bringup.viewer import viewer_url
+                say(f"viewer: open {viewer_url(args.viz_port, args.viz_port + 1)} in a web browser")
             started = time.monotonic()
             deadline = started + 60.0 * args.max_minutes
             last_print = 0.0

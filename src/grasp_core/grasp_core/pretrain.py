@@ -27,24 +27,24 @@ table 0 (a certain failure).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+
+if __name__ == "__main__":  # `python -m grasp_core.pretrain`: answer --help (and bad flags) before torch loads (~8 s)
+    from grasp_core.pretrain_cli import main as _cli_main
+
+    sys.exit(_cli_main())
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from grasp_core import checkpoint
-from grasp_core.dataset import KeypointSample, load_dataset
+from grasp_core.dataset import KeypointSample
 from grasp_core.labels import affordance_label
 from grasp_core.losses import LOSSES, map_loss
-from grasp_core.profiles import PROFILES, get_profile
+from grasp_core.profiles import get_profile
 from grasp_core.rotation import RotatingQNetwork
 
 
@@ -162,7 +162,7 @@ def pretrain(qnet: RotatingQNetwork, images: list[TrainingImage], config: Pretra
     epoch_losses, step = [], 0
     qnet.train()
     bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"pretrain {config.loss}", unit="batch",
-               disable=not progress, dynamic_ncols=True)
+               disable=None if progress else True, dynamic_ncols=True)
     for epoch in range(config.epochs):
         order = rng.permutation(len(images))
         losses = []
@@ -252,74 +252,10 @@ def calibrate_q_scale(qnet: RotatingQNetwork, images: list[TrainingImage], max_i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grasp-pretrain", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--dataset", required=True, help="grasp-keypoints dataset folder")
-    parser.add_argument("--out", required=True, help="checkpoint to write (.safetensors; a .json copy of the "
-                                                     "metadata goes beside it)")
-    parser.add_argument("--profile", default="fast", choices=sorted(PROFILES))
-    parser.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
-    parser.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
-    parser.add_argument("--loss", default="kl", choices=LOSSES)
-    parser.add_argument("--optimizer", default=PretrainConfig.optimizer, choices=("sgd", "adam"),
-                        help="sgd (the seed) or adam")
-    parser.add_argument("--lr", type=float, default=PretrainConfig.lr, help="learning rate")
-    parser.add_argument("--momentum", type=float, default=PretrainConfig.momentum)
-    parser.add_argument("--weight-decay", type=float, default=PretrainConfig.weight_decay)
-    parser.add_argument("--no-augment", action="store_true", help="no random quarter turns / flips")
-    parser.add_argument("--rotation-zero", action="store_true", help="train rotation 0 only (not random ones)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--logdir", help="TensorBoard log folder (scalars); none if omitted")
-    parser.add_argument("--imagenet-weights", help="mobilenet_v2 ImageNet file for the poi profile")
-    parser.add_argument("--init", help="start from this checkpoint instead of the profile's initial weights")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    """The `grasp-pretrain` command (grasp_core.pretrain_cli: arguments are parsed before torch is imported)."""
+    from grasp_core.pretrain_cli import main as cli_main
 
-    try:
-        config = PretrainConfig(profile=args.profile, epochs=args.epochs, batch_size=args.batch_size, loss=args.loss,
-                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                                augment=not args.no_augment, random_rotations=not args.rotation_zero,
-                                seed=args.seed)
-        out = Path(args.out)
-        if out.suffix != ".safetensors":
-            raise ValueError(f"--out must end in .safetensors, got {out}")
-        torch.set_num_threads(max(1, args.threads))
-        torch.manual_seed(config.seed)
-        profile = get_profile(config.profile)
-        dataset = load_dataset(args.dataset)
-        scale = dataset.workspace.resolution / profile.resolution
-        images = prepare_images(dataset.samples, scale)
-        qnet = profile.build_q_network(imagenet_weights=args.imagenet_weights)
-        if args.init:
-            from grasp_core.dqn import warm_start
-            warm_start(qnet, args.init)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"grasp-pretrain: error: {e}", file=sys.stderr)
-        return 2
-
-    writer = None
-    if args.logdir:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(args.logdir)
-    started = time.perf_counter()
-    h, w = images[0].depth.shape
-    print(f"grasp-pretrain: {len(images)} images of {w}x{h} px (dataset {dataset.workspace.resolution} m/px, "
-          f"profile {profile.name} {profile.resolution} m/px), {profile.trunk}, {profile.num_rotations} rotations, "
-          f"loss {config.loss}, {config.epochs} epochs")
-    result = pretrain(qnet, images, config, writer=writer, progress=not args.quiet)
-    epoch_losses = result.epoch_losses
-    if writer is not None:
-        writer.close()
-    meta = {"pretrain": asdict(config), "dataset": os.path.abspath(args.dataset), "images": result.images,
-            "heightmap_shape": [h, w], "resolution": profile.resolution, "final_loss": epoch_losses[-1],
-            "seconds": round(time.perf_counter() - started, 1), "init": args.init}
-    checkpoint.save_model(out, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="pretrain", version=0,
-                          step=result.steps, config=json.loads(json.dumps(meta)))
-    print(f"grasp-pretrain: loss {epoch_losses[0]:.4f} -> {epoch_losses[-1]:.4f}; wrote {out} "
-          f"and {checkpoint.sidecar_path(out)}")
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

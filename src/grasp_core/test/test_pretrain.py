@@ -172,3 +172,26 @@ def test_batchnorm_statistics_are_re_estimated_after_pretraining():
     assert batches == 2
     assert all(not torch.all(m.running_var == 1) for m in norms)
     assert all(m.momentum == 0.1 for m in norms) and not qnet.training  # settings restored
+
+
+def test_progress_bar_stays_out_of_logs(capsys):
+    """Progress on, but stderr is not a terminal (a log file, CI): tqdm writes no carriage-return spam."""
+    world = BlobWorld(size=32, seed=3)
+    world.reset()
+    images = prepare_images([world.keypoint_sample("000000")], 1.0)
+    qnet = get_profile("tiny").build_q_network()
+    pretrain(qnet, images, PretrainConfig(profile="tiny", epochs=2, batch_size=1, recalibrate_bn=False,
+                                          calibrate_q=False), progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "pretrain kl" not in err
+
+
+def test_cli_choices_and_defaults_match_the_library():
+    """pretrain_cli spells out the choices so `--help` needs no torch: they must be the library's."""
+    from grasp_core.losses import LOSSES
+    from grasp_core.pretrain_cli import DEFAULTS, LOSS_NAMES, PROFILE_NAMES
+    from grasp_core.profiles import PROFILES
+
+    assert set(PROFILE_NAMES) == set(PROFILES) and set(LOSS_NAMES) == set(LOSSES)
+    config = PretrainConfig()
+    assert DEFAULTS == {name: getattr(config, name) for name in DEFAULTS}

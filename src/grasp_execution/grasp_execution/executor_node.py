@@ -21,6 +21,7 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -34,7 +35,7 @@ from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_ov
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
@@ -76,8 +77,8 @@ class ExecutorNode(Node):
                                 check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
         p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
                                           "overrides of the preset, e.g. 'exploration.mode=uniform "
-                                          "episode.reset_after_failures=5' (the same string as the learner's).",
-                                          read_only=True)
+                                          "episode.reset_after_failures=5' (the same string as the learner's). "
+                                          "Live: a new string applies from the next attempt.", live=True)
         p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
                                            "Attempts already made (resume the schedule after a restart).",
                                            check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
@@ -120,6 +121,7 @@ class ExecutorNode(Node):
         except ValueError as e:
             raise ParameterError(f"learning / learning_overrides: {e}") from None
         self.source = p["source"] or self.get_namespace()
+        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set` on learning_overrides
 
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
@@ -149,6 +151,11 @@ class ExecutorNode(Node):
             f"({p['learning_overrides'] or 'no overrides'}): {self.learning.exploration.mode} exploration, epsilon "
             f"{self.epsilon():.3f} now; "
             f"{p['max_attempts'] or 'unlimited'} attempts")
+
+    def _apply_live_parameter(self, name: str, value) -> None:
+        """learning_overrides set live: checked, then used from the next attempt (ValueError refuses it)."""
+        self.learning = learning_config(self.params["learning"], parse_overrides(value))
+        self.rules = None  # rebuilt with the new episode rule at the next attempt
 
     def _make_backend(self) -> GraspBackend:
         p = self.params

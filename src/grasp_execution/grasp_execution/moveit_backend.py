@@ -5,7 +5,15 @@ above the grasp), down to the grasp pose, close the jaw (SetIO on a tool digital
 read whether something is held (a digital input, or the jaw width from a tool analog input); release it (at
 `drop_configuration` if set, else where it is); return to `home_configuration`, out of the camera's view, so the
 next camera frame shows the scene. Poses are for `pose_link` (tool0): the jaw centre is `tcp_offset` below it along
-the tool z axis, which points down.
+the tool z axis, which points down. The descent and the lift are straight lines (Pilz LIN, the `pilz_lin` plan
+request parameters of config/moveit_py_ur3.yaml); the approach and the way home are free OMPL motions. The table and
+the camera mount are collision objects of the planning scene (`table_box`, `camera_box`).
+
+Start-up (create_moveit_backend): MoveItPy needs the robot's /joint_states, which ur_robot_driver publishes only once
+the External Control program runs on the pendant (or in headless mode); until then MoveItPy raises, and the backend
+waits and retries (`start_attempts`, `start_retry_delay`) with a log line saying what to check. Then it sets the
+tool voltage through SetIO (`tool_voltage`: the driver's own `tool_voltage` argument acts only with tool
+communication on e-Series; SetIO works on CB3 too) and adds the collision objects.
 
 The moveit_py, moveit_configs_utils and ur_msgs imports live in `create_moveit_backend` and the readers, so this
 module imports (and its logic is tested with fakes of the MoveItPy / PlanningComponent objects) without MoveIt.
@@ -23,7 +31,7 @@ from typing import Callable
 
 from geometry_msgs.msg import PoseStamped
 from grasp_core.grasp_pose import top_down_quaternion
-from grasp_ros.params import declare, in_range, one_of
+from grasp_ros.params import ParameterError, declare, in_range, one_of
 
 from grasp_execution.backend import (REASON_NONE, REASON_NOTHING_GRASPED, REASON_UNREACHABLE, GraspBackend,
                                      GraspOutcome, ResetOutcome)
@@ -48,6 +56,7 @@ class MoveItGraspConfig:
     jaw_yaw_offset: float = 0.0        # closing axis yaw minus tool0 x yaw, as mounted
     home_configuration: str = "home"   # SRDF named state out of the camera's view
     drop_configuration: str = ""       # SRDF named state to release a held object at ('' = release in place)
+    linear_plan: str = "pilz_lin"      # plan request parameters of the straight descent/lift ('' = free OMPL)
 
 
 def grasp_poses(pose: PoseStamped, angle: float, config: MoveItGraspConfig) -> dict[str, PoseStamped]:
@@ -76,11 +85,17 @@ class ToolIoGripper:
     """A parallel jaw (e.g. OnRobot RG2) switched by one UR digital output; holding() reads a sensor."""
 
     def __init__(self, set_output: Callable[[int, bool], None], read_holding: Callable[[], tuple[bool, str]],
-                 pin: int, close_state: bool = True, settle_time: float = 1.0, sleep=time.sleep):
+                 pin: int, close_state: bool = True, settle_time: float = 1.0, sleep=time.sleep,
+                 prepare: Callable[[], None] | None = None):
+        """`prepare`: called before the first switching (the tool voltage), again until it succeeds."""
         self._set_output, self._read_holding = set_output, read_holding
         self.pin, self.close_state, self.settle_time, self._sleep = int(pin), bool(close_state), settle_time, sleep
+        self._prepare = prepare
 
     def open(self) -> None:
+        if self._prepare is not None:
+            self._prepare()
+            self._prepare = None
         self._set_output(self.pin, not self.close_state)
         self._sleep(self.settle_time)
 
@@ -93,6 +108,100 @@ class ToolIoGripper:
         return self._read_holding()
 
 
+class NoGripper:
+    """moveit.gripper none (a dry run on mock hardware): nothing is switched, nothing is ever held."""
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def holding(self) -> tuple[bool, str]:
+        return False, "no gripper (moveit.gripper none: dry run)"
+
+
+@dataclass(frozen=True)
+class SceneBox:
+    """A box collision object: centre and size in the planning frame, metres."""
+
+    name: str
+    center: tuple[float, float, float]
+    size: tuple[float, float, float]
+
+
+TABLE_THICKNESS = 0.05
+
+
+def scene_boxes(table_box, camera_box) -> list[SceneBox]:
+    """The table (top surface at table_box z) and the camera mount as boxes; a box of size 0 is left out.
+
+    table_box: [centre x, centre y, top z, size x, size y]; camera_box: [centre x, y, z, size x, y, z]."""
+    table, camera = [float(v) for v in table_box], [float(v) for v in camera_box]
+    if len(table) != 5 or len(camera) != 6:
+        raise ValueError(f"table_box needs 5 numbers and camera_box 6, got {len(table)} and {len(camera)}")
+    boxes = []
+    if min(table[3:]) > 0:
+        boxes.append(SceneBox("table", (table[0], table[1], table[2] - TABLE_THICKNESS / 2),
+                              (table[3], table[4], TABLE_THICKNESS)))
+    if min(camera[3:]) > 0:
+        boxes.append(SceneBox("camera_mount", tuple(camera[:3]), tuple(camera[3:])))
+    return boxes
+
+
+def add_collision_boxes(robot, boxes: list[SceneBox], frame: str, messages=None) -> None:
+    """Add the boxes to MoveItPy's planning scene. `messages`: (CollisionObject, SolidPrimitive, Pose) classes
+    (moveit_msgs / shape_msgs / geometry_msgs on a real install; fakes in tests)."""
+    if messages is None:
+        from geometry_msgs.msg import Pose  # noqa: PLC0415
+        from moveit_msgs.msg import CollisionObject  # noqa: PLC0415
+        from shape_msgs.msg import SolidPrimitive  # noqa: PLC0415
+        messages = (CollisionObject, SolidPrimitive, Pose)
+    CollisionObject, SolidPrimitive, Pose = messages
+    with robot.get_planning_scene_monitor().read_write() as scene:
+        for box in boxes:
+            obj = CollisionObject()
+            obj.header.frame_id = frame
+            obj.id = box.name
+            primitive = SolidPrimitive()
+            primitive.type = SolidPrimitive.BOX
+            primitive.dimensions = list(box.size)
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = box.center
+            pose.orientation.w = 1.0
+            obj.primitives = [primitive]
+            obj.primitive_poses = [pose]
+            obj.operation = CollisionObject.ADD
+            scene.apply_collision_object(obj)
+        scene.current_state.update()
+
+
+class MoveItUnavailable(ParameterError):
+    """MoveItPy did not start (no robot state, no controllers): the executor stops with this message."""
+
+
+def start_moveit_py(make_robot: Callable[[], object], attempts: int, delay: float, logger,
+                    sleep=time.sleep):
+    """make_robot() until it works: `attempts` tries (0: until it works), `delay` s apart, each failure logged with
+    what to check. Raises MoveItUnavailable after the last try."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return make_robot()
+        except (ImportError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - MoveItPy raises RuntimeError (C++) for a missing robot state
+            what = (f"MoveItPy did not start (try {attempt}{'' if attempts == 0 else f' of {attempts}'}): "
+                    f"{type(e).__name__}: {e}. Is ur_robot_driver publishing /joint_states? On the robot the "
+                    "External Control program must be running on the pendant (or launch with headless_mode:=true); "
+                    "with use_mock_hardware:=true, are the controllers up?")
+            if attempts and attempt >= attempts:
+                raise MoveItUnavailable(what) from None
+            logger.warning(f"{what} Retrying in {delay:g} s.")
+            sleep(delay)
+
+
 class MotionFailed(RuntimeError):
     """A planned motion could not be executed (controller, driver, safety stop)."""
 
@@ -102,22 +211,36 @@ class MoveItBackend(GraspBackend):
 
     name = "moveit"
 
-    def __init__(self, robot, gripper, config: MoveItGraspConfig = MoveItGraspConfig(), logger=None):
+    def __init__(self, robot, gripper, config: MoveItGraspConfig = MoveItGraspConfig(), logger=None,
+                 linear_parameters=None):
+        """`linear_parameters`: the plan request parameters of straight-line motions (PlanRequestParameters of
+        config.linear_plan); made from `robot` on a real install when None and config.linear_plan is set."""
         self.robot, self.gripper, self.config = robot, gripper, config
         self.arm = robot.get_planning_component(config.planning_group)
         self._logger = logger
+        if linear_parameters is None and config.linear_plan:
+            from moveit.planning import PlanRequestParameters  # noqa: PLC0415 - a real install only
+            linear_parameters = PlanRequestParameters(robot, config.linear_plan)
+        self.linear_parameters = linear_parameters if config.linear_plan else None
+        if self.linear_parameters is None:
+            self._log("warning", "moveit.linear_plan is '': the descent and the lift are free OMPL motions, which "
+                                 "may sweep the jaw through the objects")
 
     def _log(self, level: str, message: str) -> None:
         if self._logger is not None:
             getattr(self._logger, level)(message)
 
-    def _plan_and_execute(self, label: str, **goal) -> bool:
-        """False if planning fails; raises MotionFailed if the plan does not execute."""
+    def _plan_and_execute(self, label: str, straight: bool = False, **goal) -> bool:
+        """False if planning fails; raises MotionFailed if the plan does not execute. `straight`: a straight line
+        of the tool (Pilz LIN) when linear planning is configured."""
         self.arm.set_start_state_to_current_state()
         self.arm.set_goal_state(**goal)
-        plan = self.arm.plan()
+        if straight and self.linear_parameters is not None:
+            plan = self.arm.plan(single_plan_parameters=self.linear_parameters)
+        else:
+            plan = self.arm.plan()
         if not plan:
-            self._log("warning", f"planning to the {label} pose failed")
+            self._log("warning", f"planning {'a straight line ' if straight else ''}to the {label} pose failed")
             return False
         status = self.robot.execute(plan.trajectory, controllers=[])
         # moveit_py >= Jazzy returns an ExecutionStatus (truthy on success); older versions return None.
@@ -125,8 +248,8 @@ class MoveItBackend(GraspBackend):
             raise MotionFailed(f"executing the {label} trajectory failed: {getattr(status, 'status', status)}")
         return True
 
-    def _move_to_pose(self, label: str, goal: PoseStamped) -> bool:
-        return self._plan_and_execute(label, pose_stamped_msg=goal, pose_link=self.config.pose_link)
+    def _move_to_pose(self, label: str, goal: PoseStamped, straight: bool = False) -> bool:
+        return self._plan_and_execute(label, straight, pose_stamped_msg=goal, pose_link=self.config.pose_link)
 
     def _move_to_named(self, label: str, name: str) -> bool:
         return self._plan_and_execute(label, configuration_name=name)
@@ -149,10 +272,10 @@ class MoveItBackend(GraspBackend):
             if not self._move_to_pose("pre-grasp", goals["pre-grasp"]):
                 return GraspOutcome(True, False, REASON_UNREACHABLE, "no plan to the pre-grasp pose")
             moved = True
-            if not self._move_to_pose("grasp", goals["grasp"]):
+            if not self._move_to_pose("grasp", goals["grasp"], straight=True):
                 return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan down to the grasp pose"))
             self.gripper.close()
-            if not self._move_to_pose("lift", goals["lift"]):
+            if not self._move_to_pose("lift", goals["lift"], straight=True):
                 return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan up to the lift pose"))
             held, detail = self.gripper.holding()
             if held and cfg.drop_configuration and not self._move_to_named("drop", cfg.drop_configuration):
@@ -239,6 +362,24 @@ def declare_moveit_parameters(node) -> dict:
         check=in_range(0.0, 0.2), requirement="0 <= min_width <= 0.2")
     add("io_timeout", 2.0, "Seconds to wait for SetIO responses and fresh I/O readings.",
         check=in_range(0.1, 60.0), requirement="0.1 <= io_timeout <= 60")
+    add("gripper", "tool_io", "tool_io (a jaw on a tool digital output) or none (dry run on mock hardware: nothing "
+                              "is switched, nothing is held).", check=one_of("tool_io", "none"),
+        requirement="tool_io or none")
+    add("tool_voltage", 0, "Tool output voltage set through SetIO (FUN_SET_TOOL_VOLTAGE) at start-up: 0 (leave it), "
+                           "12 or 24. Works on CB3 and e-Series; the driver's tool_voltage argument acts only with "
+                           "tool communication (e-Series).", check=one_of(0, 12, 24), requirement="0, 12 or 24")
+    add("linear_plan", d.linear_plan, "Plan request parameters (a namespace of config_file) of the straight-line "
+                                      "descent and lift: Pilz LIN. '' = free OMPL motions.")
+    add("table_box", [-0.524, 0.0, -0.255, 0.7, 0.7], "The table as a collision object in base_frame: [centre x, "
+        "centre y, top z, size x, size y], metres (a size of 0: no table).",
+        check=lambda v: len(v) == 5, requirement="5 numbers")
+    add("camera_box", [-0.524, 0.0, 0.52, 0.12, 0.06, 0.06], "The camera and its mount as a collision object in "
+        "base_frame: [centre x, y, z, size x, y, z], metres (a size of 0: none).",
+        check=lambda v: len(v) == 6, requirement="6 numbers")
+    add("start_attempts", 0, "Tries to start MoveItPy (it needs the robot's /joint_states); 0: until it works.",
+        check=in_range(0, 1_000_000), requirement="start_attempts >= 0")
+    add("start_retry_delay", 5.0, "Seconds between tries to start MoveItPy.",
+        check=in_range(0.1, 600.0), requirement="0.1 <= start_retry_delay <= 600")
     return p
 
 
@@ -248,7 +389,7 @@ def grasp_config_from_parameters(p: dict) -> MoveItGraspConfig:
                              surface_z_min=p["surface_z_min"], surface_z_max=p["surface_z_max"],
                              approach_height=p["approach_height"], jaw_yaw_offset=p["jaw_yaw_offset"],
                              home_configuration=p["home_configuration"],
-                             drop_configuration=p["drop_configuration"])
+                             drop_configuration=p["drop_configuration"], linear_plan=p["linear_plan"])
 
 
 def moveit_config_dict(ur_type: str, moveit_py_file: str, kinematics_params_file: str = "") -> dict:
@@ -264,7 +405,8 @@ def moveit_config_dict(ur_type: str, moveit_py_file: str, kinematics_params_file
             .robot_description(file_path=str(urdf), mappings=mappings)
             .robot_description_semantic(file_path="srdf/ur.srdf.xacro", mappings={"name": "ur"})
             .trajectory_execution(file_path="config/moveit_controllers.yaml")
-            .planning_pipelines(pipelines=["ompl"], default_planning_pipeline="ompl")
+            # Pilz for the straight descent and lift (ur_moveit_config ships its planning and cartesian limits).
+            .planning_pipelines(pipelines=["ompl", "pilz_industrial_motion_planner"], default_planning_pipeline="ompl")
             .moveit_cpp(file_path=moveit_py_file)
             .to_dict())
 
@@ -335,6 +477,22 @@ def make_set_output(node, service: str, timeout: float) -> Callable[[int, bool],
     return set_output
 
 
+def make_set_tool_voltage(node, service: str, volts: int, timeout: float) -> Callable[[], None]:
+    """set_tool_voltage() through ur_msgs/SetIO (FUN_SET_TOOL_VOLTAGE, state = volts); called from the grasp loop
+    (the node is spun by then), before the gripper is first switched."""
+    from ur_msgs.srv import SetIO  # noqa: PLC0415
+
+    client = node.create_client(SetIO, service)
+
+    def set_tool_voltage() -> None:
+        request = SetIO.Request(fun=SetIO.Request.FUN_SET_TOOL_VOLTAGE, pin=0, state=float(volts))
+        if not call_service(client, request, timeout, wait_for_server=timeout).success:
+            raise RuntimeError(f"{service} did not set the tool voltage to {volts} V: is ur_robot_driver's "
+                               "io_and_status_controller running? (moveit.tool_voltage: 0 leaves it as it is)")
+        node.get_logger().info(f"tool voltage set to {volts} V")
+    return set_tool_voltage
+
+
 def create_moveit_backend(node, p: dict) -> MoveItBackend:
     """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install."""
     from moveit.planning import MoveItPy  # noqa: PLC0415
@@ -343,9 +501,24 @@ def create_moveit_backend(node, p: dict) -> MoveItBackend:
     if not config_file:
         from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
         config_file = str(Path(get_package_share_directory("grasp_bringup")) / "config" / "moveit_py_ur3.yaml")
-    robot = MoveItPy(node_name=p["node_name"],
-                     config_dict=moveit_config_dict(p["ur_type"], config_file, p["kinematics_params_file"]))
-    gripper = ToolIoGripper(make_set_output(node, p["gripper_service"], p["io_timeout"]),
-                            make_holding_reader(node, p), p["gripper_pin"], p["gripper_close_state"],
-                            p["gripper_settle_time"])
-    return MoveItBackend(robot, gripper, grasp_config_from_parameters(p), node.get_logger())
+    config_dict = moveit_config_dict(p["ur_type"], config_file, p["kinematics_params_file"])
+    log = node.get_logger()
+    robot = start_moveit_py(lambda: MoveItPy(node_name=p["node_name"], config_dict=config_dict),
+                            p["start_attempts"], p["start_retry_delay"], log)
+    log.info("MoveItPy is up")
+    try:
+        boxes = scene_boxes(p["table_box"], p["camera_box"])
+    except ValueError as e:
+        raise ParameterError(f"moveit.table_box / moveit.camera_box: {e}") from None
+    add_collision_boxes(robot, boxes, p["base_frame"])
+    log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {p['base_frame']}")
+    if p["gripper"] == "none":
+        log.warning("moveit.gripper is none: the gripper is not switched and no grasp can succeed (dry run)")
+        gripper = NoGripper()
+    else:
+        prepare = (make_set_tool_voltage(node, p["gripper_service"], p["tool_voltage"], p["io_timeout"])
+                   if p["tool_voltage"] else None)
+        gripper = ToolIoGripper(make_set_output(node, p["gripper_service"], p["io_timeout"]),
+                                make_holding_reader(node, p), p["gripper_pin"], p["gripper_close_state"],
+                                p["gripper_settle_time"], prepare=prepare)
+    return MoveItBackend(robot, gripper, grasp_config_from_parameters(p), log)

@@ -9,10 +9,12 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from grasp_core.grasp_pose import quaternion_to_angle  # noqa: E402
 from grasp_interfaces.srv import ExecuteGrasp  # noqa: E402
 
-from grasp_execution.moveit_backend import (MoveItBackend, MoveItGraspConfig, ToolIoGripper,  # noqa: E402
-                                            grasp_poses)
+from grasp_execution.moveit_backend import (MoveItBackend, MoveItGraspConfig, MoveItUnavailable,  # noqa: E402
+                                            NoGripper, SceneBox, ToolIoGripper, add_collision_boxes, grasp_poses,
+                                            scene_boxes, start_moveit_py)
 
 CONFIG = MoveItGraspConfig(tcp_offset=0.2, grasp_depth=0.02, min_grasp_z=-0.235, approach_height=0.15)
+LINEAR = object()  # stands in for PlanRequestParameters(robot, "pilz_lin")
 
 
 class FakePlan:
@@ -36,6 +38,7 @@ class FakeMoveIt:
         self.failing_execution, self.raise_on = failing_execution, raise_on
         self.goal = None
         self.groups = []
+        self.straight = []  # goal labels planned with the straight-line (Pilz LIN) parameters
 
     def get_planning_component(self, name):
         self.groups.append(name)
@@ -53,8 +56,11 @@ class FakeMoveIt:
             self.goal = ("named", kwargs["configuration_name"])
         self.events.append(("goal",) + self.goal[:3])
 
-    def plan(self):
+    def plan(self, single_plan_parameters=None):
         label = self.goal[1]
+        if single_plan_parameters is not None:
+            assert single_plan_parameters is LINEAR
+            self.straight.append(label)
         if label in self.raise_on:
             raise RuntimeError("planning scene monitor died")
         self.events.append(("plan", label))
@@ -80,7 +86,7 @@ def make_backend(events, held=True, **moveit_kw):
 
     gripper = ToolIoGripper(set_output, read_holding, pin=16, close_state=True, settle_time=0.0)
     moveit = FakeMoveIt(events, **moveit_kw)
-    return MoveItBackend(moveit, gripper, CONFIG), moveit
+    return MoveItBackend(moveit, gripper, CONFIG, linear_parameters=LINEAR), moveit
 
 
 def proposal(x=-0.5, y=0.05, z=-0.2, frame="base_link"):
@@ -135,6 +141,7 @@ def test_successful_grasp_moves_and_switches_the_gripper_in_order():
         ("goal", "home"), ("plan", "home"), ("execute", "trajectory to home"),  # out of the camera's view
     ]
     assert moveit.groups == ["ur_manipulator"]
+    assert moveit.straight == [grasp, pre]  # the descent and the lift are straight lines; approach and home free
     # Every pose goal is for tool0 and every plan starts from the current state.
     assert all(e[3] == "tool0" for e in events if e[0] == "goal" and e[1] == "pose")
     assert sum(e[0] == "start_state" for e in events) == 4
@@ -209,10 +216,114 @@ def test_drop_configuration_is_visited_with_a_held_object():
     outputs = []
     gripper = ToolIoGripper(lambda pin, on: outputs.append((pin, on)) or events.append(("io", pin, on)),
                             lambda: (True, "held"), pin=17, close_state=False, settle_time=0.0)
-    backend = MoveItBackend(FakeMoveIt(events), gripper, MoveItGraspConfig(drop_configuration="bin"))
+    backend = MoveItBackend(FakeMoveIt(events), gripper, MoveItGraspConfig(drop_configuration="bin"),
+                            linear_parameters=LINEAR)
     assert backend.execute_grasp(proposal(), 0.0).grasp_success
     names = [e[2] for e in events if e[0] == "goal" and e[1] == "named"]
     assert names == ["bin", "home"]
     # close_state False: the jaw closes with the output off and opens with it on.
     assert outputs == [(17, True), (17, False), (17, True)]
     assert np.all([p == 17 for p, _ in outputs])
+
+
+class Logger:
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, message):
+        self.lines.append(("warning", message))
+
+    def info(self, message):
+        self.lines.append(("info", message))
+
+
+def test_free_descent_only_when_asked_and_then_said():
+    log = Logger()
+    moveit = FakeMoveIt([])
+    backend = MoveItBackend(moveit, NoGripper(), MoveItGraspConfig(linear_plan=""), log)
+    assert backend.linear_parameters is None and "free OMPL" in log.lines[0][1]
+    outcome = backend.execute_grasp(proposal(), 0.0)
+    assert outcome.executed and not outcome.grasp_success and "dry run" in outcome.message
+    assert moveit.straight == []
+
+
+def test_moveit_py_start_is_retried_with_what_to_check():
+    log, slept, tries = Logger(), [], []
+
+    def make_robot():
+        tries.append(1)
+        if len(tries) < 3:
+            raise RuntimeError("Didn't receive robot state (joint angles) with recent timestamp within 10 seconds")
+        return "robot"
+
+    assert start_moveit_py(make_robot, attempts=0, delay=2.5, logger=log, sleep=slept.append) == "robot"
+    assert slept == [2.5, 2.5] and len(log.lines) == 2
+    assert all("External Control" in m and "/joint_states" in m and "try" in m for _, m in log.lines)
+    tries.clear()
+    with pytest.raises(MoveItUnavailable, match="try 2 of 2.*External Control"):
+        start_moveit_py(make_robot, attempts=2, delay=1.0, logger=log, sleep=slept.append)
+    with pytest.raises(ImportError):
+        start_moveit_py(lambda: __import__("moveit_not_installed_here"), 0, 1.0, log, sleep=slept.append)
+
+
+def test_table_and_camera_mount_are_collision_objects():
+    boxes = scene_boxes([-0.5, 0.0, -0.255, 0.7, 0.6], [-0.5, 0.0, 0.52, 0.12, 0.06, 0.06])
+    assert boxes == [SceneBox("table", (-0.5, 0.0, -0.28), (0.7, 0.6, 0.05)),
+                     SceneBox("camera_mount", (-0.5, 0.0, 0.52), (0.12, 0.06, 0.06))]
+    assert [b.name for b in scene_boxes([0, 0, 0, 0, 0], [0, 0, 0.5, 0.1, 0.1, 0.1])] == ["camera_mount"]
+    with pytest.raises(ValueError, match="5 numbers"):
+        scene_boxes([0, 0, 0], [0] * 6)
+
+    class Msg:  # stands in for moveit_msgs / shape_msgs (not installable here)
+        BOX, ADD = 1, 0
+
+        def __init__(self):
+            self.header = type("Header", (), {})()
+
+    class Scene:
+        def __init__(self):
+            self.applied, self.updated = [], 0
+            self.current_state = self
+
+        def apply_collision_object(self, obj):
+            self.applied.append(obj)
+
+        def update(self):
+            self.updated += 1
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class Robot:
+        def __init__(self):
+            self.scene = Scene()
+
+        def get_planning_scene_monitor(self):
+            return self
+
+        def read_write(self):
+            return self.scene
+
+    from geometry_msgs.msg import Pose
+    robot = Robot()
+    add_collision_boxes(robot, boxes, "base_link", messages=(Msg, Msg, Pose))
+    applied = robot.scene.applied
+    assert [o.id for o in applied] == ["table", "camera_mount"] and robot.scene.updated == 1
+    table = applied[0]
+    assert table.header.frame_id == "base_link" and table.operation == Msg.ADD
+    assert table.primitives[0].type == Msg.BOX and table.primitives[0].dimensions == [0.7, 0.6, 0.05]
+    assert table.primitive_poses[0].position.z == pytest.approx(-0.28) and table.primitive_poses[0].orientation.w == 1
+
+
+def test_tool_voltage_is_set_once_before_the_gripper_first_moves():
+    events = []
+    prepared = []
+    gripper = ToolIoGripper(lambda pin, on: events.append(("io", pin, on)), lambda: (False, "-"), pin=16,
+                            settle_time=0.0, prepare=lambda: prepared.append(24) or events.append(("voltage", 24)))
+    gripper.open()
+    gripper.close()
+    gripper.open()
+    assert events[0] == ("voltage", 24) and prepared == [24] and len(events) == 4

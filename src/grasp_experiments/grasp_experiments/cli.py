@@ -32,6 +32,11 @@ def _machine() -> str:
            f"Python {platform.python_version()}"
 
 
+def _progress(args) -> bool:
+    """Progress bars only on a terminal: in a log file tqdm's carriage returns make one endless line."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _cmd_run(args) -> int:
     from grasp_experiments.experiment import ExperimentConfig, run_experiment
     from grasp_experiments.pretraining import PretrainStage
@@ -46,7 +51,7 @@ def _cmd_run(args) -> int:
                               args.imagenet_weights, args.keep_replay, learning=args.learning,
                               overrides=tuple(args.set))
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
+    result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=_progress(args))
     entry = {"command": "grasp-experiments " + shlex.join(sys.argv[1:]), "started": started,
              "seconds": result["seconds"], "ran": len(result["ran"]), "skipped": len(result["skipped"]),
              "jobs": args.jobs, "machine": _machine()}
@@ -57,14 +62,28 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _experiment_folder(path: str) -> Path:
+    """The --runs folder, or a ValueError that says what to give instead (before anything is created)."""
+    from grasp_experiments.experiment import EXPERIMENT_FILE
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"--runs {path}: no such folder; give the --out folder of `grasp-experiments run`")
+    if not (folder / EXPERIMENT_FILE).is_file():
+        raise ValueError(f"--runs {path} is not an experiment folder (it has no {EXPERIMENT_FILE}); give the --out "
+                         "folder of `grasp-experiments run`")
+    return folder
+
+
 def _cmd_novel(args) -> int:
+    from grasp_experiments.experiment import EXPERIMENT_FILE
     from grasp_experiments.novel import run_novel_test
 
-    config = json.loads((Path(args.runs) / "experiment.json").read_text())
+    config = json.loads((_experiment_folder(args.runs) / EXPERIMENT_FILE).read_text())
     objects = args.objects if args.objects is not None else max(config["objects"])
     methods = args.methods or config["methods"]
     record = run_novel_test(args.runs, methods, objects, args.rounds, args.attempts, threads=args.threads,
-                            progress=not args.quiet, include_pretrained=args.include_pretrained)
+                            progress=_progress(args), include_pretrained=args.include_pretrained)
     for m, r in record["methods"].items():
         print(f"{m}: G = {r['mean']:.3f} ± {r['std']:.3f} over {len(r['rounds'])} rounds")
     return 0
@@ -74,6 +93,7 @@ def _cmd_report(args) -> int:
     from grasp_experiments.analysis import MetricSettings
     from grasp_experiments.report import make_report
 
+    _experiment_folder(args.runs)
     settings = MetricSettings(window=args.window, box=args.box or args.window, delta=args.delta, k=args.k,
                               gbar=args.gbar, baseline=args.baseline)
     path = make_report(args.runs, args.out, settings, args.title, args.notes)
@@ -82,18 +102,21 @@ def _cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grasp-experiments", description=__doc__.split("\n")[0],
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="grasp-experiments", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="learning runs: methods x object counts x seeds (resumable)",
+    run = sub.add_parser("run", allow_abbrev=False, help="learning runs: methods x object counts x seeds (resumable)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run.add_argument("--methods", nargs="+", default=["ours", "vanilla", "mog", "poi"],
-                     choices=["ours", "vanilla", "mog", "poi"])
-    run.add_argument("--objects", nargs="+", type=int, default=[2, 4, 6, 10])
-    run.add_argument("--seeds", type=int, default=8)
+                     choices=["ours", "vanilla", "mog", "poi"],
+                     help="methods to run: ours (key-point warm start), vanilla DQN, mog, poi")
+    run.add_argument("--objects", nargs="+", type=int, default=[2, 4, 6, 10],
+                     help="objects per scene; one run per count")
+    run.add_argument("--seeds", type=int, default=8, help="seeds per method and object count")
     run.add_argument("--steps", type=int, default=1000, help="grasp attempts (= DQN updates) per run")
-    run.add_argument("--profile", default="fast", choices=["paper", "fast", "tiny"])
+    run.add_argument("--profile", default="fast", choices=["paper", "fast", "tiny"],
+                     help="network profile (grasp_core.profiles)")
     run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
     run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")
     run.add_argument("--pretrain-images", type=int, default=50, help="sim key-point images for Q_s")
@@ -113,23 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override learning settings, e.g. dqn.gamma=0.9 exploration.mode=uniform "
                           "publish_every=10 (sections: dqn, exploration, episode)")
     run.add_argument("--out", required=True, help="experiment folder (e.g. runs/exp1)")
-    run.add_argument("--quiet", action="store_true")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bars (they are off anyway when stderr is not a terminal)")
     run.set_defaults(func=_cmd_run)
 
-    novel = sub.add_parser("novel", help="test trained models on 10 unseen shapes (seed Table II)",
+    novel = sub.add_parser("novel", allow_abbrev=False, help="test trained models on 10 unseen shapes (seed Table II)",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     novel.add_argument("--runs", required=True, help="experiment folder")
     novel.add_argument("--methods", nargs="+", help="default: the experiment's methods")
     novel.add_argument("--objects", type=int, help="test the models trained with this many objects (default: most)")
-    novel.add_argument("--rounds", type=int, default=8)
-    novel.add_argument("--attempts", type=int, default=20)
+    novel.add_argument("--rounds", type=int, default=8, help="test rounds per method (seed: 8)")
+    novel.add_argument("--attempts", type=int, default=20, help="grasp attempts per round")
     novel.add_argument("--include-pretrained", action="store_true",
                        help="also test the KL-pretrained Q_s alone (ours before any DQN update)")
-    novel.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
-    novel.add_argument("--quiet", action="store_true")
+    novel.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="torch CPU threads")
+    novel.add_argument("--quiet", action="store_true",
+                       help="no progress bars (they are off anyway when stderr is not a terminal)")
     novel.set_defaults(func=_cmd_novel)
 
-    report = sub.add_parser("report", help="figures, summary and report.md from the raw logs",
+    report = sub.add_parser("report", allow_abbrev=False, help="figures, summary and report.md from the raw logs",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     report.add_argument("--runs", required=True, help="experiment folder")
     report.add_argument("--out", required=True, help="output folder (e.g. docs/results/exp1)")
@@ -137,9 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--box", type=int, help="L of the G-bar boxes (default: the window)")
     report.add_argument("--delta", type=float, default=0.05, help="G-bar stability threshold")
     report.add_argument("--k", type=int, default=3, help="G-bar: consecutive stable boxes")
-    report.add_argument("--gbar", default="own", choices=["own", "shared"])
-    report.add_argument("--baseline", default="vanilla")
-    report.add_argument("--title")
+    report.add_argument("--gbar", default="own", choices=["own", "shared"],
+                        help="G-bar per method (own) or one shared threshold")
+    report.add_argument("--baseline", default="vanilla", help="method the acceleration ratios compare with")
+    report.add_argument("--title", help="report title (default: from the experiment)")
     report.add_argument("--notes", help="Markdown file appended to the report (discussion)")
     report.set_defaults(func=_cmd_report)
     return parser

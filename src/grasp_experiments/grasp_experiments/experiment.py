@@ -160,7 +160,7 @@ def run_experiment(out: str | Path, config: ExperimentConfig, jobs: int = 1, thr
     ran, pretrained = [], []
     executor = _InlineExecutor() if jobs == 1 else \
         ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), max_tasks_per_child=1)
-    with executor as pool, tqdm(total=len(pending), desc="tasks", unit="task", disable=not progress,
+    with executor as pool, tqdm(total=len(pending), desc="tasks", unit="task", disable=None if progress else True,
                                 dynamic_ncols=True) as bar:
         running: dict[Future, object] = {}
         while pending or running:

@@ -66,7 +66,7 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
         rng = np.random.default_rng(base_seed)
         per_round = []
         try:
-            for r in tqdm(range(rounds), desc=f"novel {method}", disable=not progress):
+            for r in tqdm(range(rounds), desc=f"novel {method}", disable=None if progress else True):
                 qnet = networks[r % len(networks)]
                 world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r)
                 successes = 0

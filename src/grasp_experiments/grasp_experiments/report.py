@@ -1,7 +1,7 @@
 """`grasp-experiments report`: figures, summary.json/csv and report.md from an experiment folder's raw logs.
 
 Every number in the report is computed here from the runs' attempts.jsonl (via analysis.summarise), the
-pretraining record and novel.json; the seed's numbers (method.md / seed-paper.txt) are printed beside ours.
+pretraining record and novel.json; the seed's numbers (docs/method.md) are printed beside ours.
 """
 from __future__ import annotations
 
@@ -90,11 +90,14 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                 title: str | None = None, notes: str | Path | None = None) -> Path:
     """Write PNGs, summary.json, summary.csv and report.md into out_dir; returns the report's path."""
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (experiment_dir / EXPERIMENT_FILE).is_file():
+        raise ValueError(f"{experiment_dir} is not an experiment folder (it has no {EXPERIMENT_FILE}): give the --out "
+                         "folder of `grasp-experiments run`")
     config = json.loads((experiment_dir / EXPERIMENT_FILE).read_text())
     profile = get_profile(config["profile"])
     runs = load_runs(experiment_dir)
     summary = summarise(runs, settings)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     cells = summary["cells"]
     methods = [m for m in METHODS if any(k[0] == m for k in cells)]
     counts = sorted({n for (_, n) in cells})

@@ -38,6 +38,7 @@ from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.replay import CorruptRecordError, ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
 from grasp_learning.experience_conversion import msg_to_experience
+from grasp_learning.learner_monitor import LearnerMonitor, tensorboard_folder
 from grasp_ros.params import ParameterError, declare, in_range, one_of
 from grasp_ros.qos import EXPERIENCE_QOS, MODEL_QOS
 
@@ -76,6 +77,11 @@ class LearnerNode(Node):
                                         requirement="a non-empty topic name")
         p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where new model versions are announced.",
                                    check=bool, requirement="a non-empty topic name")
+        p["tensorboard_dir"] = declare(self, "tensorboard_dir", "", "TensorBoard folder ('' = tensorboard/ beside "
+                                       "checkpoint_dir, in the run's folder; 'off' = none).")
+        p["tensorboard_image_every"] = declare(self, "tensorboard_image_every", 50, "Updates between affordance "
+                                               "images (and Q scales) in TensorBoard.", check=in_range(1, 1_000_000),
+                                               requirement="an integer >= 1")
         self.params = p
         try:
             self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
@@ -91,6 +97,8 @@ class LearnerNode(Node):
         except ValueError as e:
             raise ParameterError(f"replay_dir {p['replay_dir']!r}: {e}") from None
         self.catalog = CheckpointCatalog(p["checkpoint_dir"])
+        self._monitor = LearnerMonitor(self, tensorboard_folder(p["tensorboard_dir"], p["checkpoint_dir"]),
+                                       p["tensorboard_image_every"])  # TensorBoard + /grasp/learner/updates
         self._model_pub = self.create_publisher(ModelVersion, p["model_topic"], MODEL_QOS)
         self._received = 0  # experiences stored by this process
         self._duplicates = 0
@@ -207,6 +215,7 @@ class LearnerNode(Node):
             log.error(f"could not store experience {experience.id}: {type(e).__name__}: {e}")
             return
         self._received += 1
+        self._monitor.on_experience(experience)
         log.info(f"stored experience #{index} (id {experience.id}, {experience.source or '?'} attempt "
                  f"{experience.attempt}, reward {experience.reward:g}); {len(self.store)} stored, "
                  f"{len(self.store) - self.trained} waiting for training")
@@ -239,6 +248,7 @@ class LearnerNode(Node):
                           f"({self._diverged} so far); the published model is unchanged")
                 continue
             self._last_loss = stats.loss
+            self._monitor.after_update(stats, experience, self.learner.qnet)
             replayed = "" if stats.replayed_index is None else \
                 f", replayed #{stats.replayed_index} (loss {stats.replayed_loss:.4f})"
             log.info(f"update {stats.step} on experience #{index} (reward {experience.reward:g}): loss "
@@ -340,6 +350,7 @@ class LearnerNode(Node):
             except ModelCheckError as e:
                 self.get_logger().error(f"last checkpoint not saved: {e}; version {self.version} is the newest")
         self.store.close()
+        self._monitor.close()
 
 
 def _interrupt(signum, frame):

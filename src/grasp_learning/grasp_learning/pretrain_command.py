@@ -1,4 +1,4 @@
-"""`pretrain` console command of grasp_learning: the key-point pretraining of Q_s (grasp_core.pretrain.main).
+"""`pretrain` console command of grasp_learning: the key-point pretraining of Q_s (grasp_core.pretrain_cli.main).
 
 `ros2 run grasp_learning pretrain --dataset DIR --out q_s.safetensors [--profile fast] [--epochs N] ...`
 (any `--ros-args ...` tail that a launcher appends is ignored).
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from grasp_core.pretrain import main as pretrain_main
+from grasp_core.pretrain_cli import main as pretrain_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,9 @@ Messages in (the realsense2_camera topics, names are parameters), grasp_core.hei
 messages out: `grasp/heightmap` (LATEST_QOS, so a late affordance node gets the newest at once) and, for RViz,
 `grasp/heightmap/color` (rgb8) and `grasp/heightmap/depth` (32FC1, metres above z_min).
 
+The camera subscriptions use the sensor-data QoS (best effort) by default (`camera_qos`), so both best-effort
+cameras (realsense2_camera with `*_qos:=SENSOR_DATA`, bag replays) and reliable ones (the default, grasp_sim) connect.
+
 Colour and depth are paired by stamp (stamp_sync.StampPairer, `max_stamp_skew`). The camera pose is the
 tf2 transform base_frame <- the images' frame when tf2_ros is importable and `use_tf` is true, else the fixed
 pose of `calibration_file` (grasp_perception.calibration); the node logs which at start-up.
@@ -25,7 +28,7 @@ from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import ParameterError, declare, in_range
-from grasp_ros.qos import LATEST_QOS, SENSOR_QOS
+from grasp_ros.qos import CAMERA_QOS_CHOICES, LATEST_QOS, SENSOR_QOS, camera_qos
 from grasp_interfaces.msg import Heightmap
 from rclpy.node import Node
 from rclpy.time import Time
@@ -78,6 +81,9 @@ class HeightmapNode(Node):
         p["camera_info_topic"] = declare(self, "camera_info_topic", "camera/camera/color/camera_info",
                                          "CameraInfo of the colour camera (intrinsics K of the aligned images).")
         p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap output topic.")
+        p["camera_qos"] = declare(self, "camera_qos", "sensor_data", "QoS of the camera subscriptions: sensor_data "
+                                  "(best effort: hears best-effort and reliable cameras) or reliable.",
+                                  check=lambda v: v in CAMERA_QOS_CHOICES, requirement=" or ".join(CAMERA_QOS_CHOICES))
         p["publish_images"] = declare(self, "publish_images", True,
                                       "Also publish <heightmap_topic>/color and /depth Images for RViz.")
         ws = VPG_SIM_WORKSPACE
@@ -135,9 +141,10 @@ class HeightmapNode(Node):
         if p["publish_images"]:
             self.color_pub = self.create_publisher(Image, p["heightmap_topic"] + "/color", SENSOR_QOS)
             self.depth_pub = self.create_publisher(Image, p["heightmap_topic"] + "/depth", SENSOR_QOS)
-        self.create_subscription(Image, p["color_topic"], lambda m: self._on_image("color", m), SENSOR_QOS)
-        self.create_subscription(Image, p["depth_topic"], lambda m: self._on_image("depth", m), SENSOR_QOS)
-        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, SENSOR_QOS)
+        cam_qos = camera_qos(p["camera_qos"])
+        self.create_subscription(Image, p["color_topic"], lambda m: self._on_image("color", m), cam_qos)
+        self.create_subscription(Image, p["depth_topic"], lambda m: self._on_image("depth", m), cam_qos)
+        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, cam_qos)
         h, w = self.workspace.shape
         self.get_logger().info(
             f"making {w}x{h} heightmaps ({self.workspace.resolution * 1000:.1f} mm/px) of x [{self.workspace.x_min}, "

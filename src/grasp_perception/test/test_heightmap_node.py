@@ -11,6 +11,7 @@ from grasp_ros.conversions import msg_to_heightmap, numpy_to_image  # noqa: E402
 from grasp_ros.params import ParameterError  # noqa: E402
 from grasp_ros.qos import LATEST_QOS, SENSOR_QOS  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -47,17 +48,17 @@ def synthetic_frame():
 class Harness:
     """The node under test plus a 'camera' publisher and a heightmap subscriber, spun in this thread."""
 
-    def __init__(self, calibration_file, **overrides):
+    def __init__(self, calibration_file, camera_pub_qos=SENSOR_QOS, **overrides):
         params = {"calibration_file": str(calibration_file), "use_tf": False, "drop_log_period": 0.0,
                   "max_age": 1.0, "x_min": WORKSPACE.x_min, "x_max": WORKSPACE.x_max, "y_min": WORKSPACE.y_min,
                   "y_max": WORKSPACE.y_max, "z_min": WORKSPACE.z_min, "z_max": WORKSPACE.z_max,
                   "resolution": WORKSPACE.resolution, **overrides}
         self.node = HeightmapNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.io = rclpy.create_node("fake_realsense")
-        self.color_pub = self.io.create_publisher(Image, "camera/camera/color/image_raw", SENSOR_QOS)
+        self.color_pub = self.io.create_publisher(Image, "camera/camera/color/image_raw", camera_pub_qos)
         self.depth_pub = self.io.create_publisher(Image, "camera/camera/aligned_depth_to_color/image_raw",
-                                                  SENSOR_QOS)
-        self.info_pub = self.io.create_publisher(CameraInfo, "camera/camera/color/camera_info", SENSOR_QOS)
+                                                  camera_pub_qos)
+        self.info_pub = self.io.create_publisher(CameraInfo, "camera/camera/color/camera_info", camera_pub_qos)
         self.heightmaps, self.images = [], []
         self.io.create_subscription(Heightmap, "grasp/heightmap", self.heightmaps.append, LATEST_QOS)
         self.io.create_subscription(Image, "grasp/heightmap/depth", self.images.append, SENSOR_QOS)
@@ -160,6 +161,39 @@ def test_heightmaps_from_a_synthetic_realsense_stream(harness):
     on_box = np.isclose(box32, BOX_H + 0.001, atol=1e-3)
     assert on_box.mean() > 0.9 and np.all(box32[~on_box] == 0)  # NaN pixels only leave cells unreached
     assert h.node.published == 2 and sum(h.node.dropped.values()) == 0
+
+
+def test_a_best_effort_camera_is_heard(calibration_file):
+    """realsense2_camera with `*_qos:=SENSOR_DATA` (and many bag replays) publish best effort: the default
+    camera_qos (sensor_data) subscribes best effort, which hears best-effort and reliable publishers alike."""
+    rclpy.init()
+    h = Harness(calibration_file, camera_pub_qos=qos_profile_sensor_data)  # waits until every stream matched
+    try:
+        for info in h.io.get_subscriptions_info_by_topic("/camera/camera/color/image_raw"):
+            assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+        msg = h.expect_heightmap(*messages(now(h)))
+        assert msg_to_heightmap(msg)[1].max() > 0.04
+    finally:
+        h.close()
+        rclpy.shutdown()
+
+
+def test_camera_qos_parameter(calibration_file):
+    """camera_qos=reliable subscribes reliable (no best-effort camera would match); anything else is refused."""
+    rclpy.init()
+    try:
+        h = Harness(calibration_file, camera_qos="reliable")
+        try:
+            infos = h.io.get_subscriptions_info_by_topic("/camera/camera/aligned_depth_to_color/image_raw")
+            assert infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+        finally:
+            h.close()
+        with pytest.raises(ParameterError, match="sensor_data or reliable"):
+            HeightmapNode(parameter_overrides=[Parameter("calibration_file", value=str(calibration_file)),
+                                               Parameter("use_tf", value=False),
+                                               Parameter("camera_qos", value="best_effort")])
+    finally:
+        rclpy.shutdown()
 
 
 def test_bad_frames_are_logged_dropped_and_the_node_keeps_going(harness):

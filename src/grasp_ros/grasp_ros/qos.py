@@ -12,10 +12,46 @@ EXPERIENCE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliabi
 MODEL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-# /grasp/heightmap and camera streams: the newest frame matters, old ones may be dropped.
+# What this stack publishes for views and streams (heightmap images, affordance views, the simulated camera): the
+# newest frame matters, old ones may be dropped. Reliable, so that reliable *and* best-effort subscribers connect.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
 # /grasp/heightmap for late joiners (the affordance node needs the latest one at once).
 LATEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+# Subscriptions to camera streams (colour, aligned depth, CameraInfo): the ROS sensor-data profile (best effort,
+# volatile, keep last 5). A best-effort subscription connects to best-effort publishers (realsense2_camera with
+# `*_qos:=SENSOR_DATA`, many bag replays) *and* to reliable ones (realsense2_camera's default, grasp_sim); a reliable
+# one would not hear the former at all.
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+CAMERA_QOS_CHOICES = ("sensor_data", "reliable")
+
+
+def camera_qos(name: str) -> QoSProfile:
+    """The camera subscription profile named by a node's `camera_qos` parameter."""
+    if name == "sensor_data":
+        return CAMERA_QOS
+    if name == "reliable":
+        return SENSOR_QOS
+    raise ValueError(f"camera_qos must be one of {CAMERA_QOS_CHOICES}, got {name!r}")
+
+# Service events (`<service>/_service_event`, ROS 2 service introspection): every request and response of
+# propose_grasp, for bags and viewers. Reliable; a late subscriber does not need the history.
+SERVICE_EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.VOLATILE)
+SERVICE_INTROSPECTION_CHOICES = ("off", "metadata", "contents")
+
+
+def configure_service_events(node, service, mode: str) -> None:
+    """Publish `service`'s events on `<service>/_service_event` (what `ros2 bag record --all-services` records):
+    off, metadata (who called when) or contents (the requests and responses too)."""
+    from rclpy.service_introspection import ServiceIntrospectionState  # noqa: PLC0415
+
+    states = {"off": ServiceIntrospectionState.OFF, "metadata": ServiceIntrospectionState.METADATA,
+              "contents": ServiceIntrospectionState.CONTENTS}
+    if mode not in states:
+        raise ValueError(f"service introspection must be one of {SERVICE_INTROSPECTION_CHOICES}, got {mode!r}")
+    service.configure_introspection(node.get_clock(), SERVICE_EVENT_QOS, states[mode])

@@ -56,7 +56,7 @@ def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4
     world = GraspWorld(SimConfig(robot=robot, num_objects=counts[0], object_set=object_set, seed=seed))
     samples = []
     try:
-        for i in tqdm(range(num_images), desc="sim key-point images", disable=not show_progress):
+        for i in tqdm(range(num_images), desc="sim key-point images", disable=None if show_progress else True):
             world.reset(num_objects=int(rng.choice(counts)))
             color_hm, depth_hm = world.heightmap()
             points, sigmas, _ = world.ground_truth_keypoints()
