@@ -219,7 +219,9 @@ def test_the_issue_repro_returns_at_once():
     except subprocess.TimeoutExpired:
         pytest.fail("padding(111, 111) of the fast profile did not return within 240 s")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["(160,", "24.5,", "24.5)", "(216,", "33.5,", "33.5)"]
+    # The fast profile pads to the stride only (pad="none"): the smallest multiple of 8 around the heightmap,
+    # centred on half a pixel (= a whole zoomed pixel at zoom 2).
+    assert done.stdout.split() == ["(112,", "0.5,", "0.5)", "(152,", "1.5,", "1.5)"]
 
 
 class PoolFCN(nn.Module):
@@ -232,9 +234,13 @@ class PoolFCN(nn.Module):
         super().__init__()
         self.stride = stride
         self.unused = nn.Parameter(torch.zeros(1))  # predict() asks for the parameters' device
+        self.head = nn.Identity()  # RotatingQNetwork runs head(features(...)), as TwoStreamFCN.score_map does
+
+    def features(self, color, depth):
+        return F.avg_pool2d(color.mean(1, keepdim=True) + depth, self.stride)
 
     def score_map(self, color, depth):
-        return F.avg_pool2d(color.mean(1, keepdim=True) + depth, self.stride)
+        return self.head(self.features(color, depth))
 
 
 

@@ -33,7 +33,7 @@ from rclpy.signals import SignalHandlerOptions
 from grasp_core.checkpoint import load_q_network
 from grasp_core.dqn import DQNConfig, DQNLearner, warm_start
 from grasp_core.learning import PRESETS, PublicationSchedule, learning_config, parse_overrides
-from grasp_core.model_check import ModelCheckError, check_model, probe_side_for
+from grasp_core.model_check import ModelCheckError, check_finite_q, check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.replay import CorruptRecordError, ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
@@ -239,6 +239,8 @@ class LearnerNode(Node):
                 stats = self.learner.update(experience)
                 if not self._weights_finite():  # the learner undoes its own divergences; this catches the rest
                     raise FloatingPointError("non-finite weights after an update")
+                check_finite_q(self.learner.qnet, experience.color_hm, experience.depth_hm,  # finite weights can
+                               self.learner.config.inference, "the updated network", rotations=[0])  # still give NaN
             except Exception as e:  # noqa: BLE001 - one bad record or a broken learner must not stop learning
                 self._recover(index, e)
                 continue

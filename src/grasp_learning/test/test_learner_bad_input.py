@@ -63,7 +63,7 @@ def edit_metadata(change):
 def learner(tmp_path):
     made = []
 
-    def make(replay_dir, prioritized_replay: bool):
+    def make(replay_dir, prioritized_replay: bool = True, **params):
         """The seed's learner (one VPG prioritised-replay step per update, or none), a model every 3 updates."""
         context = rclpy.Context()
         rclpy.init(context=context)
@@ -71,6 +71,7 @@ def learner(tmp_path):
         overrides = [Parameter("profile", value="tiny"), Parameter("replay_dir", value=str(replay_dir)),
                      Parameter("checkpoint_dir", value=str(tmp_path / "ck")), Parameter("learning", value="seed"),
                      Parameter("learning_overrides", value=learning), Parameter("torch_threads", value=1)]
+        overrides += [Parameter(k, value=v) for k, v in params.items()]
         made.append([None, context])
         node = LearnerNode(context=context, parameter_overrides=overrides)
         made[-1][0] = node
