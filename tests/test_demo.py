@@ -18,7 +18,7 @@ from grasp_bringup import demo  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TINY = ["--profile", "tiny", "--dataset-images", "4", "--pretrain-epochs", "1", "--objects", "4", "--window", "5",
-        "--checkpoint-every", "3"]
+        "--set", "publish_every=3"]
 
 
 def graph_processes(out: Path) -> list[int]:
