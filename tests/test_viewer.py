@@ -124,7 +124,7 @@ def test_viewer_page_shows_a_frame(tmp_path):
     with graph_in_test_domain(tmp_path / "logs") as graph:
         start_and_wait(graph, NodeSpec("grasp_bringup", "viewer", params={
             "namespace": "/robot1", "web_port": web_port, "grpc_port": grpc_port, "window": 20}, label="viewer"),
-            "viewer ready", timeout=120.0)
+            "viewer ready", timeout=300.0)
         client = RosClient("viewer_test_client")
         try:
             publish_scene(client)
