@@ -190,8 +190,9 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
               "Until t = M the window is not full and G counts the missing attempts as failures (VPG's plots).", ""]
 
     q_scale = q_value_scale(experiment_dir)
-    lines += ["Q-value scale of the chosen grasps (a divergence check: rewards are 0/1 and gamma = 0.9, so a sound Q "
-              "stays within [0, 10]):", "", "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
+    lines += ["Q-value scale of the chosen grasps (a divergence check: with rewards 0/1 a regression Q stays within "
+              "[0, 1 / (1 - gamma)], 10 at the seed's gamma 0.9; under the `bce` loss Q is the logit of the success "
+              "probability, unbounded but moving slowly):", "", "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
               "max \\|Q\\| |", "|---|---|---|---|"]
     for (m, n), q in sorted(q_scale.items(), key=lambda item: (item[0][1], list(METHODS).index(item[0][0]))):
         lines.append(f"| {n} | {m} | {', '.join(f'{v:.3g}' for v in q['last20_median'])} | {q['max']:.3g} |")
