@@ -96,7 +96,7 @@ def graph_in_test_domain(log_dir, **kwargs) -> ProcessGraph:
     return ProcessGraph(log_dir, domain_id=int(os.environ["ROS_DOMAIN_ID"]), **kwargs)
 
 
-def start_and_wait(graph: ProcessGraph, spec: NodeSpec, ready_text: str, timeout: float = 60.0):
+def start_and_wait(graph: ProcessGraph, spec: NodeSpec, ready_text: str, timeout: float = 180.0):
     node = graph.start(spec)
     if not graph.wait_for_log(spec.label, ready_text, timeout):
         raise RuntimeError(f"{spec.label} did not come up within {timeout} s:\n{node.log_tail(40)}")
