@@ -21,7 +21,6 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 import time

@@ -28,7 +28,7 @@ import torch
 from grasp_core import checkpoint
 from grasp_core.dqn import DQNLearner, warm_start
 from grasp_core.learning import AttemptRecord, LearningLoop, learning_config
-from grasp_core.replay import Experience, ReplayStore
+from grasp_core.replay import ReplayStore
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 
 from grasp_experiments.methods import build_q_network, get_method, method_profile
