@@ -51,7 +51,7 @@ def graph(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("affordance")
     with graph_in_test_domain(tmp / "logs") as g:
         start_and_wait(g, NodeSpec("grasp_affordance", "affordance_node", params={"profile": "tiny"},
-                                   label=LABEL), "affordance node ready")
+                                   label=LABEL), "affordance node ready", timeout=240.0)  # torch import, loaded CI
         client = RosClient("affordance_test_client")
         try:
             yield g, client, tmp

@@ -50,7 +50,7 @@ def test_scalars_and_images_are_written(tmp_path):
     board.close()
     events = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
-    assert [e.value for e in events.Scalars("G/window")] == pytest.approx([1.0, 0.5, 2 / 3, 1 / 3])  # last 3: 1 0 1, 0 1 0
+    assert [e.value for e in events.Scalars("G/window")] == pytest.approx([1.0, 0.5, 2 / 3, 1 / 3])  # window 3
     assert [e.value for e in events.Scalars("td_error/update")] == pytest.approx([0.75] * 4)
     assert [e.step for e in events.Images("affordance/best_rotation")] == [2, 4]
     assert events.Scalars("q/map_max")[0].value == pytest.approx(1.5)
