@@ -52,8 +52,9 @@ def test_a_diverging_update_is_undone_from_the_last_checkpoint(tmp_path, monkeyp
             Parameter("learning_overrides", value="publish_every=3 dqn.replay_steps=0")])
         for attempt in range(8):
             node._on_experience(experience(attempt))  # what the subscription does
-        deadline = time.monotonic() + 60
-        while node.trained < 8 and time.monotonic() < deadline:
+        # `trained` counts an experience when its update starts: wait for the updates too (a loaded machine).
+        deadline = time.monotonic() + 180
+        while not (node.trained >= 8 and node.learner.step >= 7) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
         assert node.trained == 8 and node._skip == {POISON_ATTEMPT}
