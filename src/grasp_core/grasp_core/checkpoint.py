@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from grasp_core.networks import TRUNKS, TwoStreamFCN, build_fcn
+from grasp_core.rotation import BACK_ROTATIONS, PADDINGS
 
 FORMAT = "grasp-checkpoint"
 # 2: the head's last conv has a bias (Q-scale calibration); version-1 files lack that tensor.
@@ -157,7 +158,8 @@ MODEL_RECORD_FIELDS = {
     "version": (True, _int_in(0)),
     "step": (True, _int_in(0)),
     "zoom": (False, _int_in(1, MAX_ZOOM)),
-    "back_rotation": (False, _one_of("nearest", "bilinear")),
+    "back_rotation": (False, _one_of(*BACK_ROTATIONS)),
+    "pad": (False, _one_of(*PADDINGS)),
     "trunk_channels": (False, _int_in(1)),
     "stride": (False, _int_in(1)),
     "stage": (False, _string),
