@@ -31,6 +31,7 @@ from grasp_affordance.model_holder import (GraspProposal, LoadedModel, load_chec
                                            vet_model)
 from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
     heightmap_points, point_cloud
+from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
@@ -275,7 +276,8 @@ class AffordanceNode(Node):
             self._check_queue_time(received)
             model = self._model  # the newest model, consistent with what runs
             proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng,
-                               *exploration_from_request(request, model.num_rotations))
+                               *exploration_from_request(request, model.num_rotations),
+                               actions=action_space_from_request(request))
         return proposal, heightmap, model, color
 
     def _check_queue_time(self, received: float) -> None:
@@ -320,6 +322,16 @@ class AffordanceNode(Node):
             self.get_logger().info(f"last 10 s: {stats['served']} grasps proposed, {stats['failed']} refused, "
                                    f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, model "
                                    f"{'none' if version is None else f'v{version}'}")
+
+
+def action_space_from_request(request: ProposeGrasp.Request) -> ActionSpaceConfig:
+    """The request's object mask and jaw symmetry (grasp_core.action_space), validated."""
+    try:
+        return ActionSpaceConfig(object_mask=bool(request.object_mask),
+                                 min_height_m=float(request.object_min_height),
+                                 edge_margin_m=float(request.edge_margin), symmetric_q=bool(request.symmetric_q))
+    except ValueError as e:
+        raise ValueError(f"bad action space in the request: {e}") from None
 
 
 def exploration_from_request(request: ProposeGrasp.Request, num_rotations: int

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from grasp_core.checkpoint import load_q_network
-from grasp_core.exploration import FailedGraspMemory, select_action
+from grasp_core.action_space import ActionSpaceConfig, choose_grasp
+from grasp_core.exploration import FailedGraspMemory
 from grasp_core.grasp_pose import top_down_quaternion
 from grasp_core.model_check import check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
@@ -99,9 +100,10 @@ class GraspProposal:
 
 def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, workspace: WorkspaceLimits,
             epsilon: float, rng: np.random.Generator, mode: str = "uniform", temperature: float = 0.1,
-            excluded: FailedGraspMemory | None = None) -> GraspProposal:
-    """Q maps for every rotation, then a grasp chosen by grasp_core.exploration.select_action (`excluded`: failed
-    grasps not to propose again), as a pose in the workspace (base) frame."""
+            excluded: FailedGraspMemory | None = None, actions: ActionSpaceConfig | None = None) -> GraspProposal:
+    """Q maps for every rotation, then a grasp chosen by grasp_core.action_space.choose_grasp (`excluded`: failed
+    grasps not to propose again; `actions`: the object mask and jaw symmetry, none by default), as a pose in the
+    workspace (base) frame."""
     if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     with torch.inference_mode():
@@ -110,7 +112,8 @@ def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, work
         raise ValueError(f"excluded grasps are for {excluded.num_rotations} rotations, the model has "
                          f"{q_maps.shape[0]}")
     mask = excluded.excluded(*depth_hm.shape) if excluded is not None else None
-    action = select_action(q_maps, epsilon, rng, mode=mode, temperature=temperature, excluded=mask)
+    action = choose_grasp(q_maps, depth_hm, workspace.resolution, actions or ActionSpaceConfig(), epsilon, rng,
+                          mode=mode, temperature=temperature, excluded=mask)
     rotation, v, u = action.rotation, action.v, action.u
     angle = model.network.angle(rotation)
     position = workspace.pixel_to_point(u, v, float(depth_hm[v, u]))
@@ -119,6 +122,6 @@ def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, work
                          f"[z_min, z_max] = [{workspace.z_min:g}, {workspace.z_max:g}]: bad depth value")
     best = int(np.unravel_index(int(np.argmax(q_maps)), q_maps.shape)[0])
     return GraspProposal(rotation_index=rotation, num_rotations=model.num_rotations, u=int(u), v=int(v),
-                         angle=angle, q_value=float(q_maps[rotation, v, u]), explored=bool(action.explored),
+                         angle=angle, q_value=float(action.q), explored=bool(action.explored),
                          position=tuple(float(p) for p in position), orientation=top_down_quaternion(angle),
                          q_maps=q_maps, best_rotation=best)

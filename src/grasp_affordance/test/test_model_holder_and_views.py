@@ -110,3 +110,18 @@ def test_markers_put_the_fingers_across_the_closing_direction():
     assert ys == pytest.approx([0.2 - 0.045, 0.2 + 0.045])
     assert (arrow.points[1].x, arrow.points[1].y, arrow.points[1].z) == pytest.approx((0.1, 0.2, 0.05))
     assert "Q=0.70" in next(m for m in markers if m.type == m.TEXT_VIEW_FACING).text
+
+
+def test_a_request_with_the_object_mask_proposes_inside_the_footprint(tiny_checkpoint):
+    from grasp_core.action_space import ActionSpaceConfig
+
+    model = load_checkpoint_model(tiny_checkpoint)
+    color, depth = heightmaps()
+    actions = ActionSpaceConfig(object_mask=True, min_height_m=0.01, edge_margin_m=0.014, symmetric_q=True)
+    for epsilon in (0.0, 1.0):
+        proposal = propose(model, color, depth, WS, epsilon, np.random.default_rng(3), actions=actions)
+        assert 21 <= proposal.v <= 28 and 41 <= proposal.u <= 48  # >= 2 px (14 mm) inside the 10 x 10 px box
+        q = proposal.q_maps
+        assert proposal.q_value == pytest.approx(0.5 * (q[proposal.rotation_index, proposal.v, proposal.u]
+                                                        + q[(proposal.rotation_index + 2) % 4, proposal.v,
+                                                            proposal.u]))

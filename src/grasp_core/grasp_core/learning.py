@@ -8,7 +8,7 @@
 them: `seed` is the seed paper's method exactly (the ablation baseline), `default` what this repository uses.
 `LearningLoop` runs it in-process against any world with `heightmap()`, `execute_grasp(x, y, angle)` and
 `reset()` (the MuJoCo GraspWorld); the node graph splits the same pieces over its nodes: executor_node
-(AttemptRules, epsilon), affordance_node (select_action on the published model) and
+(AttemptRules, epsilon), affordance_node (choose_grasp on the published model) and
 learner_node (DQNLearner, PublicationSchedule).
 """
 from __future__ import annotations
@@ -22,14 +22,16 @@ from typing import Callable
 
 import numpy as np
 
+from grasp_core.action_space import ActionSpaceConfig, choose_grasp
 from grasp_core.dqn import DQNConfig, DQNLearner, UpdateStats
 from grasp_core.episode import EpisodeConfig, EpisodeDecision, EpisodeTracker, scene_changed
-from grasp_core.exploration import ExplorationConfig, FailedGraspMemory, epsilon_at, select_action
+from grasp_core.exploration import ExplorationConfig, FailedGraspMemory, epsilon_at
 from grasp_core.replay import Experience
 from grasp_core.rotation import RotatingQNetwork
 
 
 ON_OBJECT_HEIGHT_M = 0.01
+SECTIONS = ("dqn", "exploration", "episode", "actions")  # LearningConfig's sub-configs (override prefixes)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class LearningConfig:
     dqn: DQNConfig = field(default_factory=DQNConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    actions: ActionSpaceConfig = field(default_factory=ActionSpaceConfig)
     publish_every: int = 1  # learner updates per published model version
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class LearningConfig:
             self.exploration = ExplorationConfig(**self.exploration)
         if isinstance(self.episode, dict):
             self.episode = EpisodeConfig(**self.episode)
+        if isinstance(self.actions, dict):
+            self.actions = ActionSpaceConfig(**self.actions)
         if not isinstance(self.publish_every, int) or self.publish_every < 1:
             raise ValueError(f"publish_every must be an integer >= 1, got {self.publish_every!r}")
 
@@ -60,14 +65,16 @@ PRESETS: dict[str, LearningConfig] = {
     # published a model every 10 updates.
     "seed": LearningConfig(name="seed", publish_every=10),
     # What docs/learning.md measured best: a contextual bandit (gamma 0) on the success probability (bce) that
-    # trains the head on cached trunk features, anchored to the warm start; exploration drawn from the map at a
-    # low temperature; failed grasps on an unchanged scene excluded; a new model after every update.
+    # trains the head on cached trunk features, anchored to the warm start; grasps chosen by the jaw-symmetric Q
+    # among pixels well inside an object's footprint; exploration drawn from the map at a low temperature;
+    # failed grasps on an unchanged scene excluded; a new model after every update.
     "default": LearningConfig(
         name="default",
         dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=1e-4, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
                       batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
                       anchor_weight=10.0),
         exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
+        actions=ActionSpaceConfig(object_mask=True, edge_margin_m=0.016, symmetric_q=True),
         publish_every=1),
 }
 
@@ -95,23 +102,23 @@ def learning_config(preset: str = "default", overrides: dict[str, str] | list[st
     config = copy.deepcopy(PRESETS[preset])
     items = overrides.items() if isinstance(overrides, dict) else \
         [tuple(o.split("=", 1)) if "=" in o else (o, None) for o in (overrides or [])]
-    changes: dict[str, dict] = {"": {}, "dqn": {}, "exploration": {}, "episode": {}}
+    changes: dict[str, dict] = {"": {}, **{section: {} for section in SECTIONS}}
     for key, value in items:
         if value is None:
             raise ValueError(f"override {key!r} is not of the form section.field=value")
         section, _, name = key.rpartition(".")
         if section not in changes:
-            raise ValueError(f"override {key!r}: the section must be dqn, exploration or episode")
+            raise ValueError(f"override {key!r}: the section must be one of {', '.join(SECTIONS)}")
         target = config if not section else getattr(config, section)
         known = {f.name for f in dataclasses.fields(target)}
-        if name not in known or name in ("inference", "name", "dqn", "exploration", "episode"):
+        if name not in known or name in ("inference", "name", *SECTIONS):
             raise ValueError(f"override {key!r}: {type(target).__name__} has no settable field {name!r}; "
                              f"fields: {sorted(known)}")
         try:
             changes[section][name] = _convert(value, getattr(target, name))
         except ValueError as e:
             raise ValueError(f"override {key}={value}: {e}") from None
-    for section in ("dqn", "exploration", "episode"):  # one replace per section: fields are checked together
+    for section in SECTIONS:  # one replace per section: fields are checked together
         if changes[section]:
             setattr(config, section, dataclasses.replace(getattr(config, section), **changes[section]))
     if changes[""]:
@@ -250,17 +257,12 @@ class LearningLoop:
         epsilon = epsilon_at(cfg, self.attempts)
         excluded = self.rules.excluded(*depth.shape)
         excluded_count = len(self.rules.memory.failed) if excluded is not None else 0
-        roi_pixels = None
+        roi = None
         if self.explore_mask is not None:  # MoG: exploring grasps only inside the regions of interest
-            mask = self.explore_mask(color, depth)
-            roi_pixels = int(mask.sum())  # 0: nothing detected, explore anywhere (logged)
-            action = select_action(q, epsilon, self.rng, mask if roi_pixels else None, cfg.mode, cfg.temperature,
-                                   excluded, cfg.epsilon_start)
-            if not action.explored:
-                action = select_action(q, 0.0, self.rng, None, cfg.mode, cfg.temperature, excluded)
-        else:
-            action = select_action(q, epsilon, self.rng, None, cfg.mode, cfg.temperature, excluded,
-                                   cfg.epsilon_start)
+            roi = self.explore_mask(color, depth)
+        action = choose_grasp(q, depth, self.workspace.resolution, self.config.actions, epsilon, self.rng, cfg.mode,
+                              cfg.temperature, excluded, cfg.epsilon_start, roi)
+        roi_pixels = None if roi is None else int(np.asarray(roi).sum())  # 0: nothing detected (logged)
         x, y, _ = self.workspace.pixel_to_point(action.u, action.v)
         angle = self.qnet.angle(action.rotation)
         on_object = bool(depth[action.v, action.u] > ON_OBJECT_HEIGHT_M)

@@ -280,9 +280,11 @@ class ExecutorNode(Node):
                                    f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
 
     def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
-        p, exploration = self.params, self.learning.exploration
+        p, exploration, actions = self.params, self.learning.exploration, self.learning.actions
         request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state, exploration_mode=exploration.mode,
-                                       temperature=exploration.temperature)
+                                       temperature=exploration.temperature, object_mask=actions.object_mask,
+                                       object_min_height=actions.min_height_m, edge_margin=actions.edge_margin_m,
+                                       symmetric_q=actions.symmetric_q)
         memory = None if self.rules is None else self.rules.memory
         if exploration.exclude_failed and memory is not None and memory.failed:
             rotations, us, vs = zip(*memory.failed)
