@@ -29,11 +29,12 @@ ON_OBJECT_HEIGHT_M = 0.01
 
 
 def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int = 1000, far_mm: float = 15.0,
-             angles: int = 8, progress: bool = True) -> dict:
-    """Greedy grasps of `qnet` on fresh scenes, classified as in the module docstring."""
+             angles: int = 8, progress: bool = True, actions=None) -> dict:
+    """Greedy grasps of `qnet` on fresh scenes, classified as in the module docstring; `actions`
+    (grasp_core.action_space.ActionSpaceConfig) is the action space they are chosen in (default: anywhere)."""
     from tqdm import tqdm
 
-    from grasp_core.exploration import select_action
+    from grasp_core.action_space import ActionSpaceConfig, choose_grasp
     from grasp_core.sim import GraspWorld, SimConfig
     from grasp_core.workspace import VPG_SIM_WORKSPACE
 
@@ -50,7 +51,8 @@ def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int
             world.reset(seed=seed + k)
             color, depth = world.heightmap()
             q = qnet.predict(color, depth, inference)
-            action = select_action(q, 0.0, np.random.default_rng(0))
+            action = choose_grasp(q, depth, profile_resolution, actions or ActionSpaceConfig(), 0.0,
+                                  np.random.default_rng(0))
             points = world.ground_truth_keypoints()[0]
             distance_mm = float(np.min(np.hypot(points[:, 0] - action.u, points[:, 1] - action.v))) \
                 * profile_resolution * 1000.0 if len(points) else math.inf
@@ -104,14 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=25, help="fresh scenes, one greedy grasp each")
     parser.add_argument("--seed", type=int, default=1000, help="world seed of the first scene")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--learning", default="seed",
+                        help="learning preset whose action space the grasps are chosen in (grasp_core.learning: "
+                             "'seed' = anywhere, 'default' = jaw-symmetric Q inside object footprints)")
     parser.add_argument("--out", help="write the result here as JSON")
     args = parser.parse_args(argv)
     import torch
 
     from grasp_core.checkpoint import load_q_network
+    from grasp_core.learning import learning_config
     from grasp_core.profiles import get_profile
 
     torch.set_num_threads(args.threads)
+    try:
+        actions = learning_config(args.learning).actions
+    except ValueError as e:
+        print(f"grasp-diagnosis: error: {e}", file=sys.stderr)
+        return 2
     try:
         qnet, record = load_q_network(args.checkpoint)
     except (OSError, ValueError) as e:
@@ -119,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     inference = get_profile(record["profile"]).inference if record.get("profile") else None
     from grasp_core.rotation import InferenceOptions
-    result = diagnose(qnet, inference or InferenceOptions(), args.objects, args.scenes, args.seed)
+    result = diagnose(qnet, inference or InferenceOptions(), args.objects, args.scenes, args.seed,
+                      actions=actions)
+    result["learning"] = args.learning
     summary = {k: v for k, v in result.items() if k != "rows"}
     print(json.dumps(summary, indent=1))
     if args.out:

@@ -3,13 +3,16 @@
 Each round is a fresh scene of the `novel` object set (10 shapes none of which is in the training set), the
 same scenes for every method (round r uses world seed `base_seed + r`). Round r uses the final model of the
 method's seed r mod S (S = seeds that finished), so 8 rounds over 2 seeds test each model 4 times. The
-policy is greedy (epsilon 0) and does not learn during the test. G of a round = successes / attempts.
+policy is greedy (epsilon 0) and does not learn during the test; it chooses grasps as its runs did (their learning
+settings: the action space, and failed grasps excluded until the scene changes, so a greedy policy does not
+repeat one failure). G of a round = successes / attempts.
 With `include_pretrained` the KL-pretrained Q_s itself is tested too (`pretrained_qs`: the warm start of `ours`
 before any DQN update), which separates what pretraining gives from what the DQN then does with it.
 `novel.json` keeps the methods tested earlier with the same settings, so methods can be tested one at a time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -18,7 +21,10 @@ import numpy as np
 import torch
 
 from grasp_core import checkpoint
-from grasp_core.exploration import select_action
+from grasp_core.action_space import choose_grasp
+from grasp_core.episode import scene_changed
+from grasp_core.exploration import FailedGraspMemory
+from grasp_core.learning import LearningConfig, learning_config
 from grasp_core.rotation import RotatingQNetwork
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 
@@ -34,6 +40,15 @@ def trained_models(experiment_dir: str | Path, method: str, objects: int) -> lis
     """Final models of the finished runs of (method, objects), by seed."""
     pattern = f"runs/{method}/objects_{objects:02d}/seed_*/{DONE_FILE}"
     return [done.parent / "model.safetensors" for done in sorted(Path(experiment_dir).glob(pattern))]
+
+
+def run_learning_config(experiment_dir: str | Path, method: str, objects: int) -> LearningConfig:
+    """The learning settings the method's runs used (their spec.json); the default preset if none finished."""
+    models = trained_models(experiment_dir, method, objects)
+    if not models:
+        return learning_config("default")
+    spec = json.loads((models[0].parent / "spec.json").read_text())["spec"]
+    return learning_config(spec.get("learning", "default"), list(spec.get("overrides", [])))
 
 
 def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int, rounds: int = 8,
@@ -62,6 +77,7 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
         profile = method_profile(network_of, profile_name)
         workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
         networks: list[RotatingQNetwork] = [checkpoint.load_q_network(m)[0].eval() for m in models]
+        config = run_learning_config(experiment_dir, network_of, objects)
         world = GraspWorld(SimConfig(num_objects=num_novel, object_set="novel", seed=base_seed, workspace=workspace))
         rng = np.random.default_rng(base_seed)
         per_round = []
@@ -70,15 +86,28 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
                 qnet = networks[r % len(networks)]
                 world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r)
                 successes = 0
+                memory = FailedGraspMemory(qnet.num_rotations, config.exploration.exclude_radius_m
+                                           / workspace.resolution) if config.exploration.exclude_failed else None
+                color, depth = world.heightmap()
                 for _ in range(attempts):
-                    color, depth = world.heightmap()
-                    action = select_action(qnet.predict(color, depth, profile.inference), 0.0, rng)
+                    excluded = memory.excluded(*depth.shape) if memory is not None else None
+                    action = choose_grasp(qnet.predict(color, depth, profile.inference), depth,
+                                          workspace.resolution, config.actions, 0.0, rng, excluded=excluded)
                     x, y, _ = workspace.pixel_to_point(action.u, action.v)
-                    successes += int(world.execute_grasp(x, y, qnet.angle(action.rotation)).grasp_success)
+                    result = world.execute_grasp(x, y, qnet.angle(action.rotation))
+                    successes += int(result.grasp_success)
+                    next_color, next_depth = world.heightmap()
+                    if memory is not None:
+                        memory.record(action.rotation, action.u, action.v, bool(result.grasp_success),
+                                      bool(result.scene_reset) or scene_changed(depth, next_depth,
+                                                                                workspace.resolution,
+                                                                                config.episode))
+                    color, depth = next_color, next_depth
                 per_round.append(successes / attempts)
         finally:
             world.close()
-        results[method] = {"rounds": per_round, "mean": float(np.mean(per_round)),
+        results[method] = {"rounds": per_round, "mean": float(np.mean(per_round)), "learning": config.name,
+                           "actions": dataclasses.asdict(config.actions),
                            "std": float(np.std(per_round, ddof=1)) if len(per_round) > 1 else 0.0,
                            "models": [str(m.relative_to(experiment_dir)) for m in models]}
         timings[method] = round(time.perf_counter() - started, 1)

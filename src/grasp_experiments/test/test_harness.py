@@ -90,6 +90,8 @@ def test_novel_and_report_match_raw_logs(experiment, tmp_path):
     for result in novel["methods"].values():
         assert len(result["rounds"]) == 2 and all(g in (0, 1 / 3, 2 / 3, 1) for g in result["rounds"])
         assert result["mean"] == pytest.approx(np.mean(result["rounds"]))
+        # greedy grasps are chosen as the runs chose them (their learning settings, here the default preset)
+        assert result["learning"] == "default" and result["actions"]["object_mask"] is True
     # testing one method again keeps the others, and the same scenes and models give the same result
     assert main(["novel", "--runs", str(experiment), "--methods", "ours", "--rounds", "2", "--attempts", "3",
                  "--threads", "1", "--include-pretrained", "--quiet"]) == 0
