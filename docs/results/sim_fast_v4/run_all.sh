@@ -26,14 +26,9 @@ row() {  # name, then --learning/--set arguments
     --out runs/exp4/ablation/$name --quiet
 }
 row no_learning --set $EPS dqn.lr=1e-12
+row v3_learner --set $EPS dqn.lr=1e-4 dqn.anchor_weight=10 dqn.train_opposite_rotation=false
 row no_action_space --set $EPS actions.object_mask=false actions.symmetric_q=false
 row seed --learning seed --set $EPS
-row seed_with_action_space --learning seed --set $EPS actions.object_mask=true actions.edge_margin_m=0.016 \
-  actions.symmetric_q=true
-row no_object_mask --set $EPS actions.object_mask=false
-row no_symmetric_q --set $EPS actions.symmetric_q=false
-row no_edge_margin --set $EPS actions.edge_margin_m=0
-row opposite_rotation_trained --set $EPS dqn.train_opposite_rotation=true
 # 4. Ours and vanilla at 2, 4 and 6 objects, 2 seeds x 250 attempts.
 mkdir -p runs/exp4/counts; ln -sfn ../results/pretrained runs/exp4/counts/pretrained
 $GE run --methods ours vanilla --objects 2 4 6 --seeds 2 --steps 250 --jobs 2 --threads 1 --no-loss-comparison \
@@ -41,9 +36,16 @@ $GE run --methods ours vanilla --objects 2 4 6 --seeds 2 --steps 250 --jobs 2 --
 # 5. Novel objects (Table II) with the models trained at 10 objects.
 $GE novel --runs runs/exp4/results --objects 10 --rounds 6 --attempts 20 --include-pretrained --threads 2 --quiet
 # 6. More ablation rows, as time allows.
+row seed_with_action_space --learning seed --set $EPS actions.object_mask=true actions.edge_margin_m=0.016 \
+  actions.symmetric_q=true
+row one_rotation_trained --set $EPS dqn.train_opposite_rotation=false
+row anchored --set $EPS dqn.anchor_weight=10
+row no_object_mask --set $EPS actions.object_mask=false
+row no_symmetric_q --set $EPS actions.symmetric_q=false
+row no_edge_margin --set $EPS actions.edge_margin_m=0
+row lr_1e-4 --set $EPS dqn.lr=1e-4
 row uniform_exploration --set $EPS exploration.mode=uniform
 row no_exclusion --set $EPS exploration.exclude_failed=false
-row no_anchor --set $EPS dqn.anchor_weight=0
 row boltzmann --set $EPS exploration.mode=boltzmann
 row publish_every_10 --set $EPS publish_every=10
 row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5

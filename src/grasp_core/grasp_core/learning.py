@@ -64,15 +64,15 @@ PRESETS: dict[str, LearningConfig] = {
     # prioritised replay step, BatchNorm in train mode, uniform epsilon-greedy 0.5 -> 0.001; the node graph
     # published a model every 10 updates.
     "seed": LearningConfig(name="seed", publish_every=10),
-    # What docs/learning.md measured best: a contextual bandit (gamma 0) on the success probability (bce) that
-    # trains the head on cached trunk features, anchored to the warm start; grasps chosen by the jaw-symmetric Q
-    # among pixels well inside an object's footprint; exploration drawn from the map at a low temperature;
-    # failed grasps on an unchanged scene excluded; a new model after every update.
+    # What docs/learning.md measured best: grasps chosen by the jaw-symmetric Q among pixels well inside an
+    # object's footprint; a contextual bandit (gamma 0) on the success probability (bce) that trains the head on
+    # cached trunk features, both jaw orientations of each grasp; exploration drawn from the map at a low
+    # temperature; failed grasps on an unchanged scene excluded; a new model after every update.
     "default": LearningConfig(
         name="default",
-        dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=1e-4, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
+        dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
                       batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
-                      anchor_weight=10.0),
+                      train_opposite_rotation=True),
         exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
         actions=ActionSpaceConfig(object_mask=True, edge_margin_m=0.016, symmetric_q=True),
         publish_every=1),
