@@ -10,6 +10,12 @@ classified:
 - `success`.
 
     python -m grasp_experiments.diagnosis --checkpoint runs/diag/qs_e8.safetensors --scenes 25 --out x.json
+
+During learning the same categories come from a run's own attempt log (`--runs`), per window of attempts:
+`success`, `off_object`, `far`, and `near` (near a key point and failed: angle or clutter, which the log alone
+cannot tell apart).
+
+    python -m grasp_experiments.diagnosis --runs runs/exp4/results/runs/ours/objects_10/seed_* --window 50
 """
 from __future__ import annotations
 
@@ -89,6 +95,26 @@ def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int
             "keypoint_mm_p90": round(float(np.percentile(distances, 90)), 1), "rows": rows}
 
 
+def window_breakdown(attempts: list[dict], window: int = 50, far_mm: float = 15.0) -> list[dict]:
+    """Per window of `window` attempts of a learning run's log: how many succeeded, and where the others failed."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    rows = []
+    for start in range(0, len(attempts), window):
+        counts = dict.fromkeys(("success", "off_object", "far", "near"), 0)
+        for a in attempts[start:start + window]:
+            if a["success"]:
+                counts["success"] += 1
+            elif not a["on_object"]:
+                counts["off_object"] += 1
+            elif a.get("keypoint_mm") is not None and a["keypoint_mm"] > far_mm:
+                counts["far"] += 1
+            else:
+                counts["near"] += 1
+        rows.append({"first": start + 1, "last": min(start + window, len(attempts)), **counts})
+    return rows
+
+
 def _resolution_of(qnet, inference) -> float:
     from grasp_core.profiles import PROFILES
 
@@ -101,7 +127,11 @@ def _resolution_of(qnet, inference) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="grasp-diagnosis", description=__doc__.split("\n")[0],
                                      allow_abbrev=False)
-    parser.add_argument("--checkpoint", required=True, help="Q_s or DQN checkpoint (.safetensors)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="Q_s or DQN checkpoint (.safetensors): greedy grasps on fresh scenes")
+    source.add_argument("--runs", nargs="+", help="learning run folders (with attempts.jsonl): their failures per "
+                                                  "window, summed over the runs")
+    parser.add_argument("--window", type=int, default=50, help="attempts per window (--runs)")
     parser.add_argument("--objects", type=int, default=10, help="objects per scene")
     parser.add_argument("--scenes", type=int, default=25, help="fresh scenes, one greedy grasp each")
     parser.add_argument("--seed", type=int, default=1000, help="world seed of the first scene")
@@ -111,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                              "'seed' = anywhere, 'default' = jaw-symmetric Q inside object footprints)")
     parser.add_argument("--out", help="write the result here as JSON")
     args = parser.parse_args(argv)
+    if args.runs:
+        return _print_run_breakdown(args.runs, args.window, args.out)
     import torch
 
     from grasp_core.checkpoint import load_q_network
@@ -137,6 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def _print_run_breakdown(run_dirs: list[str], window: int, out: str | None) -> int:
+    totals: list[dict] = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "attempts.jsonl"
+        if not path.is_file():
+            print(f"grasp-diagnosis: error: {path} does not exist (not a learning run folder)", file=sys.stderr)
+            return 2
+        attempts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for k, row in enumerate(window_breakdown(attempts, window)):
+            if k == len(totals):
+                totals.append(dict(row))
+            else:
+                for key in ("success", "off_object", "far", "near"):
+                    totals[k][key] += row[key]
+    print(f"{len(run_dirs)} run(s), attempts per window summed over them")
+    print("attempts   success  off_object  far  near (angle or clutter)")
+    for row in totals:
+        print(f"{row['first']:>4}-{row['last']:<5} {row['success']:>7}  {row['off_object']:>10}  {row['far']:>3}  "
+              f"{row['near']:>4}")
+    if out:
+        Path(out).write_text(json.dumps({"runs": run_dirs, "window": window, "windows": totals}, indent=1) + "\n")
     return 0
 
 
