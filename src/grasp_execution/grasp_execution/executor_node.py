@@ -229,7 +229,13 @@ class ExecutorNode(Node):
         now = time.monotonic()
         if now - self._last_log.get(key, -math.inf) >= period:
             self._last_log[key] = now
-            getattr(self.get_logger(), level)(message)
+            logger = self.get_logger()  # one call site per severity: rclpy refuses to change it at a call site
+            if level == "info":
+                logger.info(message)
+            elif level == "warning":
+                logger.warning(message)
+            else:
+                logger.error(message)
 
     def epsilon(self) -> float:
         return float(epsilon_at(self.learning.exploration, self.params["epsilon_step_offset"] + self.attempts))
