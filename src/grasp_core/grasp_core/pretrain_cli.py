@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = PretrainConfig(profile=args.profile, epochs=args.epochs, batch_size=args.batch_size, loss=args.loss,
-                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                                augment=not args.no_augment, random_rotations=not args.rotation_zero,
-                                seed=args.seed)
+                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay, augment=not args.no_augment,
+                                random_rotations=not args.rotation_zero, seed=args.seed)
         out = Path(args.out)
         torch.set_num_threads(max(1, args.threads))
         torch.manual_seed(config.seed)

@@ -13,8 +13,7 @@ The losses are separate tasks, so the experiment can run the comparison ones bes
 
 BatchNorm statistics are re-estimated after training by grasp_core.pretrain (`recalibrate_bn`: without it a
 short-pretrained fast-profile Q_s is flat in eval mode), and a KL Q_s gets its output scale calibrated there
-(`calibrate_q`, the pretrain module's default). Results in docs/results/sim_fast_cpu were made before
-grasp_core.pretrain had either: this module re-estimated the statistics itself then, with no Q calibration.
+(`calibrate_q`, the pretrain module's default).
 """
 from __future__ import annotations
 
@@ -164,8 +163,8 @@ def pretrain_loss(experiment_dir: str | Path, stage: PretrainStage, loss: str, t
     qnet.eval()
     seconds = time.perf_counter() - started
     checkpoint.save_model(directory / f"qs_{loss}.safetensors", qnet.fcn, num_rotations=qnet.num_rotations,
-                          zoom=qnet.zoom, back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="pretrain",
-                          step=result.steps, config=asdict(config))
+                          zoom=qnet.zoom, back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name,
+                          stage="pretrain", step=result.steps, config=asdict(config))
     test = heldout_image(experiment_dir, stage.profile)
     np.save(directory / f"map_{loss}.npy", predicted_map(qnet, test.color, test.depth, loss))
     record = {"loss": loss, "training": stage.training_key(), "config": asdict(config),

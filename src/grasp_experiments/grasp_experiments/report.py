@@ -147,7 +147,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
         lines += ["## Pretraining losses (seed Fig. 3)", "",
                   f"Q_s trained on {next(iter(records.values()))['images']} sim key-point images (train shapes, "
                   f"1-10 objects each) for {first['epochs']} epochs (batch {first['batch_size']}, "
-                  f"{first.get('optimizer', 'sgd')} lr {first['lr']:g}) with each loss; maps of a held-out 6-object scene, min-max normalised to [0, 1] "
+                  f"{first.get('optimizer', 'sgd')} lr {first['lr']:g}) with each loss; maps of a held-out "
+                  "6-object scene, min-max normalised to [0, 1] "
                   "(KL: softmax over pixels).", "", "![Fig. 3](fig3_loss_comparison.png)", "",
                   "| loss | first-epoch loss | last-epoch loss | map mass on objects* | pretraining time |",
                   "|---|---|---|---|---|"]
@@ -192,7 +193,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
     q_scale = q_value_scale(experiment_dir)
     lines += ["Q-value scale of the chosen grasps (a divergence check: with rewards 0/1 a regression Q stays within "
               "[0, 1 / (1 - gamma)], 10 at the seed's gamma 0.9; under the `bce` loss Q is the logit of the success "
-              "probability, unbounded but moving slowly):", "", "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
+              "probability, unbounded but moving slowly):", "",
+              "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
               "max \\|Q\\| |", "|---|---|---|---|"]
     for (m, n), q in sorted(q_scale.items(), key=lambda item: (item[0][1], list(METHODS).index(item[0][0]))):
         lines.append(f"| {n} | {m} | {', '.join(f'{v:.3g}' for v in q['last20_median'])} | {q['max']:.3g} |")

@@ -134,8 +134,8 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
         replay.close()
     seconds = time.perf_counter() - started
     checkpoint.save_model(run_dir / "model.safetensors", qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn", version=learner.step,
-                          step=learner.step, config={"run": asdict(spec)})
+                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn",
+                          version=learner.step, step=learner.step, config={"run": asdict(spec)})
     attempts = read_attempts(run_dir)
     with open(run_dir / "attempts.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
