@@ -67,8 +67,3 @@ class AttemptLog:
     def window_success(self) -> float:
         """G = S / M over the last M = window attempts (missing attempts count as failures, as in the seed)."""
         return float(windowed_success(self.outcomes, self.window, partial="fixed")[-1]) if self.outcomes else 0.0
-
-    def success_so_far(self) -> float:
-        """Successes / attempts within the last `window` attempts (what the first attempts look like)."""
-        recent = self.outcomes[-self.window:]
-        return sum(recent) / len(recent) if recent else 0.0

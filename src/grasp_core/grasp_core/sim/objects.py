@@ -235,10 +235,6 @@ def _hammer(rng) -> list[GeomSpec]:
             GeomSpec("box", head, pos=(handle_l + head[0], 0.0, head[2] - handle_r))]
 
 
-def _octagonal_prism(rng) -> list[GeomSpec]:
-    return _prism(8, 0.016, 0.028)(rng)
-
-
 NOVEL_SHAPES: dict[str, Callable] = {
     "l_shape": _l_shape,
     "t_shape": _t_shape,
