@@ -13,7 +13,8 @@ from grasp_core.learning import PRESETS, LearningLoop, PublicationSchedule, lear
 from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain
 from grasp_core.profiles import get_profile
 from grasp_core.replay import ReplayStore
-from grasp_core.sim.grasp_result import GraspFailure, GraspResult
+from grasp_core.grasp_failure import GraspFailure
+from grasp_core.sim.grasp_result import GraspResult
 from grasp_core.workspace import WorkspaceLimits
 
 sys.path.insert(0, os.path.dirname(__file__))

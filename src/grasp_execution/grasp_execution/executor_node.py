@@ -21,7 +21,6 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 import traceback
@@ -33,7 +32,7 @@ from grasp_core.exploration import epsilon_at
 from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
-from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
+from grasp_ros.conversions import image_to_numpy, msg_to_heightmap, stamp_ns
 from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -44,10 +43,6 @@ from grasp_execution.attempt_log import AttemptLog, AttemptRecord
 from grasp_execution.backend import GraspBackend, GraspOutcome
 from grasp_execution.moveit_backend import declare_moveit_parameters
 from grasp_execution.service_call import ServiceUnavailable, call_service
-
-
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class ExecutorNode(Node):
@@ -130,7 +125,6 @@ class ExecutorNode(Node):
         self.proposals_received = 0
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
-        self._last_log: dict[str, float] = {}
         self._stop = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grasp_loop", daemon=True)
@@ -200,8 +194,8 @@ class ExecutorNode(Node):
             msg_to_heightmap(msg)
         except ValueError as e:
             self.bad_heightmaps += 1
-            self._throttled("bad_heightmap", 10.0, "warning", f"ignored a bad heightmap "
-                            f"({self.bad_heightmaps} so far): {e}")
+            self.get_logger().warning(f"ignored a bad heightmap ({self.bad_heightmaps} so far): {e}",
+                                      throttle_duration_sec=10.0)
             return
         with self._heightmap_lock:
             if self._latest is None or stamp_ns(msg.header.stamp) >= stamp_ns(self._latest.header.stamp):
@@ -225,12 +219,6 @@ class ExecutorNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _throttled(self, key: str, period: float, level: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(key, -math.inf) >= period:
-            self._last_log[key] = now
-            getattr(self.get_logger(), level)(message)
-
     def epsilon(self) -> float:
         return float(epsilon_at(self.learning.exploration, self.params["epsilon_step_offset"] + self.attempts))
 
@@ -247,8 +235,8 @@ class ExecutorNode(Node):
             if state is None:
                 state = self._wait_heightmap(fresh_after, p["heightmap_timeout"])
                 if state is None:
-                    self._throttled("wait_heightmap", 10.0, "info", f"waiting for a heightmap on "
-                                    f"{self.resolve_topic_name(p['heightmap_topic'])}")
+                    topic = self.resolve_topic_name(p["heightmap_topic"])
+                    self.get_logger().info(f"waiting for a heightmap on {topic}", throttle_duration_sec=10.0)
                     continue
                 if self.is_empty(state):
                     self._reset_scene("the workspace is empty")
@@ -292,23 +280,22 @@ class ExecutorNode(Node):
         try:
             response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
         except ServiceUnavailable:
-            self._throttled("wait_propose", 10.0, "info",
-                            f"waiting for {self.resolve_service_name(p['propose_service'])}")
+            self.get_logger().info(f"waiting for {self.resolve_service_name(p['propose_service'])}",
+                                   throttle_duration_sec=10.0)
             return None
         except (TimeoutError, RuntimeError) as e:
             self.get_logger().warning(f"propose_grasp failed: {e}")
             self._no_proposal(f"failed: {e}")
             return None
         if not response.success:
-            self._throttled("propose_refused", 5.0, "warning", f"propose_grasp refused: {response.message}")
+            self.get_logger().warning(f"propose_grasp refused: {response.message}", throttle_duration_sec=5.0)
             self._no_proposal(f"refused: {response.message}")
             return None
         self.refused_in_a_row = 0
         self.proposals_received += 1
         if response.pose.header.frame_id != state.header.frame_id:
-            self._throttled("propose_frame", 5.0, "error", f"propose_grasp answered in frame "
-                            f"'{response.pose.header.frame_id}', not the heightmap's '{state.header.frame_id}': "
-                            "ignored")
+            self.get_logger().error(f"propose_grasp answered in frame '{response.pose.header.frame_id}', not the "
+                                    f"heightmap's '{state.header.frame_id}': ignored", throttle_duration_sec=5.0)
             return None
         return response
 
@@ -401,7 +388,7 @@ class ExecutorNode(Node):
         if result.success:
             self.get_logger().info(f"scene reset ({why}): {result.message}")
         else:
-            self._throttled("reset_failed", 30.0, "warning", f"scene not reset ({why}): {result.message}")
+            self.get_logger().warning(f"scene not reset ({why}): {result.message}", throttle_duration_sec=30.0)
             self._stop.wait(self.params["retry_delay"])
 
 

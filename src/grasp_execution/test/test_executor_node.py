@@ -11,7 +11,7 @@ rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make t
 from grasp_core.exploration import ExplorationConfig, epsilon_at  # noqa: E402
 from grasp_interfaces.msg import GraspExperience  # noqa: E402
 from grasp_interfaces.srv import ProposeGrasp  # noqa: E402
-from grasp_ros.conversions import msg_to_heightmap  # noqa: E402
+from grasp_ros.conversions import msg_to_heightmap, stamp_ns  # noqa: E402
 from grasp_ros.params import ParameterError  # noqa: E402
 from grasp_ros.qos import EXPERIENCE_QOS  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -23,10 +23,6 @@ from grasp_sim.sim_node import SimNode  # noqa: E402
 pytestmark = pytest.mark.ros
 
 CALIBRATION = Path(__file__).resolve().parents[3] / "config" / "ur5_sim_calibration.yaml"
-
-
-def stamp_ns(stamp):
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 class ScriptedProposer:

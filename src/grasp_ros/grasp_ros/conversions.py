@@ -22,6 +22,11 @@ ENCODINGS = {
 }
 
 
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time (a header's `stamp`) -> integer nanoseconds, for exact ordering and pairing."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def image_to_numpy(msg: Image, expected_encodings: tuple[str, ...] | None = None) -> np.ndarray:
     """Image -> (H, W) or (H, W, C) array (a copy). rgb8 stays RGB; bgr8 is converted to RGB."""
     if expected_encodings is not None and msg.encoding not in expected_encodings:
