@@ -14,7 +14,6 @@ still writes the curve and summary of the attempts so far.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -183,7 +182,7 @@ class Progress:
     """What the demo process sees on /grasp/experience and /grasp/model."""
 
     rewards: list = field(default_factory=list)
-    rows: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  # grasp_core.attempts.AttemptRecord of every attempt
     epsilon: float = float("nan")
     model_version: int | None = None
     model_updates: int = 0
@@ -223,14 +222,13 @@ class Monitor:
                 return
 
     def _on_experience(self, msg) -> None:
+        from grasp_ros.conversions import attempt_record
+
         p = self.progress
         with p.lock:
             p.rewards.append(int(msg.reward > 0.5))
             p.epsilon = float(msg.epsilon)
-            p.rows.append({"attempt": len(p.rewards), "source": msg.source, "robot_attempt": int(msg.attempt),
-                           "reward": float(msg.reward), "epsilon": float(msg.epsilon), "explored": bool(msg.explored),
-                           "predicted_q": float(msg.predicted_q), "model_version": int(msg.model_version),
-                           "failure_reason": int(msg.failure_reason), "time": time.time()})
+            p.rows.append(attempt_record(msg))
 
     def _on_model(self, msg) -> None:
         p = self.progress
@@ -267,7 +265,7 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
         params_file = None
     for folder in ("learner", "logs", "bag"):
         shutil.rmtree(out / folder, ignore_errors=True)  # a new run: the learner must not resume an old one
-    for stale in out.glob("attempts_robot*.csv"):
+    for stale in [*out.glob("attempts_robot*.csv"), *out.glob("attempts_robot*.jsonl")]:
         stale.unlink()
     specs = graph_specs(args, out, pretrained)
     info = {"exit_codes": {}, "stopped_because": ""}
@@ -332,14 +330,12 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from grasp_core.attempts import write_attempts
     from grasp_core.metrics import windowed_success
 
     with progress.lock:
         rewards, rows, versions = list(progress.rewards), list(progress.rows), list(progress.versions)
-    with open(out / "attempts.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["attempt"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_attempts(out / "attempts.csv", rows)  # and attempts.jsonl: the shared attempt log
     n = len(rewards)
     with progress.lock:
         updates = progress.model_updates
@@ -363,7 +359,7 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
         ax.plot(x[full], g[full], color="tab:blue", lw=2,
                 label=f"G = successes / attempts over the last {args.window} (faint: fewer attempts so far)")
         ax.scatter(np.arange(1, n + 1), rewards, s=6, color="gray", alpha=0.35, label="attempt outcome (1 = held)")
-        eps = [r["epsilon"] for r in rows]
+        eps = [r.epsilon for r in rows]
         ax.plot(np.arange(1, n + 1), eps, color="tab:orange", lw=1, ls="--", label="epsilon")
         for attempt, version in versions[1:]:
             ax.axvline(attempt, color="tab:green", alpha=0.08)

@@ -32,14 +32,14 @@ from grasp_core.exploration import epsilon_at
 from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
-from grasp_ros.conversions import image_to_numpy, msg_to_heightmap, stamp_ns
+from grasp_ros.conversions import attempt_record, image_to_numpy, msg_to_heightmap, stamp_ns
 from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from grasp_execution.attempt_log import AttemptLog, AttemptRecord
+from grasp_execution.attempt_log import AttemptLog
 from grasp_execution.backend import GraspBackend, GraspOutcome
 from grasp_execution.moveit_backend import declare_moveit_parameters
 from grasp_execution.service_call import ServiceUnavailable, call_service
@@ -78,7 +78,8 @@ class ExecutorNode(Node):
                                            check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
         p["window"] = declare(self, "window", 100, "Attempts in the running success rate G (seed: 100).",
                               check=in_range(1, 100000), requirement="1 <= window <= 100000")
-        p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file ('': none).")
+        p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file and the .jsonl beside it "
+                                "(grasp_core.attempts; '': none).")
         p["grasp_z_offset"] = declare(self, "grasp_z_offset", 0.0,
                                       "Added to the proposed grasp height before execution, metres.",
                                       check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
@@ -177,6 +178,7 @@ class ExecutorNode(Node):
     def destroy_node(self):
         self.stop()
         self.backend.close()
+        self.log.close()
         return super().destroy_node()
 
     def _run(self) -> None:
@@ -357,15 +359,10 @@ class ExecutorNode(Node):
             self.get_logger().warning(f"experience {experience.id} not acknowledged by every subscriber within "
                                       f"{self.params['ack_timeout']} s (is the learner running?)")
         self.published.append(experience.id)
-        pos = pose.pose.position
-        g = self.log.add(AttemptRecord(
-            attempt=self.attempts, wall_time=time.time(), experience_id=experience.id, reward=reward,
-            failure_reason=int(outcome.failure_reason), terminal=terminal,
-            objects_remaining=-1 if outcome.objects_remaining is None else int(outcome.objects_remaining),
-            x=pos.x, y=pos.y, z=pos.z, angle=float(proposal.angle), pixel_x=experience.pixel_x,
-            pixel_y=experience.pixel_y, rotation_index=experience.rotation_index, epsilon=float(epsilon),
-            explored=experience.explored, predicted_q=experience.predicted_q, model_version=experience.model_version,
-            message=outcome.message))
+        g = self.log.add(attempt_record(
+            experience, angle=float(proposal.angle), message=outcome.message, scene_reset=reset,
+            reset_why=terminal_why or "",
+            objects_remaining=-1 if outcome.objects_remaining is None else int(outcome.objects_remaining)))
         recent = self.log.outcomes[-self.log.window:]
         self.get_logger().info(
             f"attempt {self.attempts}: {'SUCCESS' if reward else 'failure'} ({outcome.message}) at px "
