@@ -45,79 +45,95 @@ from grasp_execution.moveit_backend import declare_moveit_parameters
 from grasp_execution.service_call import ServiceUnavailable, call_service
 
 
+def declare_executor_parameters(node: Node) -> dict:
+    """Declare the executor's parameters (descriptions and checks) and return their values by name."""
+    p = {}
+    p["backend"] = declare(node, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
+                           check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
+    p["heightmap_topic"] = declare(node, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
+    p["propose_service"] = declare(node, "propose_service", "propose_grasp", "ProposeGrasp service.")
+    p["experience_topic"] = declare(node, "experience_topic", "/grasp/experience",
+                                    "GraspExperience output topic (the learner's replay input).")
+    p["execute_service"] = declare(node, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
+    p["reset_service"] = declare(node, "reset_service", "sim/reset", "sim backend: ResetScene.")
+    p["reset_num_objects"] = declare(node, "reset_num_objects", 0,
+                                     "sim backend: objects per new scene (0: the simulator's setting).",
+                                     check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
+    p["reset_object_set"] = declare(node, "reset_object_set", "",
+                                    "sim backend: object set of new scenes ('': the simulator's setting).",
+                                    check=one_of("", "train", "novel"), requirement="'', train or novel")
+    p["max_attempts"] = declare(node, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
+                                check=in_range(0, 2**62), requirement="max_attempts >= 0")
+    p["learning"] = declare(node, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
+                            "exploration and episode rules of this loop; give the learner the same one.",
+                            check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
+    p["learning_overrides"] = declare(node, "learning_overrides", "", "Space-separated section.field=value "
+                                      "overrides of the preset, e.g. 'exploration.mode=uniform "
+                                      "episode.reset_after_failures=5' (the same string as the learner's). "
+                                      "Live: a new string applies from the next attempt.", live=True)
+    p["epsilon_step_offset"] = declare(node, "epsilon_step_offset", 0,
+                                       "Attempts already made (resume the schedule after a restart).",
+                                       check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
+    p["window"] = declare(node, "window", 100, "Attempts in the running success rate G (seed: 100).",
+                          check=in_range(1, 100000), requirement="1 <= window <= 100000")
+    p["csv_path"] = declare(node, "csv_path", "", "Append every attempt to this CSV file and the .jsonl beside it "
+                            "(grasp_core.attempts; '': none).")
+    p["grasp_z_offset"] = declare(node, "grasp_z_offset", 0.0,
+                                  "Added to the proposed grasp height before execution, metres.",
+                                  check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
+    p["heightmap_timeout"] = declare(node, "heightmap_timeout", 10.0,
+                                     "Seconds to wait for a heightmap after a grasp before the attempt is "
+                                     "closed as terminal.", check=in_range(0.1, 3600.0),
+                                     requirement="0.1 <= heightmap_timeout <= 3600")
+    p["propose_timeout"] = declare(node, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
+                                   check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
+    p["execute_timeout"] = declare(node, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
+                                   check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
+    p["service_wait"] = declare(node, "service_wait", 5.0, "Seconds to wait for a service server per try.",
+                                check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
+    p["retry_delay"] = declare(node, "retry_delay", 1.0,
+                               "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
+                               check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
+    p["ack_timeout"] = declare(node, "ack_timeout", 5.0,
+                               "Seconds to wait for every experience subscriber (the learner) to acknowledge "
+                               "an experience before the next attempt.", check=in_range(0.0, 600.0),
+                               requirement="0 <= ack_timeout <= 600")
+    p["source"] = declare(node, "source", "", "Experience source name ('': the node's namespace).")
+    p["max_refused_proposals"] = declare(node, "max_refused_proposals", 100,
+                                         "Stop the loop with an error after this many proposals in a row were "
+                                         "refused or failed, once one has come back (0: never).",
+                                         check=in_range(0, 2**31),
+                                         requirement="max_refused_proposals >= 0")
+    p["refusal_report_every"] = declare(node, "refusal_report_every", 10,
+                                        "Log an error every this many proposals refused in a row.",
+                                        check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
+    return p
+
+
 class ExecutorNode(Node):
     def __init__(self, backend: GraspBackend | None = None, **kwargs):
         """`backend`: use this backend instead of the one the `backend` parameter names (tests)."""
         super().__init__("executor_node", **kwargs)
-        p = {}
-        p["backend"] = declare(self, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
-                               check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
-        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
-        p["propose_service"] = declare(self, "propose_service", "propose_grasp", "ProposeGrasp service.")
-        p["experience_topic"] = declare(self, "experience_topic", "/grasp/experience",
-                                        "GraspExperience output topic (the learner's replay input).")
-        p["execute_service"] = declare(self, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
-        p["reset_service"] = declare(self, "reset_service", "sim/reset", "sim backend: ResetScene.")
-        p["reset_num_objects"] = declare(self, "reset_num_objects", 0,
-                                         "sim backend: objects per new scene (0: the simulator's setting).",
-                                         check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
-        p["reset_object_set"] = declare(self, "reset_object_set", "",
-                                        "sim backend: object set of new scenes ('': the simulator's setting).",
-                                        check=one_of("", "train", "novel"), requirement="'', train or novel")
-        p["max_attempts"] = declare(self, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
-                                    check=in_range(0, 2**62), requirement="max_attempts >= 0")
-        p["learning"] = declare(self, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
-                                "exploration and episode rules of this loop; give the learner the same one.",
-                                check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
-        p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
-                                          "overrides of the preset, e.g. 'exploration.mode=uniform "
-                                          "episode.reset_after_failures=5' (the same string as the learner's). "
-                                          "Live: a new string applies from the next attempt.", live=True)
-        p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
-                                           "Attempts already made (resume the schedule after a restart).",
-                                           check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
-        p["window"] = declare(self, "window", 100, "Attempts in the running success rate G (seed: 100).",
-                              check=in_range(1, 100000), requirement="1 <= window <= 100000")
-        p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file and the .jsonl beside it "
-                                "(grasp_core.attempts; '': none).")
-        p["grasp_z_offset"] = declare(self, "grasp_z_offset", 0.0,
-                                      "Added to the proposed grasp height before execution, metres.",
-                                      check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
-        p["heightmap_timeout"] = declare(self, "heightmap_timeout", 10.0,
-                                         "Seconds to wait for a heightmap after a grasp before the attempt is "
-                                         "closed as terminal.", check=in_range(0.1, 3600.0),
-                                         requirement="0.1 <= heightmap_timeout <= 3600")
-        p["propose_timeout"] = declare(self, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
-                                       check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
-        p["execute_timeout"] = declare(self, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
-                                       check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
-        p["service_wait"] = declare(self, "service_wait", 5.0, "Seconds to wait for a service server per try.",
-                                    check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
-        p["retry_delay"] = declare(self, "retry_delay", 1.0,
-                                   "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
-                                   check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
-        p["ack_timeout"] = declare(self, "ack_timeout", 5.0,
-                                   "Seconds to wait for every experience subscriber (the learner) to acknowledge "
-                                   "an experience before the next attempt.", check=in_range(0.0, 600.0),
-                                   requirement="0 <= ack_timeout <= 600")
-        p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
-        p["max_refused_proposals"] = declare(self, "max_refused_proposals", 100,
-                                             "Stop the loop with an error after this many proposals in a row were "
-                                             "refused or failed, once one has come back (0: never).",
-                                             check=in_range(0, 2**31),
-                                             requirement="max_refused_proposals >= 0")
-        p["refusal_report_every"] = declare(self, "refusal_report_every", 10,
-                                            "Log an error every this many proposals refused in a row.",
-                                            check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
-        self.params = p
+        self.params = declare_executor_parameters(self)
         self.moveit_params = declare_moveit_parameters(self)
+        self.learning = self._learning_settings()
+        self.source = self.params["source"] or self.get_namespace()
+        watch_live_parameters(self, self.params, self._apply_live_parameter)  # `ros2 param set` on overrides
+        self._init_loop_state()
+        self.log = AttemptLog(self.params["window"], self.params["csv_path"] or None)
+        self.backend = backend if backend is not None else self._make_backend()
+        self._connect()
+        self._log_start()
+
+    def _learning_settings(self):
+        """The loop's rules: the learning preset with its overrides (grasp_core.learning)."""
         try:
-            self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
+            return learning_config(self.params["learning"], parse_overrides(self.params["learning_overrides"]))
         except ValueError as e:
             raise ParameterError(f"learning / learning_overrides: {e}") from None
-        self.source = p["source"] or self.get_namespace()
-        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set` on learning_overrides
 
+    def _init_loop_state(self) -> None:
+        """Counters, the worker thread and the newest heightmap (filled by the subscription)."""
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
@@ -132,11 +148,15 @@ class ExecutorNode(Node):
         self._heightmap_lock = threading.Condition()
         self._latest: Heightmap | None = None
 
-        self.log = AttemptLog(p["window"], p["csv_path"] or None)
-        self.backend = backend if backend is not None else self._make_backend()
+    def _connect(self) -> None:
+        """Heightmaps in, experiences out, the propose_grasp client."""
+        p = self.params
         self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS)
         self.experience_pub = self.create_publisher(GraspExperience, p["experience_topic"], EXPERIENCE_QOS)
         self._propose = self.create_client(ProposeGrasp, p["propose_service"])
+
+    def _log_start(self) -> None:
+        p = self.params
         self.get_logger().info(
             f"executor for '{self.source}' with the {self.backend.name} backend: heightmaps from "
             f"{self.resolve_topic_name(p['heightmap_topic'])}, proposals from "

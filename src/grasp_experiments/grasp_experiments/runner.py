@@ -79,17 +79,13 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
                  imagenet_weights: str | Path | None = None, threads: int = 1, keep_replay: bool = False,
                  progress: bool = False) -> dict:
     """Run (or restart) one learning run in `run_dir`; returns the done.json record."""
-    from tqdm import tqdm
-
     from grasp_core.sim import GraspWorld, SimConfig
 
     run_dir = Path(run_dir)
     method = get_method(spec.method)
     if method.pretrained and pretrained is None:
         raise ValueError(f"method {spec.method} needs the pretrained Q_s checkpoint")
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # interrupted before: restart cleanly
-    run_dir.mkdir(parents=True)
+    _empty_run_dir(run_dir)
     torch.set_num_threads(max(1, int(threads)))
     torch.manual_seed(spec.seed)
     profile = method_profile(spec.method, spec.profile)
@@ -97,8 +93,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
     if method.pretrained:
         warm_start(qnet, pretrained)
     config = learning_config(spec.learning, list(spec.overrides), seed=spec.seed, inference=profile.inference)
-    replay_dir = run_dir / "replay"
-    replay = ReplayStore(replay_dir)
+    replay = ReplayStore(run_dir / "replay")
     learner = DQNLearner(qnet, config.dqn, replay, profile=profile.name)
     workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
     world = GraspWorld(SimConfig(num_objects=spec.num_objects, seed=spec.seed, object_set=spec.object_set,
@@ -112,15 +107,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
         roi = fit_from_world(world) if method.roi_exploration else None
         loop = LearningLoop(learner, config, world, workspace, seed=spec.seed,
                             explore_mask=roi.mask if roi is not None else None, source=str(spec.relative_dir))
-        successes = 0
-        with AttemptWriter(run_dir) as log, \
-                tqdm(total=spec.steps, desc=str(spec.relative_dir), disable=not progress, dynamic_ncols=True) as bar:
-            for step in range(spec.steps):
-                record = loop.step()
-                successes += record.success
-                log.write(record)
-                bar.update(1)
-                bar.set_postfix(G=f"{successes / (step + 1):.2f}", eps=f"{record.epsilon:.3f}")
+        _log_attempts(loop, spec, run_dir, progress)
     finally:
         world.close()
         replay.close()
@@ -128,9 +115,35 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
     checkpoint.save_model(run_dir / "model.safetensors", qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
                           back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn",
                           version=learner.step, step=learner.step, config={"run": asdict(spec)})
-    attempts = read_attempts(run_dir)
     if not keep_replay:
-        shutil.rmtree(replay_dir)
+        shutil.rmtree(run_dir / "replay")
+    return _finish(spec, run_dir, seconds)
+
+
+def _empty_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # interrupted before: restart cleanly
+    run_dir.mkdir(parents=True)
+
+
+def _log_attempts(loop: LearningLoop, spec: RunSpec, run_dir: Path, progress: bool) -> None:
+    """`spec.steps` attempts of the loop, each logged as it happens (attempts.jsonl / .csv), with a progress bar."""
+    from tqdm import tqdm
+
+    successes = 0
+    with AttemptWriter(run_dir) as log, \
+            tqdm(total=spec.steps, desc=str(spec.relative_dir), disable=not progress, dynamic_ncols=True) as bar:
+        for step in range(spec.steps):
+            record = loop.step()
+            successes += record.success
+            log.write(record)
+            bar.update(1)
+            bar.set_postfix(G=f"{successes / (step + 1):.2f}", eps=f"{record.epsilon:.3f}")
+
+
+def _finish(spec: RunSpec, run_dir: Path, seconds: float) -> dict:
+    """done.json, written last: the run is finished."""
+    attempts = read_attempts(run_dir)
     done = {"spec": asdict(spec), "steps": len(attempts), "successes": int(sum(a["success"] for a in attempts)),
             "seconds": round(seconds, 1), "seconds_per_step": round(seconds / len(attempts), 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
