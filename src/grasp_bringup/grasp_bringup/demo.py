@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grasp_bringup.preflight import DEFAULT_MIN_FREE_MB, StallWatch, check_output_folder
+from grasp_bringup.launch_support import SIM_CALIBRATION_FILE, SIM_GRAPH, SIM_PARAMS_FILE
 from grasp_bringup.process_graph import NodeSpec, ProcessGraph, find_repo_root
 
 DEFAULTS = {"attempts": 250, "profile": "fast", "objects": 10, "pretrain_epochs": 8, "dataset_images": 50,
@@ -145,35 +146,39 @@ def pretrain(out: Path, dataset: Path, args) -> Path | None:
 
 # ------------------------------------------------------------------------------------------------ step 3
 def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
+    """launch_support.SIM_GRAPH's nodes (those of launch/sim_ur5.launch.py) with the demo's settings: the shared
+    nodes once, the others in each robot's namespace; plus the viewer and the bag recorder when asked for."""
     from grasp_core.profiles import get_profile
 
     profile = get_profile(args.profile)
     learning = {"learning": args.learning, "learning_overrides": " ".join(args.set)}
-    specs = [
-        NodeSpec("grasp_learning", "learner_node", params={
+    shared = {
+        "learner_node": {
             "profile": args.profile, "replay_dir": str(out / "learner" / "replay"),
             "checkpoint_dir": str(out / "learner" / "checkpoints"), "pretrained_checkpoint": str(pretrained or ""),
-            "seed": args.seed, "torch_threads": 1, **learning}),
-        NodeSpec("grasp_affordance", "affordance_node", params={
-            "profile": args.profile, "seed": args.seed, "torch_threads": 1}),
-    ]
+            "seed": args.seed, "torch_threads": 1, **learning},
+        "affordance_node": {"profile": args.profile, "seed": args.seed, "torch_threads": 1},
+    }
+
+    def per_robot(executable: str, r: int) -> dict:
+        return {
+            "sim_node": {"num_objects": args.objects, "seed": args.seed + r},
+            "heightmap_node": {"resolution": profile.resolution, "use_tf": False,
+                               "calibration_file": str(find_repo_root() / "config" / SIM_CALIBRATION_FILE)},
+            "executor_node": {"propose_service": "/propose_grasp", **learning, "window": args.window,
+                              "csv_path": str(out / f"attempts_robot{r}.csv"),
+                              "max_refused_proposals": args.max_refused},
+        }[executable]
+
+    specs = [NodeSpec(n.package, n.executable, params=shared[n.executable]) for n in SIM_GRAPH if not n.per_robot]
     if args.viz:  # grasp_bringup.viewer, on robot 1's heightmaps
         specs.append(NodeSpec("grasp_bringup", "viewer", params={
             "namespace": "/robot1", "web_port": args.viz_port, "grpc_port": args.viz_port + 1, "window": args.window}))
     if not args.no_bag:  # experiences, proposals (propose_grasp's service events) and model versions
         specs.append(NodeSpec("grasp_ros", "bag_recorder", params={"output": str(out / "bag")}))
     for r in range(1, args.robots + 1):
-        ns = f"/robot{r}"
-        specs += [
-            NodeSpec("grasp_sim", "sim_node", ns, params={"num_objects": args.objects, "seed": args.seed + r}),
-            NodeSpec("grasp_perception", "heightmap_node", ns, params={
-                "resolution": profile.resolution, "use_tf": False,
-                "calibration_file": str(find_repo_root() / "config" / "ur5_sim_calibration.yaml")}),
-            NodeSpec("grasp_execution", "executor_node", ns, params={
-                "propose_service": "/propose_grasp", **learning,
-                "window": args.window, "csv_path": str(out / f"attempts_robot{r}.csv"),
-                "max_refused_proposals": args.max_refused}),
-        ]
+        specs += [NodeSpec(n.package, n.executable, f"/robot{r}", params=per_robot(n.executable, r))
+                  for n in SIM_GRAPH if n.per_robot]
     return specs
 
 
@@ -259,7 +264,7 @@ def live_line(p: Progress, target: int, window: int, started: float) -> str:
 
 def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -> dict:
     root = find_repo_root()
-    params_file = Path(args.params_file) if args.params_file else root / "config" / "ur5_sim.yaml"
+    params_file = Path(args.params_file) if args.params_file else root / "config" / SIM_PARAMS_FILE
     if not params_file.is_file():
         say(f"no parameter file {params_file}: the nodes use their defaults plus the demo's settings")
         params_file = None
