@@ -104,8 +104,7 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv=None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/kill: still stop the node process on the way out
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=1000, help="total calls (split over the clients)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent service clients")
@@ -115,6 +114,64 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.calls < args.clients or args.clients < 1:
         parser.error("need --clients >= 1 and --calls >= --clients")
+    return args
+
+
+def save_heightmap(path: Path, color: np.ndarray, depth: np.ndarray, ws) -> None:
+    """The scene the clients send, in a file the spawned client processes load."""
+    np.savez(path, color=color, depth=depth,
+             workspace=np.array([ws.x_min, ws.x_max, ws.y_min, ws.y_max, ws.z_min, ws.z_max, ws.resolution]))
+
+
+def run_clients(per_client: list[int], heightmap_file: Path, domain_id: int) -> tuple[list[dict], float] | None:
+    """Start one client process per entry of `per_client` (its number of calls); their results and the wall time
+    from the common start, or None when every client died without a result."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 8.0  # time for the client processes to import and discover the service
+    workers = [ctx.Process(target=client_worker, args=(i, n, str(heightmap_file), domain_id, start_at, queue))
+               for i, n in enumerate(per_client)]
+    for w in workers:
+        w.start()
+    results = []
+    while len(results) < len(workers):
+        try:
+            results.append(queue.get(timeout=1.0))
+        except Empty:
+            if not any(w.is_alive() for w in workers) and queue.empty():
+                print("every client process exited without a result (see the traceback above)")
+                return None
+    wall = time.time() - start_at
+    for w in workers:
+        w.join(timeout=30)
+    return results, wall
+
+
+def summarise(args, profile, shape, results: list[dict], wall: float, node_log: str) -> dict:
+    """The JSON record of the run: latency percentiles, throughput, failures and the machine."""
+    latencies = np.concatenate([r["latencies"] for r in results]) if results else np.zeros(0)
+    messages: dict = {}
+    for r in results:
+        for k, v in r["messages"].items():
+            messages[k] = messages.get(k, 0) + v
+    return {
+        "calls": args.calls, "clients": args.clients, "profile": profile.name, "trunk": profile.trunk,
+        "num_rotations": profile.num_rotations, "heightmap_px": list(shape),
+        "successes": int(len(latencies)), "failures": int(sum(r["failures"] for r in results)),
+        "failure_messages": messages,
+        "latency_ms": {"p50": percentile_ms(latencies, 50), "p90": percentile_ms(latencies, 90),
+                       "p99": percentile_ms(latencies, 99), "mean": round(1e3 * float(latencies.mean()), 1),
+                       "max": round(1e3 * float(latencies.max()), 1)},
+        "throughput_per_s": round(len(latencies) / wall, 2), "wall_seconds": round(wall, 1),
+        "torch_threads": args.torch_threads or "default", "cpu_count": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
+        "node_stats_lines": [line.split("]: ", 1)[-1] for line in node_log.splitlines() if "last 10 s" in line][-3:],
+    }
+
+
+def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout`/kill: still stop the node process on the way out
+    args = parse_args(argv)
 
     from grasp_bringup.process_graph import NodeSpec, ProcessGraph, fresh_domain_id
     from grasp_core.profiles import get_profile
@@ -123,9 +180,7 @@ def main(argv=None) -> int:
     color, depth, workspace = scene_heightmap(profile.resolution)
     tmp = Path(tempfile.mkdtemp(prefix="bench_propose_"))
     heightmap_file = tmp / "heightmap.npz"
-    ws = workspace
-    np.savez(heightmap_file, color=color, depth=depth,
-             workspace=np.array([ws.x_min, ws.x_max, ws.y_min, ws.y_max, ws.z_min, ws.z_max, ws.resolution]))
+    save_heightmap(heightmap_file, color, depth, workspace)
     domain_id = fresh_domain_id()
     per_client = [args.calls // args.clients + (1 if i < args.calls % args.clients else 0)
                   for i in range(args.clients)]
@@ -138,55 +193,24 @@ def main(argv=None) -> int:
         if not graph.wait_for_log(node.label, "affordance node ready", 120.0):
             print(node.log_tail(30))
             return 1
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        start_at = time.time() + 8.0  # time for the client processes to import and discover the service
-        workers = [ctx.Process(target=client_worker, args=(i, n, str(heightmap_file), domain_id, start_at, queue))
-                   for i, n in enumerate(per_client)]
-        for w in workers:
-            w.start()
-        results = []
-        while len(results) < len(workers):
-            try:
-                results.append(queue.get(timeout=1.0))
-            except Empty:
-                if not any(w.is_alive() for w in workers) and queue.empty():
-                    print("every client process exited without a result (see the traceback above)")
-                    return 1
-        wall = time.time() - start_at
-        for w in workers:
-            w.join(timeout=30)
+        ran = run_clients(per_client, heightmap_file, domain_id)
+        if ran is None:
+            return 1
+        results, wall = ran
         node_log = node.log_path.read_text(errors="replace")
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         print("client errors:", errors)
         return 1
-    latencies = np.concatenate([r["latencies"] for r in results]) if results else np.zeros(0)
-    failures = sum(r["failures"] for r in results)
-    messages: dict = {}
-    for r in results:
-        for k, v in r["messages"].items():
-            messages[k] = messages.get(k, 0) + v
-    result = {
-        "calls": args.calls, "clients": args.clients, "profile": profile.name, "trunk": profile.trunk,
-        "num_rotations": profile.num_rotations, "heightmap_px": list(depth.shape),
-        "successes": int(len(latencies)), "failures": int(failures), "failure_messages": messages,
-        "latency_ms": {"p50": percentile_ms(latencies, 50), "p90": percentile_ms(latencies, 90),
-                       "p99": percentile_ms(latencies, 99), "mean": round(1e3 * float(latencies.mean()), 1),
-                       "max": round(1e3 * float(latencies.max()), 1)},
-        "throughput_per_s": round(len(latencies) / wall, 2), "wall_seconds": round(wall, 1),
-        "torch_threads": args.torch_threads or "default", "cpu_count": os.cpu_count(),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
-        "node_stats_lines": [line.split("]: ", 1)[-1] for line in node_log.splitlines() if "last 10 s" in line][-3:],
-    }
+    result = summarise(args, profile, depth.shape, results, wall, node_log)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     lat = result["latency_ms"]
     print(f"latency p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms (mean {lat['mean']}, max "
-          f"{lat['max']}); throughput {result['throughput_per_s']} calls/s; failures {failures}/{args.calls}")
+          f"{lat['max']}); throughput {result['throughput_per_s']} calls/s; failures {result['failures']}/{args.calls}")
     print(f"wrote {out}")
-    return 0 if failures == 0 else 1
+    return 0 if result["failures"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 Nodes: grasp_sim (RealSense-like camera topics, execute/reset services), heightmap_node (camera pose from
 config/ur5_sim_calibration.yaml), affordance_node, learner_node (learn:=true), executor_node (sim backend), a static
 transform world -> camera_color_optical_frame for RViz, and RViz with config/grasp.rviz. Every node reads
-params_file (config/ur5_sim.yaml). Without `ros2 launch` (the PyPI ROS wheels), grasp_bringup's demo runner starts
-the same executables with the same file.
+params_file (config/ur5_sim.yaml). The nodes are grasp_bringup.launch_support.SIM_GRAPH, the graph description
+grasp_bringup's demo runner starts too (without `ros2 launch`, e.g. on the PyPI ROS wheels), with the same file.
 
 Imports: the standard library, yaml, launch, launch_ros and grasp_bringup.launch_support only; `ros2 launch` runs
 under the system Python, which does not see the project's virtual environment.
@@ -19,7 +19,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from grasp_bringup.launch_support import read_calibration, static_transform_arguments
+from grasp_bringup.launch_support import (SIM_CALIBRATION_FILE, SIM_GRAPH, SIM_PARAMS_FILE, read_calibration,
+                                          static_transform_arguments)
 
 CONFIG = PathJoinSubstitution([FindPackageShare("grasp_bringup"), "config"])
 
@@ -31,13 +32,27 @@ def static_camera_transform(context):
                  arguments=static_transform_arguments(calibration))]
 
 
+def graph_nodes(params_file) -> list[Node]:
+    """SIM_GRAPH's nodes (one robot, in the launch namespace), each with params_file and its launch arguments."""
+    arguments = {  # node parameters set from launch arguments
+        "heightmap_node": {"calibration_file": LaunchConfiguration("calibration_file")},
+        "affordance_node": {"model_path": LaunchConfiguration("model_path")},
+        "learner_node": {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")},
+    }
+    conditions = {"learner_node": IfCondition(LaunchConfiguration("learn"))}
+    return [Node(package=n.package, executable=n.executable, name=n.name, output="screen",
+                 parameters=[params_file, arguments[n.executable]] if n.executable in arguments else [params_file],
+                 condition=conditions.get(n.executable))
+            for n in SIM_GRAPH]
+
+
 def generate_launch_description():
     params_file = LaunchConfiguration("params_file")
     return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([CONFIG, "ur5_sim.yaml"]),
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([CONFIG, SIM_PARAMS_FILE]),
                               description="Parameters of every node (config/ur5_sim.yaml)."),
         DeclareLaunchArgument("calibration_file",
-                              default_value=PathJoinSubstitution([CONFIG, "ur5_sim_calibration.yaml"]),
+                              default_value=PathJoinSubstitution([CONFIG, SIM_CALIBRATION_FILE]),
                               description="Simulated camera pose (base_frame, camera_frame, translation, rotation)."),
         DeclareLaunchArgument("model_path", default_value="",
                               description="Checkpoint the affordance node starts with ('' = wait for the learner)."),
@@ -47,17 +62,7 @@ def generate_launch_description():
                               description="Run the learner (false: evaluate a fixed model_path)."),
         DeclareLaunchArgument("use_rviz", default_value="true", choices=["true", "false"],
                               description="Start RViz with config/grasp.rviz."),
-        Node(package="grasp_sim", executable="sim_node", name="grasp_sim", output="screen",
-             parameters=[params_file]),
-        Node(package="grasp_perception", executable="heightmap_node", name="heightmap_node", output="screen",
-             parameters=[params_file, {"calibration_file": LaunchConfiguration("calibration_file")}]),
-        Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
-             parameters=[params_file, {"model_path": LaunchConfiguration("model_path")}]),
-        Node(package="grasp_learning", executable="learner_node", name="learner_node", output="screen",
-             parameters=[params_file, {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")}],
-             condition=IfCondition(LaunchConfiguration("learn"))),
-        Node(package="grasp_execution", executable="executor_node", name="executor_node", output="screen",
-             parameters=[params_file]),
+        *graph_nodes(params_file),
         OpaqueFunction(function=static_camera_transform),
         Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
              arguments=["-d", PathJoinSubstitution([CONFIG, "grasp.rviz"])],

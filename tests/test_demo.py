@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
 from grasp_bringup import demo  # noqa: E402
+from grasp_core.attempts import AttemptRecord, read_attempts  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TINY = ["--profile", "tiny", "--dataset-images", "4", "--pretrain-epochs", "1", "--objects", "4", "--window", "5",
@@ -102,13 +103,21 @@ def test_demo_runs_to_its_attempt_limit_then_stops_on_ctrl_c(tmp_path):
     assert graph_processes(out) == []
 
 
+def attempt(step: int, reward: int, epsilon: float) -> AttemptRecord:
+    return AttemptRecord(step=step, success=reward, reward=float(reward), explored=False, epsilon=epsilon, rotation=0,
+                         u=0, v=0, angle=0.0, predicted_q=0.5, target=None, loss=None, grad_norm=None, replayed=None,
+                         diverged=None, failure_reason=0 if reward else 1, grasped_object="", objects_remaining=-1,
+                         scene_reset=False, reset_why="", excluded=None, on_object=None, keypoint_mm=None,
+                         model_version=0, roi_pixels=None, seconds=None, source="/robot1")
+
+
 def test_results_are_computed_from_the_attempts(tmp_path):
     args = demo.parse_args(["--window", "4", "--objects", "3"])
     progress = demo.Progress()
     outcomes = [0, 0, 0, 1, 0, 1, 1, 1, 1, 1]
     for i, r in enumerate(outcomes):
         progress.rewards.append(r)
-        progress.rows.append({"attempt": i + 1, "reward": float(r), "epsilon": 0.5 - 0.04 * i})
+        progress.rows.append(attempt(i, r, 0.5 - 0.04 * i))
     progress.versions = [(0, 0), (5, 1), (9, 2)]
     summary = demo.write_results(tmp_path, args, progress, {"stopped_because": "test"}, {"pretrain_seconds": 1.0})
     assert summary["attempts"] == 10 and summary["successes"] == 6
@@ -116,6 +125,7 @@ def test_results_are_computed_from_the_attempts(tmp_path):
     assert summary["final_model_version"] == 2 and summary["pretrain_seconds"] == 1.0
     assert (tmp_path / "learning_curve.png").is_file()
     assert len((tmp_path / "attempts.csv").read_text().splitlines()) == 11
+    assert [a["reward"] for a in read_attempts(tmp_path)] == outcomes  # the shared log: jsonl beside the csv
 
 
 def test_graph_has_one_learner_and_affordance_and_a_trio_per_robot(tmp_path):

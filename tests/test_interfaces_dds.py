@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
+from grasp_core.grasp_failure import GraspFailure  # noqa: E402
 from grasp_interfaces.msg import GraspExperience, Heightmap, ModelVersion  # noqa: E402
 from grasp_interfaces.srv import ExecuteGrasp, ProposeGrasp, ResetScene  # noqa: E402
 
@@ -101,6 +102,7 @@ def test_experience_and_model_messages_hold_their_fields():
              ExecuteGrasp.Response.REASON_TABLE_COLLISION, ExecuteGrasp.Response.REASON_INVALID_TARGET,
              ExecuteGrasp.Response.REASON_DROPPED]
     assert codes == list(range(7))
+    assert codes == [int(reason) for reason in GraspFailure]  # the ROS-free reasons are the service's codes
 
 
 def test_experience_topic_delivers_every_message_reliably():

@@ -27,7 +27,8 @@ import yaml
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
 from rclpy.node import Node as RclpyNode  # noqa: E402
 
-from grasp_bringup.launch_support import read_calibration  # noqa: E402
+from grasp_bringup import demo  # noqa: E402
+from grasp_bringup.launch_support import SIM_GRAPH, SIM_PARAMS_FILE, read_calibration  # noqa: E402
 from grasp_perception.calibration import load_calibration  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -186,6 +187,21 @@ def test_launch_file_nodes_includes_and_files(launch_file, tmp_path, monkeypatch
         spec.loader.exec_module(module)
         description = module.generate_launch_description()
         assert isinstance(description, LaunchDescription) and len(description.entities) >= 5
+
+
+def test_the_sim_launch_file_and_the_demo_start_one_graph(tmp_path, monkeypatch):
+    """Both read launch_support.SIM_GRAPH: the same executables under the same node names, with one parameter file."""
+    monkeypatch.chdir(tmp_path)
+    started, _ = run(ROOT / "launch" / "sim_ur5.launch.py", {}, monkeypatch)
+    ours = [s for s in started if s.kind == "node" and s.package.startswith("grasp_")]
+    assert {(s.package, s.name, s.node_name) for s in ours} == {(n.package, n.executable, n.name) for n in SIM_GRAPH}
+    assert {Path(p).name for s in ours for p in s.parameters if not isinstance(p, dict)} == {SIM_PARAMS_FILE}
+    args = demo.parse_args(["--robots", "2", "--no-bag", "--profile", "tiny"])
+    specs = demo.graph_specs(args, tmp_path, None)
+    assert {(s.package, s.executable) for s in specs} == {(n.package, n.executable) for n in SIM_GRAPH}
+    for n in SIM_GRAPH:  # shared nodes once at the root, the others once per robot namespace
+        namespaces = sorted(s.namespace for s in specs if s.executable == n.executable)
+        assert namespaces == (["/robot1", "/robot2"] if n.per_robot else ["/"]), n
 
 
 def test_real_robot_launch(monkeypatch):

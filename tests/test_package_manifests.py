@@ -30,7 +30,8 @@ ROSDEP_KEYS = {
     "std_msgs": "std_msgs", "std_srvs": "std_srvs", "sensor_msgs": "sensor_msgs", "geometry_msgs": "geometry_msgs",
     "visualization_msgs": "visualization_msgs", "shape_msgs": "shape_msgs", "moveit_msgs": "moveit_msgs",
     "service_msgs": "service_msgs", "ament_index_python": "ament_index_python", "tf2_ros": "tf2_ros",
-    "launch": "launch", "launch_ros": "launch_ros", "moveit": "moveit_py", "moveit_configs_utils": "moveit_configs_utils",
+    "launch": "launch", "launch_ros": "launch_ros", "moveit": "moveit_py",
+    "moveit_configs_utils": "moveit_configs_utils",
     "ur_msgs": "ur_msgs", "rosidl_runtime_py": "rosidl_runtime_py", "rosidl_parser": "rosidl_parser",
 }
 # Imported module -> pip distribution pinned in requirements.txt (no rosdep key on a stock Jazzy install).

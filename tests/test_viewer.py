@@ -73,7 +73,7 @@ def warm_pixels(png: bytes) -> int:
     import cv2
 
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1].astype(int)
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    r, b = image[..., 0], image[..., 2]
     return int(((r > 180) & (b < 90) & (r - b > 120)).sum())
 
 

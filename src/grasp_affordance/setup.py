@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="Affordance inference node: holds the grasp Q-network, serves /propose_grasp and publishes affordance maps, grasp markers and a coloured point cloud for RViz.",
+    description=(
+        "Affordance inference node: holds the grasp Q-network, serves /propose_grasp and publishes affordance"
+        " maps, grasp markers and a coloured point cloud for RViz."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="Executor node: heightmap -> /propose_grasp -> execute -> reward -> experience loop, with a simulated (grasp_sim services) and a MoveIt (UR3) backend.",
+    description=(
+        "Executor node: heightmap -> /propose_grasp -> execute -> reward -> experience loop, with a simulated"
+        " (grasp_sim services) and a MoveIt (UR3) backend."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

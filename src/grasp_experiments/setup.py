@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="Experiment harness (ROS-free): regenerates the seed paper's simulated comparisons with plots and a report.",
+    description=(
+        "Experiment harness (ROS-free): regenerates the seed paper's simulated comparisons with plots and a "
+        "report."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

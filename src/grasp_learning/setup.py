@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="Learner node: stores every experience from the replay topic on disk, runs DQN updates and announces versioned checkpoints; hosts the pretraining command.",
+    description=(
+        "Learner node: stores every experience from the replay topic on disk, runs DQN updates and announces "
+        "versioned checkpoints; hosts the pretraining command."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="Camera to heightmap node: synchronises RealSense-style colour and aligned depth, projects them into the workspace and publishes grasp_interfaces/Heightmap.",
+    description=(
+        "Camera to heightmap node: synchronises RealSense-style colour and aligned depth, projects them into "
+        "the workspace and publishes grasp_interfaces/Heightmap."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

@@ -14,7 +14,10 @@ setup(
     zip_safe=True,
     maintainer="Grasp learning maintainers",
     maintainer_email="maintainers@grasp-learning.invalid",
-    description="The MuJoCo grasping world (simulated UR5, UR3 twin) as a node: RealSense-like camera topics, /joint_states, execute-grasp and reset services.",
+    description=(
+        "The MuJoCo grasping world (simulated UR5, UR3 twin) as a node: RealSense-like camera topics, "
+        "/joint_states, execute-grasp and reset services."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

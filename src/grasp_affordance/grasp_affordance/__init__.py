@@ -1,1 +1,2 @@
-"""Affordance inference node: holds the grasp Q-network, serves /propose_grasp and publishes affordance maps, grasp markers and a coloured point cloud for RViz."""
+"""Affordance inference node: holds the grasp Q-network, serves /propose_grasp and publishes affordance maps, grasp
+markers and a coloured point cloud for RViz."""

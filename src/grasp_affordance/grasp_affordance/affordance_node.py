@@ -32,7 +32,7 @@ from grasp_affordance.model_holder import (GraspProposal, LoadedModel, load_chec
 from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
     heightmap_points, point_cloud
 from grasp_core.action_space import ActionSpaceConfig
-from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory
+from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory, check_epsilon
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
@@ -259,8 +259,7 @@ class AffordanceNode(Node):
                                  f"{self.resolve_topic_name(self.params['heightmap_topic'])} yet")
         else:
             heightmap = request.heightmap
-        if not (math.isfinite(request.epsilon) and 0.0 <= request.epsilon <= 1.0):
-            raise ValueError(f"epsilon must be in [0, 1], got {request.epsilon}")
+        check_epsilon(request.epsilon)
         try:
             check_heightmap_size(heightmap, self.params["max_heightmap_pixels"])  # before any work
             color, depth, workspace = msg_to_heightmap(heightmap)

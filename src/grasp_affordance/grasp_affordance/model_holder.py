@@ -5,16 +5,15 @@ ROS-free so it can be tested without DDS. A `LoadedModel` is immutable once buil
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from grasp_core.checkpoint import load_q_network
 from grasp_core.action_space import ActionSpaceConfig, choose_grasp
-from grasp_core.exploration import FailedGraspMemory
+from grasp_core.checkpoint import load_q_network
+from grasp_core.exploration import FailedGraspMemory, check_epsilon
 from grasp_core.grasp_pose import top_down_quaternion
 from grasp_core.model_check import check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
@@ -104,8 +103,7 @@ def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, work
     """Q maps for every rotation, then a grasp chosen by grasp_core.action_space.choose_grasp (`excluded`: failed
     grasps not to propose again; `actions`: the object mask and jaw symmetry, none by default), as a pose in the
     workspace (base) frame."""
-    if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    check_epsilon(epsilon)  # before the network runs
     with torch.inference_mode():
         q_maps = model.network.predict(color_hm, depth_hm, model.options)
     if excluded is not None and excluded.num_rotations != q_maps.shape[0]:

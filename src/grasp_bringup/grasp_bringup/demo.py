@@ -14,7 +14,6 @@ still writes the curve and summary of the attempts so far.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grasp_bringup.preflight import DEFAULT_MIN_FREE_MB, StallWatch, check_output_folder
+from grasp_bringup.launch_support import SIM_CALIBRATION_FILE, SIM_GRAPH, SIM_PARAMS_FILE
 from grasp_bringup.process_graph import NodeSpec, ProcessGraph, find_repo_root
 
 DEFAULTS = {"attempts": 250, "profile": "fast", "objects": 10, "pretrain_epochs": 8, "dataset_images": 50,
@@ -146,35 +146,39 @@ def pretrain(out: Path, dataset: Path, args) -> Path | None:
 
 # ------------------------------------------------------------------------------------------------ step 3
 def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
+    """launch_support.SIM_GRAPH's nodes (those of launch/sim_ur5.launch.py) with the demo's settings: the shared
+    nodes once, the others in each robot's namespace; plus the viewer and the bag recorder when asked for."""
     from grasp_core.profiles import get_profile
 
     profile = get_profile(args.profile)
     learning = {"learning": args.learning, "learning_overrides": " ".join(args.set)}
-    specs = [
-        NodeSpec("grasp_learning", "learner_node", params={
+    shared = {
+        "learner_node": {
             "profile": args.profile, "replay_dir": str(out / "learner" / "replay"),
             "checkpoint_dir": str(out / "learner" / "checkpoints"), "pretrained_checkpoint": str(pretrained or ""),
-            "seed": args.seed, "torch_threads": 1, **learning}),
-        NodeSpec("grasp_affordance", "affordance_node", params={
-            "profile": args.profile, "seed": args.seed, "torch_threads": 1}),
-    ]
+            "seed": args.seed, "torch_threads": 1, **learning},
+        "affordance_node": {"profile": args.profile, "seed": args.seed, "torch_threads": 1},
+    }
+
+    def per_robot(executable: str, r: int) -> dict:
+        return {
+            "sim_node": {"num_objects": args.objects, "seed": args.seed + r},
+            "heightmap_node": {"resolution": profile.resolution, "use_tf": False,
+                               "calibration_file": str(find_repo_root() / "config" / SIM_CALIBRATION_FILE)},
+            "executor_node": {"propose_service": "/propose_grasp", **learning, "window": args.window,
+                              "csv_path": str(out / f"attempts_robot{r}.csv"),
+                              "max_refused_proposals": args.max_refused},
+        }[executable]
+
+    specs = [NodeSpec(n.package, n.executable, params=shared[n.executable]) for n in SIM_GRAPH if not n.per_robot]
     if args.viz:  # grasp_bringup.viewer, on robot 1's heightmaps
         specs.append(NodeSpec("grasp_bringup", "viewer", params={
             "namespace": "/robot1", "web_port": args.viz_port, "grpc_port": args.viz_port + 1, "window": args.window}))
     if not args.no_bag:  # experiences, proposals (propose_grasp's service events) and model versions
         specs.append(NodeSpec("grasp_ros", "bag_recorder", params={"output": str(out / "bag")}))
     for r in range(1, args.robots + 1):
-        ns = f"/robot{r}"
-        specs += [
-            NodeSpec("grasp_sim", "sim_node", ns, params={"num_objects": args.objects, "seed": args.seed + r}),
-            NodeSpec("grasp_perception", "heightmap_node", ns, params={
-                "resolution": profile.resolution, "use_tf": False,
-                "calibration_file": str(find_repo_root() / "config" / "ur5_sim_calibration.yaml")}),
-            NodeSpec("grasp_execution", "executor_node", ns, params={
-                "propose_service": "/propose_grasp", **learning,
-                "window": args.window, "csv_path": str(out / f"attempts_robot{r}.csv"),
-                "max_refused_proposals": args.max_refused}),
-        ]
+        specs += [NodeSpec(n.package, n.executable, f"/robot{r}", params=per_robot(n.executable, r))
+                  for n in SIM_GRAPH if n.per_robot]
     return specs
 
 
@@ -183,7 +187,7 @@ class Progress:
     """What the demo process sees on /grasp/experience and /grasp/model."""
 
     rewards: list = field(default_factory=list)
-    rows: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  # grasp_core.attempts.AttemptRecord of every attempt
     epsilon: float = float("nan")
     model_version: int | None = None
     model_updates: int = 0
@@ -223,14 +227,13 @@ class Monitor:
                 return
 
     def _on_experience(self, msg) -> None:
+        from grasp_ros.conversions import attempt_record
+
         p = self.progress
         with p.lock:
             p.rewards.append(int(msg.reward > 0.5))
             p.epsilon = float(msg.epsilon)
-            p.rows.append({"attempt": len(p.rewards), "source": msg.source, "robot_attempt": int(msg.attempt),
-                           "reward": float(msg.reward), "epsilon": float(msg.epsilon), "explored": bool(msg.explored),
-                           "predicted_q": float(msg.predicted_q), "model_version": int(msg.model_version),
-                           "failure_reason": int(msg.failure_reason), "time": time.time()})
+            p.rows.append(attempt_record(msg))
 
     def _on_model(self, msg) -> None:
         p = self.progress
@@ -261,13 +264,13 @@ def live_line(p: Progress, target: int, window: int, started: float) -> str:
 
 def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -> dict:
     root = find_repo_root()
-    params_file = Path(args.params_file) if args.params_file else root / "config" / "ur5_sim.yaml"
+    params_file = Path(args.params_file) if args.params_file else root / "config" / SIM_PARAMS_FILE
     if not params_file.is_file():
         say(f"no parameter file {params_file}: the nodes use their defaults plus the demo's settings")
         params_file = None
     for folder in ("learner", "logs", "bag"):
         shutil.rmtree(out / folder, ignore_errors=True)  # a new run: the learner must not resume an old one
-    for stale in out.glob("attempts_robot*.csv"):
+    for stale in [*out.glob("attempts_robot*.csv"), *out.glob("attempts_robot*.jsonl")]:
         stale.unlink()
     specs = graph_specs(args, out, pretrained)
     info = {"exit_codes": {}, "stopped_because": ""}
@@ -332,14 +335,12 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from grasp_core.attempts import write_attempts
     from grasp_core.metrics import windowed_success
 
     with progress.lock:
         rewards, rows, versions = list(progress.rewards), list(progress.rows), list(progress.versions)
-    with open(out / "attempts.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["attempt"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_attempts(out / "attempts.csv", rows)  # and attempts.jsonl: the shared attempt log
     n = len(rewards)
     with progress.lock:
         updates = progress.model_updates
@@ -363,7 +364,7 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
         ax.plot(x[full], g[full], color="tab:blue", lw=2,
                 label=f"G = successes / attempts over the last {args.window} (faint: fewer attempts so far)")
         ax.scatter(np.arange(1, n + 1), rewards, s=6, color="gray", alpha=0.35, label="attempt outcome (1 = held)")
-        eps = [r["epsilon"] for r in rows]
+        eps = [r.epsilon for r in rows]
         ax.plot(np.arange(1, n + 1), eps, color="tab:orange", lw=1, ls="--", label="epsilon")
         for attempt, version in versions[1:]:
             ax.axvline(attempt, color="tab:green", alpha=0.08)

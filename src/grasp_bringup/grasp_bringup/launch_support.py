@@ -7,10 +7,15 @@ imports nothing else (tests/test_launch_files.py checks both).
 
 `read_calibration` checks a camera calibration file the way grasp_perception.calibration does (same keys, same
 unit-quaternion tolerance) and gives the arguments of tf2_ros' static_transform_publisher.
+
+`SIM_GRAPH` is the one description of the simulated grasp-learning graph: launch/sim_ur5.launch.py and the demo
+runner (grasp_bringup.demo, which starts the same executables without `ros2 launch`) both build their nodes from
+it, with the parameter file `SIM_PARAMS_FILE` (tests/test_launch_files.py checks that the two agree).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -69,3 +74,28 @@ def is_true(text: str) -> bool:
     if value not in ("true", "false", "1", "0"):
         raise ValueError(f"expected true or false, got {text!r}")
     return value in ("true", "1")
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One node of a graph description: its executable, its node name (the key of its section in the parameter
+    file) and whether each robot runs its own (in the robot's namespace) or the graph shares one."""
+
+    package: str
+    executable: str
+    name: str
+    per_robot: bool
+
+
+# The simulated graph (docs/design.md, "The node graph"): one learner and one affordance node for every robot; a
+# simulator, a heightmap node and an executor per robot. Launch files add their viewers (RViz, the camera's
+# static transform), the demo runner its own (the browser viewer, the bag recorder).
+SIM_GRAPH = (
+    GraphNode("grasp_learning", "learner_node", "learner_node", per_robot=False),
+    GraphNode("grasp_affordance", "affordance_node", "affordance_node", per_robot=False),
+    GraphNode("grasp_sim", "sim_node", "grasp_sim", per_robot=True),
+    GraphNode("grasp_perception", "heightmap_node", "heightmap_node", per_robot=True),
+    GraphNode("grasp_execution", "executor_node", "executor_node", per_robot=True),
+)
+SIM_PARAMS_FILE = "ur5_sim.yaml"  # in config/: the parameters of every node of SIM_GRAPH
+SIM_CALIBRATION_FILE = "ur5_sim_calibration.yaml"  # in config/: the simulated camera's pose

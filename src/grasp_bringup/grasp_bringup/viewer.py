@@ -12,8 +12,8 @@ then open http://127.0.0.1:9090/?url=rerun%2Bhttp://127.0.0.1:9876/proxy (from a
   the jaw (`/grasp/affordance`, published by the affordance node while someone subscribes);
 - `proposal/rotations`: every rotation's affordance map as a grid, the chosen one framed (`/grasp/affordance_grid`);
 - `proposal/grasp`: the proposed grasp (pixel, angle, Q, explored or greedy) from propose_grasp's service events;
-- `curves/success/G` (over the last `window` attempts), `curves/success/epsilon`: from `/grasp/experience`; `curves/loss`, `curves/td_error` from
-  `/grasp/learner/updates`; `curves/learner/model_version` from `/grasp/model`.
+- `curves/success/G` (over the last `window` attempts), `curves/success/epsilon`: from `/grasp/experience`;
+  `curves/loss`, `curves/td_error` from `/grasp/learner/updates`; `curves/learner/model_version` from `/grasp/model`.
 
 RViz stays the tool on a real ROS 2 install (config/grasp.rviz shows the same topics).
 """

@@ -101,8 +101,8 @@ def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int
         raise ValueError(f"model checkpoints are .safetensors files, got {path}")
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "stage": stage, "trunk": fcn.trunk_name,
               "trunk_channels": fcn.trunk_channels, "stride": fcn.stride, "num_rotations": int(num_rotations),
-              "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad, "profile": profile, "version": int(version),
-              "step": int(step), "config": config or {}}
+              "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad, "profile": profile,
+              "version": int(version), "step": int(step), "config": config or {}}
     _write(path, fcn.state_dict(), record)
     return path
 

@@ -468,8 +468,8 @@ class DQNLearner:
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Weights + metadata at `path` (.safetensors), training state beside it (`x.state.safetensors`)."""
         path = checkpoint.save_model(path, self.qnet.fcn, num_rotations=self.qnet.num_rotations, zoom=self.qnet.zoom,
-                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad, profile=self.profile, stage="dqn",
-                                     version=self.step if version is None else version, step=self.step,
+                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad, profile=self.profile,
+                                     stage="dqn", version=self.step if version is None else version, step=self.step,
                                      config=self.config.as_dict())
         checkpoint.save_training_state(checkpoint.training_state_path(path), self.state_dict())
         return path

@@ -68,6 +68,14 @@ class ExplorationConfig:
         return asdict(self)
 
 
+def check_epsilon(epsilon: float) -> float:
+    """`epsilon` if it is a probability (finite, in [0, 1]), else ValueError: the one check of an epsilon a caller
+    hands in (select_action, the affordance node's requests)."""
+    if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    return epsilon
+
+
 def epsilon_at(config: ExplorationConfig, step: int) -> float:
     """Exploration probability after `step` attempts."""
     start, end = config.epsilon_start, config.epsilon_end
@@ -139,8 +147,7 @@ def select_action(q_maps, epsilon: float, rng: np.random.Generator, valid_mask: 
     removes actions (e.g. `FailedGraspMemory.excluded`).
     """
     q = _as_numpy(q_maps)
-    if not (math.isfinite(epsilon) and 0.0 <= epsilon <= 1.0):
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    check_epsilon(epsilon)
     if mode not in EXPLORATION_MODES:
         raise ValueError(f"unknown exploration mode {mode!r}; choose one of {EXPLORATION_MODES}")
     rotations, height, width = q.shape

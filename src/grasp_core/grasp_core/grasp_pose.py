@@ -18,6 +18,12 @@ def rotation_angle(index: int, num_rotations: int) -> float:
     return index * 2.0 * math.pi / num_rotations
 
 
+def fold_jaw_yaw(angle: float) -> float:
+    """The jaw is symmetric (angles a and a + pi grasp alike): `angle` folded into [-pi/2, pi/2), the wrist turn
+    closest to zero. The simulated and the real arm both execute grasps at this yaw."""
+    return (angle + math.pi / 2) % math.pi - math.pi / 2
+
+
 def top_down_quaternion(angle: float) -> tuple[float, float, float, float]:
     """Quaternion (x, y, z, w) of Rz(angle) * Rx(pi): tool z down, tool x (closing axis) at `angle`."""
     half = 0.5 * angle

@@ -14,10 +14,6 @@ import numpy as np
 
 from grasp_core.workspace import WorkspaceLimits
 
-# VPG main.py: the workspace counts as empty when fewer than 300 cells are more than 2 cm high.
-VPG_EMPTY_HEIGHT_M = 0.02
-VPG_EMPTY_MIN_PIXELS = 300
-
 
 def _check_intrinsics(intrinsics) -> np.ndarray:
     k = np.asarray(intrinsics, dtype=np.float64)
@@ -108,19 +104,3 @@ def make_heightmap(color: np.ndarray, depth: np.ndarray, intrinsics, camera_pose
     depth_hm[reached] = np.maximum(top[reached] - workspace.z_min, 0.0)
     return color_hm.reshape(height, width, 3), depth_hm.reshape(height, width)
 
-
-def occupied_mask(depth_hm: np.ndarray, height_threshold: float = VPG_EMPTY_HEIGHT_M) -> np.ndarray:
-    """Cells standing more than `height_threshold` metres above z_min (something is there, not the table)."""
-    depth_hm = np.asarray(depth_hm)
-    if depth_hm.ndim != 2:
-        raise ValueError(f"depth heightmap must be 2-D, got shape {depth_hm.shape}")
-    return depth_hm > height_threshold
-
-
-def is_workspace_empty(depth_hm: np.ndarray, height_threshold: float = VPG_EMPTY_HEIGHT_M,
-                       min_pixels: int = VPG_EMPTY_MIN_PIXELS) -> bool:
-    """VPG's reset test: fewer than `min_pixels` cells higher than `height_threshold` (300 cells of 2 mm at 2 cm).
-
-    VPG uses min_pixels=10 when testing in simulation; scale min_pixels with the resolution squared.
-    """
-    return int(np.count_nonzero(occupied_mask(depth_hm, height_threshold))) < min_pixels

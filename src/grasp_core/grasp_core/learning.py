@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from grasp_core.action_space import ActionSpaceConfig, choose_grasp
+from grasp_core.attempts import AttemptRecord
 from grasp_core.dqn import DQNConfig, DQNLearner, UpdateStats
 from grasp_core.episode import EpisodeConfig, EpisodeDecision, EpisodeTracker, scene_changed
 from grasp_core.exploration import ExplorationConfig, FailedGraspMemory, epsilon_at
@@ -180,41 +181,6 @@ class AttemptRules:
         self.memory.clear()
 
 
-@dataclass
-class AttemptRecord:
-    """What the loop logs for every attempt (the harness's attempts.jsonl rows)."""
-
-    step: int
-    success: int
-    reward: float
-    explored: bool
-    epsilon: float
-    rotation: int
-    u: int
-    v: int
-    angle: float
-    predicted_q: float
-    target: float
-    loss: float
-    grad_norm: float
-    replayed: int | None
-    diverged: bool
-    failure_reason: int
-    grasped_object: str
-    objects_remaining: int
-    scene_reset: bool
-    reset_why: str
-    excluded: int  # failed grasps excluded when this one was chosen
-    on_object: bool  # the depth heightmap stands > 1 cm at the grasp pixel (localisation diagnosis)
-    keypoint_mm: float | None  # distance to the nearest object's key point (simulated worlds only)
-    model_version: int
-    roi_pixels: int | None
-    seconds: float
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 class LearningLoop:
     """The loop of the module docstring, in-process: `world` executes grasps, `learner` learns.
 
@@ -302,7 +268,7 @@ class LearningLoop:
             reset_why=why, excluded=excluded_count, on_object=on_object,
             keypoint_mm=None if keypoint_mm is None else round(keypoint_mm, 1),
             model_version=experience.model_version, roi_pixels=roi_pixels,
-            seconds=round(time.perf_counter() - t0, 4))
+            seconds=round(time.perf_counter() - t0, 4), source=self.source, terminal=decision_terminal)
         self.attempts += 1
         return record
 

@@ -34,17 +34,21 @@ if __name__ == "__main__":  # `python -m grasp_core.pretrain`: answer --help (an
 
     sys.exit(_cli_main())
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from grasp_core.dataset import KeypointSample
+from grasp_core import checkpoint
+from grasp_core.dataset import KeypointSample, load_dataset
 from grasp_core.labels import affordance_label
 from grasp_core.losses import LOSSES, map_loss
-from grasp_core.profiles import get_profile
+from grasp_core.profiles import Profile, get_profile
 from grasp_core.rotation import RotatingQNetwork
 
 
@@ -249,6 +253,55 @@ def calibrate_q_scale(qnet: RotatingQNetwork, images: list[TrainingImage], max_i
     conv.weight.mul_(scale)
     conv.bias.mul_(scale).add_(-background * scale)
     return scale
+
+
+@dataclass
+class PretrainedQs:
+    """A Q_s trained by `pretrain_from_dataset`, with what it was trained on."""
+
+    qnet: RotatingQNetwork
+    profile: Profile
+    result: PretrainResult
+    dataset_resolution: float  # m/px of the dataset (resampled to the profile's)
+    heightmap_shape: tuple[int, int]  # (H, W) trained on
+    seconds: float
+
+    def save(self, path: str | Path, config: dict) -> Path:
+        """The checkpoint (stage "pretrain", version 0) at `path` (.safetensors), `config` in its metadata."""
+        qnet = self.qnet
+        return checkpoint.save_model(path, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
+                                     back_rotation=qnet.back_rotation, pad=qnet.pad, profile=self.profile.name,
+                                     stage="pretrain", version=0, step=self.result.steps, config=config)
+
+
+def pretrain_from_dataset(dataset_dir: str | Path, config: PretrainConfig, *, imagenet_weights: str | None = None,
+                          init: str | Path | None = None, writer=None, progress: bool = True,
+                          log: Callable[[str], None] | None = None) -> PretrainedQs:
+    """Pretraining from a grasp-keypoints dataset folder, the one entry point every caller uses (the
+    `grasp-pretrain` command, `ros2 run grasp_learning pretrain`, the demo, the experiment harness).
+
+    Seeds torch with `config.seed`, loads the dataset and resamples it to the profile, builds the profile's Q
+    network (from `init` if given, a checkpoint to continue from) and trains it with `pretrain`. `log` gets one
+    line saying what is trained, before training starts.
+    """
+    torch.manual_seed(config.seed)
+    profile = get_profile(config.profile)
+    dataset = load_dataset(dataset_dir)
+    images = prepare_images(dataset.samples, dataset.workspace.resolution / profile.resolution)
+    qnet = profile.build_q_network(imagenet_weights=imagenet_weights)
+    if init:
+        from grasp_core.dqn import warm_start
+
+        warm_start(qnet, init)
+    h, w = images[0].depth.shape
+    if log is not None:
+        log(f"{len(images)} images of {w}x{h} px (dataset {dataset.workspace.resolution} m/px, profile "
+            f"{profile.name} {profile.resolution} m/px), {profile.trunk}, {profile.num_rotations} rotations, "
+            f"loss {config.loss}, {config.epochs} epochs")
+    started = time.perf_counter()
+    result = pretrain(qnet, images, config, writer=writer, progress=progress)
+    return PretrainedQs(qnet, profile, result, dataset.workspace.resolution, (h, w),
+                        time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 # The choices of --profile and --loss, spelled out so that building the parser imports no torch
@@ -65,50 +64,32 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # noqa: PLC0415
 
     from grasp_core import checkpoint  # noqa: PLC0415
-    from grasp_core.dataset import load_dataset  # noqa: PLC0415
-    from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain  # noqa: PLC0415
-    from grasp_core.profiles import get_profile  # noqa: PLC0415
-
-    try:
-        config = PretrainConfig(profile=args.profile, epochs=args.epochs, batch_size=args.batch_size, loss=args.loss,
-                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                                augment=not args.no_augment, random_rotations=not args.rotation_zero,
-                                seed=args.seed)
-        out = Path(args.out)
-        torch.set_num_threads(max(1, args.threads))
-        torch.manual_seed(config.seed)
-        profile = get_profile(config.profile)
-        dataset = load_dataset(args.dataset)
-        scale = dataset.workspace.resolution / profile.resolution
-        images = prepare_images(dataset.samples, scale)
-        qnet = profile.build_q_network(imagenet_weights=args.imagenet_weights)
-        if args.init:
-            from grasp_core.dqn import warm_start  # noqa: PLC0415
-            warm_start(qnet, args.init)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"grasp-pretrain: error: {e}", file=sys.stderr)
-        return 2
+    from grasp_core.pretrain import PretrainConfig, pretrain_from_dataset  # noqa: PLC0415
 
     writer = None
     if args.logdir:
         from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
         writer = SummaryWriter(args.logdir)
-    started = time.perf_counter()
-    h, w = images[0].depth.shape
-    print(f"grasp-pretrain: {len(images)} images of {w}x{h} px (dataset {dataset.workspace.resolution} m/px, "
-          f"profile {profile.name} {profile.resolution} m/px), {profile.trunk}, {profile.num_rotations} rotations, "
-          f"loss {config.loss}, {config.epochs} epochs", flush=True)
-    result = pretrain(qnet, images, config, writer=writer, progress=not args.quiet)
-    epoch_losses = result.epoch_losses
-    if writer is not None:
-        writer.close()
-    meta = {"pretrain": asdict(config), "dataset": os.path.abspath(args.dataset), "images": result.images,
-            "heightmap_shape": [h, w], "resolution": profile.resolution, "final_loss": epoch_losses[-1],
-            "seconds": round(time.perf_counter() - started, 1), "init": args.init}
-    checkpoint.save_model(out, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="pretrain",
-                          version=0,
-                          step=result.steps, config=json.loads(json.dumps(meta)))
+    try:
+        config = PretrainConfig(profile=args.profile, epochs=args.epochs, batch_size=args.batch_size, loss=args.loss,
+                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay, augment=not args.no_augment,
+                                random_rotations=not args.rotation_zero, seed=args.seed)
+        torch.set_num_threads(max(1, args.threads))
+        trained = pretrain_from_dataset(args.dataset, config, imagenet_weights=args.imagenet_weights, init=args.init,
+                                        writer=writer, progress=not args.quiet,
+                                        log=lambda line: print(f"grasp-pretrain: {line}", flush=True))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"grasp-pretrain: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if writer is not None:
+            writer.close()
+    epoch_losses = trained.result.epoch_losses
+    meta = {"pretrain": asdict(config), "dataset": os.path.abspath(args.dataset), "images": trained.result.images,
+            "heightmap_shape": list(trained.heightmap_shape), "resolution": trained.profile.resolution,
+            "final_loss": epoch_losses[-1], "seconds": round(trained.seconds, 1), "init": args.init}
+    out = trained.save(args.out, json.loads(json.dumps(meta)))
     print(f"grasp-pretrain: loss {epoch_losses[0]:.4f} -> {epoch_losses[-1]:.4f}; wrote {out} "
           f"and {checkpoint.sidecar_path(out)}")
     return 0

@@ -1,14 +1,16 @@
 """Named model profiles: which trunk, at what heightmap resolution, how many rotations, how to run them.
 
-| profile      | trunk                    | m/px  | px (0.448 m) | R  | zoom | feature cell | use |
-|--------------|--------------------------|-------|--------------|----|------|--------------|-----|
-| `paper`      | densenet121              | 0.002 | 224          | 16 | 2    | 3.2 cm       | the seed / VPG, faithful |
-| `fast`       | mobilenet_v3_small_s16   | 0.004 | 112          | 16 | 2    | 3.2 cm       | CPU demo (learns in minutes on 2 cores) |
-| `fast_mobilenet_v2` | mobilenet_v2 (random) | 0.004 | 112     | 16 | 2    | 6.4 cm       | same architecture as `poi`, random init (vanilla/ours) |
-| `poi`        | mobilenet_v2 (ImageNet)  | 0.004 | 112          | 16 | 2    | 6.4 cm       | PoI baseline: ImageNet-initialised trunks |
-| `tiny`       | small_cnn                | 0.007 | 64           | 4  | 1    | 2.8 cm       | CI tests and smoke runs |
+| profile             | trunk                  | m/px  | px | R  | zoom | cell   | use                             |
+|---------------------|------------------------|-------|----|----|------|--------|---------------------------------|
+| `paper`             | densenet121            | 0.002 |224 | 16 | 2    | 3.2 cm | the seed / VPG, faithful        |
+| `fast`              | mobilenet_v3_small_s16 | 0.004 |112 | 16 | 2    | 3.2 cm | CPU demo (minutes on 2 cores)   |
+| `fast_mobilenet_v2` | mobilenet_v2 (random)  | 0.004 |112 | 16 | 2    | 6.4 cm | `poi`'s architecture, random init |
+| `poi`               | mobilenet_v2 (ImageNet)| 0.004 |112 | 16 | 2    | 6.4 cm | PoI baseline: ImageNet trunks   |
+| `tiny`              | small_cnn              | 0.007 | 64 | 4  | 1    | 2.8 cm | CI tests and smoke runs         |
 
-"feature cell" = trunk stride / zoom * resolution: the workspace distance between two Q cells before
+"px" is the heightmap side over the 0.448 m VPG workspace.
+
+"cell" (feature cell) = trunk stride / zoom * resolution: the workspace distance between two Q cells before
 upsampling (VPG: 32 / 2 * 2 mm = 3.2 cm). `fast` keeps VPG's cell size with a dilated MobileNetV3-Small; its
 numbers come from benchmarks/bench_inference.py on a 2-core CPU. The network itself takes any heightmap size;
 `heightmap_size` is what the VPG 0.448 m workspace gives at this resolution.

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from grasp_core.heightmap import depth_image_from_16uc1, is_workspace_empty, make_heightmap, occupied_mask
+from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 
 K = np.array([[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]])
@@ -180,13 +180,3 @@ def test_depth_16uc1_conversion():
     with pytest.raises(ValueError, match="uint16"):
         depth_image_from_16uc1(mm.astype(np.float32))
 
-
-def test_empty_workspace_counts_cells_above_threshold():
-    depth_hm = np.zeros((224, 224), np.float32)
-    depth_hm[:10, :29] = 0.05          # 290 cells high
-    depth_hm[100:, 100:] = 0.015       # low clutter, below 2 cm
-    assert occupied_mask(depth_hm).sum() == 290
-    assert is_workspace_empty(depth_hm)
-    depth_hm[10, :10] = 0.05           # 300 cells
-    assert not is_workspace_empty(depth_hm)
-    assert not is_workspace_empty(depth_hm, height_threshold=0.01, min_pixels=301)

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from grasp_core.dqn import DQNLearner, warm_start
+from grasp_core.dqn import DQNLearner
 from grasp_core.exploration import select_action
 from grasp_core.learning import PRESETS, LearningLoop, PublicationSchedule, learning_config, parse_overrides
 from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain
 from grasp_core.profiles import get_profile
 from grasp_core.replay import ReplayStore
-from grasp_core.sim.grasp_result import GraspFailure, GraspResult
+from grasp_core.grasp_failure import GraspFailure
+from grasp_core.sim.grasp_result import GraspResult
 from grasp_core.workspace import WorkspaceLimits
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -147,8 +148,9 @@ class ScriptedWorld:
 def test_the_harness_loop_takes_the_executor_nodes_decisions(tmp_path):
     """The scenario of grasp_execution's test_executor_runs_grasp_cycles_against_the_sim, in the harness: the
     same AttemptRules give the same terminal / reset / exclusion decisions (both hold grasp_core's rules)."""
-    config = learning_config("default", ["episode.reset_after_failures=2", "dqn.lr=1e-12", "exploration.epsilon_start=0",
-                                         "exploration.epsilon_end=0", "exploration.epsilon_schedule=constant"])
+    config = learning_config("default", ["episode.reset_after_failures=2", "dqn.lr=1e-12",
+                                         "exploration.epsilon_start=0", "exploration.epsilon_end=0",
+                                         "exploration.epsilon_schedule=constant"])
     learner = DQNLearner(TINY.build_q_network(), config.dqn, ReplayStore(tmp_path / "replay"), profile="tiny")
     world = ScriptedWorld([(False, 3, False), (False, 3, False), (True, 2, True), (True, 0, True),
                            (False, 5, True), (False, 5, False)])

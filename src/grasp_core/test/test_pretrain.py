@@ -9,7 +9,8 @@ import torch
 
 from grasp_core import checkpoint
 from grasp_core.dataset import KeypointSample, save_dataset
-from grasp_core.pretrain import PretrainConfig, TrainingImage, augment, main, prepare_images, pretrain
+from grasp_core.pretrain import (PretrainConfig, TrainingImage, augment, main, prepare_images, pretrain,
+                                 pretrain_from_dataset)
 from grasp_core.profiles import get_profile
 from grasp_core.workspace import WorkspaceLimits
 
@@ -126,6 +127,31 @@ def test_grasp_pretrain_command(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "x.pt"), "--quiet"]) == 2
     with pytest.raises(SystemExit):
         main(["--dataset", str(tmp_path / "ds"), "--out", str(out), "--profile", "huge"])
+
+
+def test_pretrain_from_dataset_is_the_steps_it_names(tmp_path):
+    """The one library entry point: seed, load + resample, build, train; the same weights as those steps by hand."""
+    world = BlobWorld(size=64, seed=3, radius=(6, 9))
+    samples = []
+    for i in range(3):
+        world.reset()
+        samples.append(world.keypoint_sample(f"{i:06d}"))
+    workspace = WorkspaceLimits(0.0, 0.224, 0.0, 0.224, 0.0, 0.3, 0.0035)
+    save_dataset(tmp_path / "ds", samples, workspace)
+    config = PretrainConfig(profile="tiny", epochs=1, batch_size=2, seed=5)
+    lines = []
+    trained = pretrain_from_dataset(tmp_path / "ds", config, progress=False, log=lines.append)
+    assert trained.heightmap_shape == (32, 32) and trained.result.steps == 2 and "3 images of 32x32" in lines[0]
+
+    torch.manual_seed(5)
+    profile = get_profile("tiny")
+    qnet = profile.build_q_network()
+    pretrain(qnet, prepare_images(samples, 0.0035 / profile.resolution), config, progress=False)
+    for name, value in qnet.state_dict().items():
+        assert torch.equal(value, trained.qnet.state_dict()[name]), name
+    path = trained.save(tmp_path / "qs.safetensors", {"note": "test"})
+    _, meta = checkpoint.load_model(path)
+    assert meta["stage"] == "pretrain" and meta["step"] == 2 and meta["config"] == {"note": "test"}
 
 
 def test_augmentation_keeps_the_shape_of_non_square_heightmaps():

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from grasp_core.sim import GraspFailure, GraspWorld, SimConfig, make_keypoint_dataset
+from grasp_core.grasp_failure import GraspFailure
+from grasp_core.sim import GraspWorld, SimConfig, make_keypoint_dataset
 from grasp_core.sim.camera import RgbdCamera
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from grasp_core.grasp_pose import quaternion_to_angle, rotation_angle, top_down_quaternion
+from grasp_core.grasp_pose import fold_jaw_yaw, quaternion_to_angle, rotation_angle, top_down_quaternion
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 
 
@@ -55,6 +55,15 @@ def test_top_down_quaternion_points_tool_down_and_closes_along_angle(angle):
     np.testing.assert_allclose(_rotate(q, [0, 0, 1]), [0, 0, -1], atol=1e-12)
     np.testing.assert_allclose(_rotate(q, [1, 0, 0]), [math.cos(angle), math.sin(angle), 0], atol=1e-12)
     assert math.isclose(quaternion_to_angle(q), angle % (2 * math.pi), abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("angle", [0.0, 1.0, math.pi / 2, 2.0, math.pi, 4.0, -2.5, 7.0])
+def test_fold_jaw_yaw_keeps_the_jaw_line_with_the_smallest_wrist_turn(angle):
+    yaw = fold_jaw_yaw(angle)
+    assert -math.pi / 2 <= yaw < math.pi / 2
+    # Same closing line: the folded yaw differs from the angle by a whole number of half turns.
+    turns = (angle - yaw) / math.pi
+    assert math.isclose(turns, round(turns), abs_tol=1e-9)
 
 
 def test_rotation_angle_and_non_top_down_quaternion():

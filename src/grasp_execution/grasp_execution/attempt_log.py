@@ -1,44 +1,18 @@
-"""A record of every grasp attempt: running success over a window (seed IV-C's G) and an append-only CSV."""
+"""The executor's record of its grasp attempts: running success over a window (seed IV-C's G) and, when given a
+path, the attempt log every producer shares (grasp_core.attempts: `<path>.csv` and `<path>.jsonl`)."""
 from __future__ import annotations
 
-import csv
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from grasp_core.attempts import AttemptRecord, AttemptWriter
 from grasp_core.metrics import windowed_success
 
-
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One row of the CSV."""
-
-    attempt: int
-    wall_time: float
-    experience_id: str
-    reward: float
-    failure_reason: int
-    terminal: bool
-    objects_remaining: int  # -1 when the backend cannot count them
-    x: float
-    y: float
-    z: float
-    angle: float
-    pixel_x: int
-    pixel_y: int
-    rotation_index: int
-    epsilon: float
-    explored: bool
-    predicted_q: float
-    model_version: int
-    message: str
-
-
-CSV_COLUMNS = [f.name for f in fields(AttemptRecord)] + ["window_success"]
+__all__ = ["AttemptLog", "AttemptRecord"]
 
 
 class AttemptLog:
-    """Keeps the outcomes for G = successes / window and appends each attempt to `csv_path` (if given; created with
-    its header at the first attempt, appended to when it exists)."""
+    """Keeps the outcomes for G = successes / window and appends each attempt to the log at `csv_path` (if given;
+    continued when it exists)."""
 
     def __init__(self, window: int = 100, csv_path: str | Path | None = None):
         if window < 1:
@@ -46,29 +20,22 @@ class AttemptLog:
         self.window = int(window)
         self.outcomes: list[int] = []
         self.csv_path = Path(csv_path) if csv_path else None
+        self._writer: AttemptWriter | None = None
 
     def add(self, record: AttemptRecord) -> float:
         """Record one attempt; returns G over the last `window` attempts."""
         self.outcomes.append(1 if record.reward > 0.5 else 0)
-        g = self.window_success()
         if self.csv_path is not None:
-            row = asdict(record)
-            row["window_success"] = round(g, 6)
-            new_file = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-            if new_file:
-                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.csv_path.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-                if new_file:
-                    writer.writeheader()
-                writer.writerow(row)
-        return g
+            if self._writer is None:  # opened at the first attempt: no empty files from a node that never grasped
+                self._writer = AttemptWriter(self.csv_path, append=True)
+            self._writer.write(record)
+        return self.window_success()
 
     def window_success(self) -> float:
         """G = S / M over the last M = window attempts (missing attempts count as failures, as in the seed)."""
         return float(windowed_success(self.outcomes, self.window, partial="fixed")[-1]) if self.outcomes else 0.0
 
-    def success_so_far(self) -> float:
-        """Successes / attempts within the last `window` attempts (what the first attempts look like)."""
-        recent = self.outcomes[-self.window:]
-        return sum(recent) / len(recent) if recent else 0.0
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

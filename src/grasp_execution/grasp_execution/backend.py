@@ -10,13 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from geometry_msgs.msg import PoseStamped
-from grasp_interfaces.srv import ExecuteGrasp
-
-REASON_NONE = ExecuteGrasp.Response.REASON_NONE
-REASON_NOTHING_GRASPED = ExecuteGrasp.Response.REASON_NOTHING_GRASPED
-REASON_UNREACHABLE = ExecuteGrasp.Response.REASON_UNREACHABLE
-REASON_INVALID_TARGET = ExecuteGrasp.Response.REASON_INVALID_TARGET
-REASON_DROPPED = ExecuteGrasp.Response.REASON_DROPPED
+from grasp_core.grasp_failure import GraspFailure
 
 
 @dataclass(frozen=True)
@@ -24,7 +18,7 @@ class GraspOutcome:
     """What one grasp attempt did.
 
     executed: the robot attempted the grasp (False: the request was refused or could not be sent, nothing moved,
-    and the attempt is not an experience). failure_reason: ExecuteGrasp.Response.REASON_* (0 on success).
+    and the attempt is not an experience). failure_reason: a grasp_core.grasp_failure.GraspFailure (NONE on success).
     objects_remaining: objects left in the workspace when the backend can count them (simulation), else None.
     """
 
@@ -36,7 +30,8 @@ class GraspOutcome:
 
     @classmethod
     def refused(cls, message: str) -> "GraspOutcome":
-        return cls(executed=False, grasp_success=False, failure_reason=REASON_INVALID_TARGET, message=message)
+        return cls(executed=False, grasp_success=False, failure_reason=GraspFailure.INVALID_TARGET,
+                   message=message)
 
 
 @dataclass(frozen=True)

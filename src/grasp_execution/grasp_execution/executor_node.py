@@ -21,7 +21,6 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 import traceback
@@ -33,95 +32,108 @@ from grasp_core.exploration import epsilon_at
 from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
-from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
+from grasp_ros.conversions import attempt_record, image_to_numpy, msg_to_heightmap, stamp_ns
 from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from grasp_execution.attempt_log import AttemptLog, AttemptRecord
+from grasp_execution.attempt_log import AttemptLog
 from grasp_execution.backend import GraspBackend, GraspOutcome
 from grasp_execution.moveit_backend import declare_moveit_parameters
 from grasp_execution.service_call import ServiceUnavailable, call_service
 
 
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+def declare_executor_parameters(node: Node) -> dict:
+    """Declare the executor's parameters (descriptions and checks) and return their values by name."""
+    p = {}
+    p["backend"] = declare(node, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
+                           check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
+    p["heightmap_topic"] = declare(node, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
+    p["propose_service"] = declare(node, "propose_service", "propose_grasp", "ProposeGrasp service.")
+    p["experience_topic"] = declare(node, "experience_topic", "/grasp/experience",
+                                    "GraspExperience output topic (the learner's replay input).")
+    p["execute_service"] = declare(node, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
+    p["reset_service"] = declare(node, "reset_service", "sim/reset", "sim backend: ResetScene.")
+    p["reset_num_objects"] = declare(node, "reset_num_objects", 0,
+                                     "sim backend: objects per new scene (0: the simulator's setting).",
+                                     check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
+    p["reset_object_set"] = declare(node, "reset_object_set", "",
+                                    "sim backend: object set of new scenes ('': the simulator's setting).",
+                                    check=one_of("", "train", "novel"), requirement="'', train or novel")
+    p["max_attempts"] = declare(node, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
+                                check=in_range(0, 2**62), requirement="max_attempts >= 0")
+    p["learning"] = declare(node, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
+                            "exploration and episode rules of this loop; give the learner the same one.",
+                            check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
+    p["learning_overrides"] = declare(node, "learning_overrides", "", "Space-separated section.field=value "
+                                      "overrides of the preset, e.g. 'exploration.mode=uniform "
+                                      "episode.reset_after_failures=5' (the same string as the learner's). "
+                                      "Live: a new string applies from the next attempt.", live=True)
+    p["epsilon_step_offset"] = declare(node, "epsilon_step_offset", 0,
+                                       "Attempts already made (resume the schedule after a restart).",
+                                       check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
+    p["window"] = declare(node, "window", 100, "Attempts in the running success rate G (seed: 100).",
+                          check=in_range(1, 100000), requirement="1 <= window <= 100000")
+    p["csv_path"] = declare(node, "csv_path", "", "Append every attempt to this CSV file and the .jsonl beside it "
+                            "(grasp_core.attempts; '': none).")
+    p["grasp_z_offset"] = declare(node, "grasp_z_offset", 0.0,
+                                  "Added to the proposed grasp height before execution, metres.",
+                                  check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
+    p["heightmap_timeout"] = declare(node, "heightmap_timeout", 10.0,
+                                     "Seconds to wait for a heightmap after a grasp before the attempt is "
+                                     "closed as terminal.", check=in_range(0.1, 3600.0),
+                                     requirement="0.1 <= heightmap_timeout <= 3600")
+    p["propose_timeout"] = declare(node, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
+                                   check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
+    p["execute_timeout"] = declare(node, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
+                                   check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
+    p["service_wait"] = declare(node, "service_wait", 5.0, "Seconds to wait for a service server per try.",
+                                check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
+    p["retry_delay"] = declare(node, "retry_delay", 1.0,
+                               "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
+                               check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
+    p["ack_timeout"] = declare(node, "ack_timeout", 5.0,
+                               "Seconds to wait for every experience subscriber (the learner) to acknowledge "
+                               "an experience before the next attempt.", check=in_range(0.0, 600.0),
+                               requirement="0 <= ack_timeout <= 600")
+    p["source"] = declare(node, "source", "", "Experience source name ('': the node's namespace).")
+    p["max_refused_proposals"] = declare(node, "max_refused_proposals", 100,
+                                         "Stop the loop with an error after this many proposals in a row were "
+                                         "refused or failed, once one has come back (0: never).",
+                                         check=in_range(0, 2**31),
+                                         requirement="max_refused_proposals >= 0")
+    p["refusal_report_every"] = declare(node, "refusal_report_every", 10,
+                                        "Log an error every this many proposals refused in a row.",
+                                        check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
+    return p
 
 
 class ExecutorNode(Node):
     def __init__(self, backend: GraspBackend | None = None, **kwargs):
         """`backend`: use this backend instead of the one the `backend` parameter names (tests)."""
         super().__init__("executor_node", **kwargs)
-        p = {}
-        p["backend"] = declare(self, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
-                               check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
-        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
-        p["propose_service"] = declare(self, "propose_service", "propose_grasp", "ProposeGrasp service.")
-        p["experience_topic"] = declare(self, "experience_topic", "/grasp/experience",
-                                        "GraspExperience output topic (the learner's replay input).")
-        p["execute_service"] = declare(self, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
-        p["reset_service"] = declare(self, "reset_service", "sim/reset", "sim backend: ResetScene.")
-        p["reset_num_objects"] = declare(self, "reset_num_objects", 0,
-                                         "sim backend: objects per new scene (0: the simulator's setting).",
-                                         check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
-        p["reset_object_set"] = declare(self, "reset_object_set", "",
-                                        "sim backend: object set of new scenes ('': the simulator's setting).",
-                                        check=one_of("", "train", "novel"), requirement="'', train or novel")
-        p["max_attempts"] = declare(self, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
-                                    check=in_range(0, 2**62), requirement="max_attempts >= 0")
-        p["learning"] = declare(self, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
-                                "exploration and episode rules of this loop; give the learner the same one.",
-                                check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
-        p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
-                                          "overrides of the preset, e.g. 'exploration.mode=uniform "
-                                          "episode.reset_after_failures=5' (the same string as the learner's). "
-                                          "Live: a new string applies from the next attempt.", live=True)
-        p["epsilon_step_offset"] = declare(self, "epsilon_step_offset", 0,
-                                           "Attempts already made (resume the schedule after a restart).",
-                                           check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
-        p["window"] = declare(self, "window", 100, "Attempts in the running success rate G (seed: 100).",
-                              check=in_range(1, 100000), requirement="1 <= window <= 100000")
-        p["csv_path"] = declare(self, "csv_path", "", "Append every attempt to this CSV file ('': none).")
-        p["grasp_z_offset"] = declare(self, "grasp_z_offset", 0.0,
-                                      "Added to the proposed grasp height before execution, metres.",
-                                      check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
-        p["heightmap_timeout"] = declare(self, "heightmap_timeout", 10.0,
-                                         "Seconds to wait for a heightmap after a grasp before the attempt is "
-                                         "closed as terminal.", check=in_range(0.1, 3600.0),
-                                         requirement="0.1 <= heightmap_timeout <= 3600")
-        p["propose_timeout"] = declare(self, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
-                                       check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
-        p["execute_timeout"] = declare(self, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
-                                       check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
-        p["service_wait"] = declare(self, "service_wait", 5.0, "Seconds to wait for a service server per try.",
-                                    check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
-        p["retry_delay"] = declare(self, "retry_delay", 1.0,
-                                   "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
-                                   check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
-        p["ack_timeout"] = declare(self, "ack_timeout", 5.0,
-                                   "Seconds to wait for every experience subscriber (the learner) to acknowledge "
-                                   "an experience before the next attempt.", check=in_range(0.0, 600.0),
-                                   requirement="0 <= ack_timeout <= 600")
-        p["source"] = declare(self, "source", "", "Experience source name ('': the node's namespace).")
-        p["max_refused_proposals"] = declare(self, "max_refused_proposals", 100,
-                                             "Stop the loop with an error after this many proposals in a row were "
-                                             "refused or failed, once one has come back (0: never).",
-                                             check=in_range(0, 2**31),
-                                             requirement="max_refused_proposals >= 0")
-        p["refusal_report_every"] = declare(self, "refusal_report_every", 10,
-                                            "Log an error every this many proposals refused in a row.",
-                                            check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
-        self.params = p
+        self.params = declare_executor_parameters(self)
         self.moveit_params = declare_moveit_parameters(self)
+        self.learning = self._learning_settings()
+        self.source = self.params["source"] or self.get_namespace()
+        watch_live_parameters(self, self.params, self._apply_live_parameter)  # `ros2 param set` on overrides
+        self._init_loop_state()
+        self.log = AttemptLog(self.params["window"], self.params["csv_path"] or None)
+        self.backend = backend if backend is not None else self._make_backend()
+        self._connect()
+        self._log_start()
+
+    def _learning_settings(self):
+        """The loop's rules: the learning preset with its overrides (grasp_core.learning)."""
         try:
-            self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
+            return learning_config(self.params["learning"], parse_overrides(self.params["learning_overrides"]))
         except ValueError as e:
             raise ParameterError(f"learning / learning_overrides: {e}") from None
-        self.source = p["source"] or self.get_namespace()
-        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set` on learning_overrides
 
+    def _init_loop_state(self) -> None:
+        """Counters, the worker thread and the newest heightmap (filled by the subscription)."""
         self.attempts = 0
         self.refused = 0  # grasps the backend did not execute
         self.bad_heightmaps = 0
@@ -130,18 +142,21 @@ class ExecutorNode(Node):
         self.proposals_received = 0
         self.published: list[str] = []  # ids of the experiences sent
         self.error: str | None = None
-        self._last_log: dict[str, float] = {}
         self._stop = threading.Event()
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grasp_loop", daemon=True)
         self._heightmap_lock = threading.Condition()
         self._latest: Heightmap | None = None
 
-        self.log = AttemptLog(p["window"], p["csv_path"] or None)
-        self.backend = backend if backend is not None else self._make_backend()
+    def _connect(self) -> None:
+        """Heightmaps in, experiences out, the propose_grasp client."""
+        p = self.params
         self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS)
         self.experience_pub = self.create_publisher(GraspExperience, p["experience_topic"], EXPERIENCE_QOS)
         self._propose = self.create_client(ProposeGrasp, p["propose_service"])
+
+    def _log_start(self) -> None:
+        p = self.params
         self.get_logger().info(
             f"executor for '{self.source}' with the {self.backend.name} backend: heightmaps from "
             f"{self.resolve_topic_name(p['heightmap_topic'])}, proposals from "
@@ -183,6 +198,7 @@ class ExecutorNode(Node):
     def destroy_node(self):
         self.stop()
         self.backend.close()
+        self.log.close()
         return super().destroy_node()
 
     def _run(self) -> None:
@@ -200,8 +216,8 @@ class ExecutorNode(Node):
             msg_to_heightmap(msg)
         except ValueError as e:
             self.bad_heightmaps += 1
-            self._throttled("bad_heightmap", 10.0, "warning", f"ignored a bad heightmap "
-                            f"({self.bad_heightmaps} so far): {e}")
+            self.get_logger().warning(f"ignored a bad heightmap ({self.bad_heightmaps} so far): {e}",
+                                      throttle_duration_sec=10.0)
             return
         with self._heightmap_lock:
             if self._latest is None or stamp_ns(msg.header.stamp) >= stamp_ns(self._latest.header.stamp):
@@ -225,18 +241,6 @@ class ExecutorNode(Node):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _throttled(self, key: str, period: float, level: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(key, -math.inf) >= period:
-            self._last_log[key] = now
-            logger = self.get_logger()  # one call site per severity: rclpy refuses to change it at a call site
-            if level == "info":
-                logger.info(message)
-            elif level == "warning":
-                logger.warning(message)
-            else:
-                logger.error(message)
-
     def epsilon(self) -> float:
         return float(epsilon_at(self.learning.exploration, self.params["epsilon_step_offset"] + self.attempts))
 
@@ -253,8 +257,8 @@ class ExecutorNode(Node):
             if state is None:
                 state = self._wait_heightmap(fresh_after, p["heightmap_timeout"])
                 if state is None:
-                    self._throttled("wait_heightmap", 10.0, "info", f"waiting for a heightmap on "
-                                    f"{self.resolve_topic_name(p['heightmap_topic'])}")
+                    topic = self.resolve_topic_name(p["heightmap_topic"])
+                    self.get_logger().info(f"waiting for a heightmap on {topic}", throttle_duration_sec=10.0)
                     continue
                 if self.is_empty(state):
                     self._reset_scene("the workspace is empty")
@@ -300,23 +304,22 @@ class ExecutorNode(Node):
         try:
             response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
         except ServiceUnavailable:
-            self._throttled("wait_propose", 10.0, "info",
-                            f"waiting for {self.resolve_service_name(p['propose_service'])}")
+            self.get_logger().info(f"waiting for {self.resolve_service_name(p['propose_service'])}",
+                                   throttle_duration_sec=10.0)
             return None
         except (TimeoutError, RuntimeError) as e:
             self.get_logger().warning(f"propose_grasp failed: {e}")
             self._no_proposal(f"failed: {e}")
             return None
         if not response.success:
-            self._throttled("propose_refused", 5.0, "warning", f"propose_grasp refused: {response.message}")
+            self.get_logger().warning(f"propose_grasp refused: {response.message}", throttle_duration_sec=5.0)
             self._no_proposal(f"refused: {response.message}")
             return None
         self.refused_in_a_row = 0
         self.proposals_received += 1
         if response.pose.header.frame_id != state.header.frame_id:
-            self._throttled("propose_frame", 5.0, "error", f"propose_grasp answered in frame "
-                            f"'{response.pose.header.frame_id}', not the heightmap's '{state.header.frame_id}': "
-                            "ignored")
+            self.get_logger().error(f"propose_grasp answered in frame '{response.pose.header.frame_id}', not the "
+                                    f"heightmap's '{state.header.frame_id}': ignored", throttle_duration_sec=5.0)
             return None
         return response
 
@@ -378,15 +381,10 @@ class ExecutorNode(Node):
             self.get_logger().warning(f"experience {experience.id} not acknowledged by every subscriber within "
                                       f"{self.params['ack_timeout']} s (is the learner running?)")
         self.published.append(experience.id)
-        pos = pose.pose.position
-        g = self.log.add(AttemptRecord(
-            attempt=self.attempts, wall_time=time.time(), experience_id=experience.id, reward=reward,
-            failure_reason=int(outcome.failure_reason), terminal=terminal,
-            objects_remaining=-1 if outcome.objects_remaining is None else int(outcome.objects_remaining),
-            x=pos.x, y=pos.y, z=pos.z, angle=float(proposal.angle), pixel_x=experience.pixel_x,
-            pixel_y=experience.pixel_y, rotation_index=experience.rotation_index, epsilon=float(epsilon),
-            explored=experience.explored, predicted_q=experience.predicted_q, model_version=experience.model_version,
-            message=outcome.message))
+        g = self.log.add(attempt_record(
+            experience, angle=float(proposal.angle), message=outcome.message, scene_reset=reset,
+            reset_why=terminal_why or "",
+            objects_remaining=-1 if outcome.objects_remaining is None else int(outcome.objects_remaining)))
         recent = self.log.outcomes[-self.log.window:]
         self.get_logger().info(
             f"attempt {self.attempts}: {'SUCCESS' if reward else 'failure'} ({outcome.message}) at px "
@@ -409,7 +407,7 @@ class ExecutorNode(Node):
         if result.success:
             self.get_logger().info(f"scene reset ({why}): {result.message}")
         else:
-            self._throttled("reset_failed", 30.0, "warning", f"scene not reset ({why}): {result.message}")
+            self.get_logger().warning(f"scene not reset ({why}): {result.message}", throttle_duration_sec=30.0)
             self._stop.wait(self.params["retry_delay"])
 
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Callable
 
 from geometry_msgs.msg import PoseStamped
-from grasp_core.grasp_pose import top_down_quaternion
+from grasp_core.grasp_failure import GraspFailure
+from grasp_core.grasp_pose import fold_jaw_yaw, top_down_quaternion
 from grasp_ros.params import ParameterError, declare, in_range, one_of
 
-from grasp_execution.backend import (REASON_NONE, REASON_NOTHING_GRASPED, REASON_UNREACHABLE, GraspBackend,
-                                     GraspOutcome, ResetOutcome)
+from grasp_execution.backend import GraspBackend, GraspOutcome, ResetOutcome
 from grasp_execution.service_call import call_service
 
 PARAM_PREFIX = "moveit."
@@ -65,7 +65,7 @@ def grasp_poses(pose: PoseStamped, angle: float, config: MoveItGraspConfig) -> d
     The jaw is symmetric, so the yaw is folded into [-pi/2, pi/2) to keep the wrist turn small.
     """
     p = pose.pose.position
-    yaw = (angle + config.jaw_yaw_offset + math.pi / 2) % math.pi - math.pi / 2
+    yaw = fold_jaw_yaw(angle + config.jaw_yaw_offset)
     qx, qy, qz, qw = top_down_quaternion(yaw)
     jaw_z = max(p.z - config.grasp_depth, config.min_grasp_z)
     flange_z = jaw_z + config.tcp_offset  # tool z points down: the flange is above the jaw centre
@@ -270,17 +270,18 @@ class MoveItBackend(GraspBackend):
         try:
             self.gripper.open()
             if not self._move_to_pose("pre-grasp", goals["pre-grasp"]):
-                return GraspOutcome(True, False, REASON_UNREACHABLE, "no plan to the pre-grasp pose")
+                return GraspOutcome(True, False, GraspFailure.UNREACHABLE, "no plan to the pre-grasp pose")
             moved = True
             if not self._move_to_pose("grasp", goals["grasp"], straight=True):
-                return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan down to the grasp pose"))
+                return self._finish(GraspOutcome(True, False, GraspFailure.UNREACHABLE,
+                                                 "no plan down to the grasp pose"))
             self.gripper.close()
             if not self._move_to_pose("lift", goals["lift"], straight=True):
-                return self._finish(GraspOutcome(True, False, REASON_UNREACHABLE, "no plan up to the lift pose"))
+                return self._finish(GraspOutcome(True, False, GraspFailure.UNREACHABLE, "no plan up to the lift pose"))
             held, detail = self.gripper.holding()
             if held and cfg.drop_configuration and not self._move_to_named("drop", cfg.drop_configuration):
                 detail += "; no plan to the drop pose, released in place"
-            outcome = GraspOutcome(True, held, REASON_NONE if held else REASON_NOTHING_GRASPED,
+            outcome = GraspOutcome(True, held, GraspFailure.NONE if held else GraspFailure.NOTHING_GRASPED,
                                    ("grasped: " if held else "nothing held: ") + detail)
             return self._finish(outcome)
         except Exception as e:  # noqa: BLE001 - driver/planner errors: not a grasp outcome to learn from

@@ -46,7 +46,8 @@ def test_bad_live_values_are_refused_with_the_reason(executor):
     eps = executor.epsilon()
     bad = executor.set_parameters([Parameter("learning_overrides", value="exploration.epsilon_start=1.5")])[0]
     assert not bad.successful and "epsilon_start must be a number in [0, 1]" in bad.reason
-    schedule = executor.set_parameters([Parameter("learning_overrides", value="exploration.epsilon_schedule=sometimes")])[0]
+    schedule = executor.set_parameters(
+        [Parameter("learning_overrides", value="exploration.epsilon_schedule=sometimes")])[0]
     assert not schedule.successful and "unknown epsilon schedule" in schedule.reason
     assert executor.epsilon() == eps and executor.get_parameter("learning_overrides").value == ""
     preset = executor.set_parameters([Parameter("learning", value="seed")])[0]

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_experiments.runner import DONE_FILE, read_attempts
+from grasp_core.attempts import read_attempts
+
+from grasp_experiments.runner import DONE_FILE
 
 
 def row_numbers(experiment: Path, method: str, objects: int, window: int = 100) -> dict:

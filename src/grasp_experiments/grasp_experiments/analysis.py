@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_core.attempts import read_attempts
 from grasp_core.metrics import acceleration_ratio, mean_ci95, steps_to_reach, windowed_success
 
-from grasp_experiments.runner import DONE_FILE, read_attempts
+from grasp_experiments.runner import DONE_FILE
 
 PERCENTS = (50, 60, 70, 80, 90)
 

@@ -13,8 +13,7 @@ The losses are separate tasks, so the experiment can run the comparison ones bes
 
 BatchNorm statistics are re-estimated after training by grasp_core.pretrain (`recalibrate_bn`: without it a
 short-pretrained fast-profile Q_s is flat in eval mode), and a KL Q_s gets its output scale calibrated there
-(`calibrate_q`, the pretrain module's default). Results in docs/results/sim_fast_cpu were made before
-grasp_core.pretrain had either: this module re-estimated the statistics itself then, with no Q calibration.
+(`calibrate_q`, the pretrain module's default).
 """
 from __future__ import annotations
 
@@ -28,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grasp_core import checkpoint
 from grasp_core.dataset import load_dataset
 from grasp_core.networks import heightmaps_to_tensors
-from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain
+from grasp_core.pretrain import PretrainConfig, prepare_images, pretrain_from_dataset
 from grasp_core.profiles import get_profile
 
 DATA_FILE = "data.json"
@@ -151,21 +149,13 @@ def pretrain_loss(experiment_dir: str | Path, stage: PretrainStage, loss: str, t
     if not (directory / DATA_FILE).is_file():
         raise ValueError(f"no key-point data in {directory}: run prepare_data first")
     torch.set_num_threads(max(1, int(threads)))
-    torch.manual_seed(stage.dataset_seed)
-    profile = get_profile(stage.profile)
-    dataset = load_dataset(directory / "dataset")
-    images = prepare_images(dataset.samples, dataset.workspace.resolution / profile.resolution)
     config = PretrainConfig(profile=stage.profile, epochs=stage.epochs, batch_size=stage.batch_size, loss=loss,
                             optimizer=stage.optimizer, lr=stage.lr, recalibrate_bn=stage.recalibrate_bn,
                             seed=stage.dataset_seed)
-    qnet = profile.build_q_network()
-    started = time.perf_counter()
-    result = pretrain(qnet, images, config, progress=progress)  # re-estimates BatchNorm statistics itself
+    trained = pretrain_from_dataset(directory / "dataset", config, progress=progress)  # BatchNorm re-estimated
+    qnet, result, seconds = trained.qnet, trained.result, trained.seconds
     qnet.eval()
-    seconds = time.perf_counter() - started
-    checkpoint.save_model(directory / f"qs_{loss}.safetensors", qnet.fcn, num_rotations=qnet.num_rotations,
-                          zoom=qnet.zoom, back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="pretrain",
-                          step=result.steps, config=asdict(config))
+    trained.save(directory / f"qs_{loss}.safetensors", asdict(config))
     test = heldout_image(experiment_dir, stage.profile)
     np.save(directory / f"map_{loss}.npy", predicted_map(qnet, test.color, test.depth, loss))
     record = {"loss": loss, "training": stage.training_key(), "config": asdict(config),

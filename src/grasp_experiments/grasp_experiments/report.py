@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from grasp_core.profiles import get_profile
+from grasp_core.profiles import Profile, get_profile
 
 from grasp_experiments import plots
 from grasp_experiments.analysis import (PERCENTS, MetricSettings, load_runs, q_value_scale, summarise,
@@ -86,25 +87,67 @@ def _learning_text(experiment_dir: Path) -> str:
     return "; ".join(sorted(texts)) or "-"
 
 
+@dataclass
+class _Report:
+    """What the sections of the report read (the experiment and its summary) and add to (summary.json, figures)."""
+
+    experiment_dir: Path
+    out_dir: Path
+    settings: MetricSettings
+    profile: Profile
+    summary: dict
+    compact: dict  # becomes summary.json
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def cells(self) -> dict:
+        return self.summary["cells"]
+
+    @property
+    def methods(self) -> list[str]:
+        return [m for m in METHODS if any(k[0] == m for k in self.cells)]
+
+    @property
+    def counts(self) -> list[int]:
+        return sorted({n for (_, n) in self.cells})
+
+
 def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: MetricSettings,
                 title: str | None = None, notes: str | Path | None = None) -> Path:
-    """Write PNGs, summary.json, summary.csv and report.md into out_dir; returns the report's path."""
+    """Write PNGs, summary.json, summary.csv and report.md into out_dir; returns the report's path.
+
+    The report is its sections in order, each a function of the experiment that returns its markdown lines (and
+    draws its figure): settings, pretraining losses (Fig. 3), learning curves (Fig. 5), Q scale, acceleration
+    ratios (Table I, Fig. 6), method comparison (Fig. 7), novel objects (Table II).
+    """
     experiment_dir, out_dir = Path(experiment_dir), Path(out_dir)
     if not (experiment_dir / EXPERIMENT_FILE).is_file():
         raise ValueError(f"{experiment_dir} is not an experiment folder (it has no {EXPERIMENT_FILE}): give the --out "
                          "folder of `grasp-experiments run`")
     config = json.loads((experiment_dir / EXPERIMENT_FILE).read_text())
     profile = get_profile(config["profile"])
-    runs = load_runs(experiment_dir)
-    summary = summarise(runs, settings)
+    summary = summarise(load_runs(experiment_dir), settings)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once there is something to write
-    cells = summary["cells"]
-    methods = [m for m in METHODS if any(k[0] == m for k in cells)]
-    counts = sorted({n for (_, n) in cells})
     compact = summary_json(summary)
     compact["experiment"] = {"profile": config["profile"], "finished_commands": _history(experiment_dir)}
-    figures = {}
+    r = _Report(experiment_dir, out_dir, settings, profile, summary, compact)
+    lines = _settings_section(r, title)
+    for section in (_pretraining_section, _learning_curves_section, _q_scale_section, _acceleration_section,
+                    _method_comparison_section, _novel_objects_section):
+        lines += section(r)
+    if notes is not None:
+        lines += [Path(notes).read_text().rstrip(), ""]
+    (out_dir / "summary.json").write_text(json.dumps(compact, indent=1) + "\n")
+    _write_csv(out_dir / "summary.csv", summary)
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
 
+
+def _settings_section(r: _Report, title: str | None) -> list[str]:
+    """Title, profile, the settings table (methods, seeds, learning settings from spec.json, metrics), history."""
+    experiment_dir, settings, profile, cells, methods, counts = (r.experiment_dir, r.settings, r.profile, r.cells,
+                                                                 r.methods, r.counts)
     lines = [f"# {title or 'Simulated learning-speed comparison'}", ""]
     lines += [f"Profile **{profile.name}**: {profile.description} Heightmap {profile.heightmap_size} px at "
               f"{profile.resolution * 1000:g} mm/px, {profile.num_rotations} rotations, zoom {profile.zoom}.", ""]
@@ -137,28 +180,34 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
     lines += [f"Wall time per attempt (sim + inference + update, per run process): median "
               f"{np.median(durations):.2f} s over {len(durations)} runs.", ""]
     lines += ["The seed's claims: " + SEED_CLAIMS, ""]
+    return lines
 
-    # Fig. 3: pretraining losses
+
+def _pretraining_section(r: _Report) -> list[str]:
+    """Pretraining losses (seed Fig. 3), when the experiment compared them."""
+    experiment_dir, out_dir, profile = r.experiment_dir, r.out_dir, r.profile
+    lines: list[str] = []
     comparison = load_comparison(experiment_dir, profile.name)
     if comparison is not None:
         maps, records = comparison
-        figures["fig3"] = plots.loss_comparison(maps, out_dir / "fig3_loss_comparison.png")
+        r.figures["fig3"] = plots.loss_comparison(maps, out_dir / "fig3_loss_comparison.png")
         first = next(iter(records.values()))["config"]
         lines += ["## Pretraining losses (seed Fig. 3)", "",
                   f"Q_s trained on {next(iter(records.values()))['images']} sim key-point images (train shapes, "
                   f"1-10 objects each) for {first['epochs']} epochs (batch {first['batch_size']}, "
-                  f"{first.get('optimizer', 'sgd')} lr {first['lr']:g}) with each loss; maps of a held-out 6-object scene, min-max normalised to [0, 1] "
+                  f"{first.get('optimizer', 'sgd')} lr {first['lr']:g}) with each loss; maps of a held-out "
+                  "6-object scene, min-max normalised to [0, 1] "
                   "(KL: softmax over pixels).", "", "![Fig. 3](fig3_loss_comparison.png)", "",
                   "| loss | first-epoch loss | last-epoch loss | map mass on objects* | pretraining time |",
                   "|---|---|---|---|---|"]
         occupied = maps["depth"] > 0.005
-        compact["pretraining"] = {}
+        r.compact["pretraining"] = {}
         for loss, info in records.items():
             pred = maps[f"pred_{loss}"]
             share = float(pred[occupied].sum() / pred.sum()) if pred.sum() > 0 else None
             lines.append(f"| {loss} | {info['epoch_losses'][0]:.4f} | {info['epoch_losses'][-1]:.4f} | "
                          f"{_fmt(share)} | {info['seconds']:.0f} s |")
-            compact["pretraining"][loss] = {"first_epoch_loss": round(info["epoch_losses"][0], 5),
+            r.compact["pretraining"][loss] = {"first_epoch_loss": round(info["epoch_losses"][0], 5),
                                             "last_epoch_loss": round(info["epoch_losses"][-1], 5),
                                             "map_mass_on_objects": None if share is None else round(share, 4),
                                             "seconds": info["seconds"], "epochs": info["config"]["epochs"]}
@@ -167,12 +216,17 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                   f"{occupied.mean():.0%} of the image); the label itself puts {label_share:.2f} there. The seed: KL "
                   "gives ~0 off the objects and covers each object; MSE and smooth L1 are noisier off the objects.",
                   ""]
-        compact["pretraining_label_mass_on_objects"] = round(label_share, 4)
+        r.compact["pretraining_label_mass_on_objects"] = round(label_share, 4)
+    return lines
 
-    # Fig. 5 and the key numbers
+
+def _learning_curves_section(r: _Report) -> list[str]:
+    """Ours vs vanilla (seed Fig. 5) and the table of G at a few attempts."""
+    out_dir, profile, summary, cells, methods, counts = r.out_dir, r.profile, r.summary, r.cells, r.methods, r.counts
+    lines: list[str] = []
     pair = [m for m in ("ours", "vanilla") if m in methods]
     if pair:
-        figures["fig5"] = plots.learning_curves(summary, pair, out_dir / "fig5_ours_vs_vanilla.png",
+        r.figures["fig5"] = plots.learning_curves(summary, pair, out_dir / "fig5_ours_vs_vanilla.png",
                                                 f"G with 95 % CI over seeds ({profile.name} profile)")
         lines += ["## Learning curves: ours vs vanilla (seed Fig. 5)", "", "![Fig. 5](fig5_ours_vs_vanilla.png)", ""]
     longest = max(c.steps for c in cells.values())
@@ -188,22 +242,34 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                          + f" | {cell.success_rate:.3f} | {cell.gbar:.2f}{'' if cell.settled else ' (unsettled)'} |")
     lines += ["", "G@t: seed-mean windowed G at attempt t ± 95 % CI half-width (Student t over seeds). "
               "Until t = M the window is not full and G counts the missing attempts as failures (VPG's plots).", ""]
+    return lines
 
+
+def _q_scale_section(r: _Report) -> list[str]:
+    """The Q-value scale of the chosen grasps (a divergence check)."""
+    experiment_dir = r.experiment_dir
+    lines: list[str] = []
     q_scale = q_value_scale(experiment_dir)
     lines += ["Q-value scale of the chosen grasps (a divergence check: with rewards 0/1 a regression Q stays within "
               "[0, 1 / (1 - gamma)], 10 at the seed's gamma 0.9; under the `bce` loss Q is the logit of the success "
-              "probability, unbounded but moving slowly):", "", "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
+              "probability, unbounded but moving slowly):", "",
+              "| objects | method | median \\|Q\\| of the last 20 attempts, per seed | "
               "max \\|Q\\| |", "|---|---|---|---|"]
     for (m, n), q in sorted(q_scale.items(), key=lambda item: (item[0][1], list(METHODS).index(item[0][0]))):
         lines.append(f"| {n} | {m} | {', '.join(f'{v:.3g}' for v in q['last20_median'])} | {q['max']:.3g} |")
     lines.append("")
-    compact["q_value_scale"] = [{"method": m, "objects": n, "max_abs_q": round(q["max"], 4),
+    r.compact["q_value_scale"] = [{"method": m, "objects": n, "max_abs_q": round(q["max"], 4),
                                  "last20_median_abs_q": [round(v, 4) for v in q["last20_median"]]}
                                 for (m, n), q in q_scale.items()]
+    return lines
 
-    # Table I and Fig. 6
+
+def _acceleration_section(r: _Report) -> list[str]:
+    """Acceleration ratios (seed Table I) and the Cs histograms (seed Fig. 6)."""
+    out_dir, settings, summary, cells, methods, counts = r.out_dir, r.settings, r.summary, r.cells, r.methods, r.counts
+    lines: list[str] = []
     if "vanilla" in methods and len(methods) > 1:
-        figures["fig6"] = plots.cs_histograms(summary, methods, out_dir / "fig6_cs_histograms.png")
+        r.figures["fig6"] = plots.cs_histograms(summary, methods, out_dir / "fig6_cs_histograms.png")
         lines += ["## Acceleration ratios (seed Table I) and Cs histograms (seed Fig. 6)", "",
                   ("With a shared G-bar, each method and vanilla are measured against the higher of their two "
                    "G-bars. " if settings.gbar == "shared" else "")
@@ -231,18 +297,28 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                                  + " | ".join("n/r" if cell.cs[p] is None else str(cell.cs[p]) for p in PERCENTS)
                                  + " |")
         lines += ["", "![Fig. 6](fig6_cs_histograms.png)", ""]
+    return lines
 
-    # Fig. 7
+
+def _method_comparison_section(r: _Report) -> list[str]:
+    """Every method's learning curve (seed Fig. 7)."""
+    out_dir, profile, summary, methods = r.out_dir, r.profile, r.summary, r.methods
+    lines: list[str] = []
     if len(methods) > 2 or any(m in methods for m in ("mog", "poi")):
-        figures["fig7"] = plots.learning_curves(summary, methods, out_dir / "fig7_method_comparison.png",
+        r.figures["fig7"] = plots.learning_curves(summary, methods, out_dir / "fig7_method_comparison.png",
                                                 f"All methods, G with 95 % CI ({profile.name} profile)")
         lines += ["## Method comparison (seed Fig. 7)", "", "![Fig. 7](fig7_method_comparison.png)", ""]
+    return lines
 
-    # Table II
+
+def _novel_objects_section(r: _Report) -> list[str]:
+    """Greedy grasps on novel objects (seed Table II), when `novel` ran."""
+    experiment_dir, out_dir = r.experiment_dir, r.out_dir
+    lines: list[str] = []
     novel_path = experiment_dir / NOVEL_FILE
     if novel_path.is_file():
         novel = json.loads(novel_path.read_text())
-        figures["novel"] = plots.novel_bars(novel, out_dir / "table2_novel_objects.png")
+        r.figures["novel"] = plots.novel_bars(novel, out_dir / "table2_novel_objects.png")
         nm = [m for m in (*METHODS, PRETRAINED_KEY) if m in novel["methods"]]
         lines += ["## Novel objects (seed Table II)", "",
                   f"{novel['num_novel']} unseen shapes per scene, {novel['rounds']} rounds x {novel['attempts']} "
@@ -250,8 +326,8 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
                   f"{novel['objects_trained_with']} objects (round r uses seed r mod S's model; run lengths above). "
                   "The seed's Table II is from the real UR3 with daily items after 500 training steps.", "",
                   "| round | " + " | ".join(nm) + " |", "|---|" + "---|" * len(nm)]
-        for r in range(novel["rounds"]):
-            lines.append(f"| {r + 1} | " + " | ".join(f"{novel['methods'][m]['rounds'][r]:.2f}" for m in nm) + " |")
+        for i in range(novel["rounds"]):
+            lines.append(f"| {i + 1} | " + " | ".join(f"{novel['methods'][m]['rounds'][i]:.2f}" for m in nm) + " |")
         lines.append("| mean ± std | " + " | ".join(
             f"{novel['methods'][m]['mean']:.3f} ± {novel['methods'][m]['std']:.3f}" for m in nm) + " |")
         lines.append("| *seed (real UR3)* | " + " | ".join(
@@ -260,13 +336,7 @@ def make_report(experiment_dir: str | Path, out_dir: str | Path, settings: Metri
         if PRETRAINED_KEY in nm:
             lines += ["", f"`{PRETRAINED_KEY}`: the KL-pretrained Q_s alone, i.e. `ours` before any DQN update."]
         lines += ["", "![Table II](table2_novel_objects.png)", ""]
-        compact["novel"] = {m: {"rounds": novel["methods"][m]["rounds"], "mean": round(novel["methods"][m]["mean"], 4),
-                                "std": round(novel["methods"][m]["std"], 4)} for m in nm}
-
-    if notes is not None:
-        lines += [Path(notes).read_text().rstrip(), ""]
-    (out_dir / "summary.json").write_text(json.dumps(compact, indent=1) + "\n")
-    _write_csv(out_dir / "summary.csv", summary)
-    report = out_dir / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return report
+        r.compact["novel"] = {m: {"rounds": novel["methods"][m]["rounds"],
+                                  "mean": round(novel["methods"][m]["mean"], 4),
+                                  "std": round(novel["methods"][m]["std"], 4)} for m in nm}
+    return lines

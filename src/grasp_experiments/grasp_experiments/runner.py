@@ -6,8 +6,8 @@ resets by itself (`auto_reset=False`): the loop's episode rule decides.
 
 Run directory (`<experiment>/runs/<method>/objects_NN/seed_SS/`):
     spec.json        the RunSpec and the resolved settings (written when the run starts)
-    attempts.jsonl   one JSON object per attempt, flushed as it happens (the raw log)
-    attempts.csv     the same table, written when the run finishes
+    attempts.jsonl   one grasp_core.attempts.AttemptRecord per attempt, flushed as it happens (the raw log)
+    attempts.csv     the same table as CSV (grasp_core.attempts.AttemptWriter writes both)
     model.safetensors (+ .json)  the final Q network (for the novel-object test)
     done.json        written last, atomically: a run is finished iff this file exists
 A run without done.json was interrupted; it is restarted from scratch (its directory is emptied), because
@@ -15,19 +15,19 @@ the simulator's mid-episode state is not checkpointed.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from grasp_core import checkpoint
 from grasp_core.dqn import DQNLearner, warm_start
-from grasp_core.learning import AttemptRecord, LearningLoop, learning_config
+from grasp_core.attempts import AttemptWriter, read_attempts
+from grasp_core.learning import LearningLoop, learning_config
 from grasp_core.replay import ReplayStore
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 
@@ -35,8 +35,8 @@ from grasp_experiments.methods import build_q_network, get_method, method_profil
 from grasp_experiments.mog import fit_from_world
 
 DONE_FILE = "done.json"
-LOG_FILE = "attempts.jsonl"
-LOG_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+# read_attempts is grasp_core.attempts' reader, importable from here for the scripts that read runs.
+__all__ = ["DONE_FILE", "RunSpec", "is_finished", "read_attempts", "run_learning"]
 
 
 @dataclass(frozen=True)
@@ -75,28 +75,17 @@ def _write_json(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_attempts(run_dir: str | Path) -> list[dict]:
-    """The per-attempt records of a run, in order."""
-    path = Path(run_dir) / LOG_FILE
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | None = None,
                  imagenet_weights: str | Path | None = None, threads: int = 1, keep_replay: bool = False,
                  progress: bool = False) -> dict:
     """Run (or restart) one learning run in `run_dir`; returns the done.json record."""
-    from tqdm import tqdm
-
     from grasp_core.sim import GraspWorld, SimConfig
 
     run_dir = Path(run_dir)
     method = get_method(spec.method)
     if method.pretrained and pretrained is None:
         raise ValueError(f"method {spec.method} needs the pretrained Q_s checkpoint")
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # interrupted before: restart cleanly
-    run_dir.mkdir(parents=True)
+    _empty_run_dir(run_dir)
     torch.set_num_threads(max(1, int(threads)))
     torch.manual_seed(spec.seed)
     profile = method_profile(spec.method, spec.profile)
@@ -104,8 +93,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
     if method.pretrained:
         warm_start(qnet, pretrained)
     config = learning_config(spec.learning, list(spec.overrides), seed=spec.seed, inference=profile.inference)
-    replay_dir = run_dir / "replay"
-    replay = ReplayStore(replay_dir)
+    replay = ReplayStore(run_dir / "replay")
     learner = DQNLearner(qnet, config.dqn, replay, profile=profile.name)
     workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
     world = GraspWorld(SimConfig(num_objects=spec.num_objects, seed=spec.seed, object_set=spec.object_set,
@@ -119,30 +107,43 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
         roi = fit_from_world(world) if method.roi_exploration else None
         loop = LearningLoop(learner, config, world, workspace, seed=spec.seed,
                             explore_mask=roi.mask if roi is not None else None, source=str(spec.relative_dir))
-        successes = 0
-        with open(run_dir / LOG_FILE, "w", encoding="utf-8") as log, \
-                tqdm(total=spec.steps, desc=str(spec.relative_dir), disable=not progress, dynamic_ncols=True) as bar:
-            for step in range(spec.steps):
-                record = loop.step()
-                successes += record.success
-                log.write(json.dumps(record.as_dict()) + "\n")
-                log.flush()
-                bar.update(1)
-                bar.set_postfix(G=f"{successes / (step + 1):.2f}", eps=f"{record.epsilon:.3f}")
+        _log_attempts(loop, spec, run_dir, progress)
     finally:
         world.close()
         replay.close()
     seconds = time.perf_counter() - started
     checkpoint.save_model(run_dir / "model.safetensors", qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn", version=learner.step,
-                          step=learner.step, config={"run": asdict(spec)})
-    attempts = read_attempts(run_dir)
-    with open(run_dir / "attempts.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(attempts)
+                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn",
+                          version=learner.step, step=learner.step, config={"run": asdict(spec)})
     if not keep_replay:
-        shutil.rmtree(replay_dir)
+        shutil.rmtree(run_dir / "replay")
+    return _finish(spec, run_dir, seconds)
+
+
+def _empty_run_dir(run_dir: Path) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # interrupted before: restart cleanly
+    run_dir.mkdir(parents=True)
+
+
+def _log_attempts(loop: LearningLoop, spec: RunSpec, run_dir: Path, progress: bool) -> None:
+    """`spec.steps` attempts of the loop, each logged as it happens (attempts.jsonl / .csv), with a progress bar."""
+    from tqdm import tqdm
+
+    successes = 0
+    with AttemptWriter(run_dir) as log, \
+            tqdm(total=spec.steps, desc=str(spec.relative_dir), disable=not progress, dynamic_ncols=True) as bar:
+        for step in range(spec.steps):
+            record = loop.step()
+            successes += record.success
+            log.write(record)
+            bar.update(1)
+            bar.set_postfix(G=f"{successes / (step + 1):.2f}", eps=f"{record.epsilon:.3f}")
+
+
+def _finish(spec: RunSpec, run_dir: Path, seconds: float) -> dict:
+    """done.json, written last: the run is finished."""
+    attempts = read_attempts(run_dir)
     done = {"spec": asdict(spec), "steps": len(attempts), "successes": int(sum(a["success"] for a in attempts)),
             "seconds": round(seconds, 1), "seconds_per_step": round(seconds / len(attempts), 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -13,7 +13,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from grasp_core.metrics import windowed_success  # noqa: E402
 
 from grasp_experiments.cli import main  # noqa: E402
-from grasp_experiments.runner import read_attempts  # noqa: E402
+from grasp_core.attempts import read_attempts  # noqa: E402
 
 STEPS = 6
 RUN_ARGS = ["run", "--methods", "ours", "vanilla", "mog", "--objects", "3", "--seeds", "2", "--steps", str(STEPS),

@@ -25,7 +25,7 @@ from collections import Counter
 import numpy as np
 from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
-from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image
+from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image, stamp_ns
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import ParameterError, declare, in_range
 from grasp_ros.qos import CAMERA_QOS_CHOICES, LATEST_QOS, SENSOR_QOS, camera_qos
@@ -52,10 +52,6 @@ class FrameRejected(ValueError):
 
 def tf2_available() -> bool:
     return importlib.util.find_spec("tf2_ros") is not None
-
-
-def stamp_ns(header: Header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def transform_to_matrix(transform) -> np.ndarray:
@@ -196,7 +192,7 @@ class HeightmapNode(Node):
             self._handle(pair)
 
     def _on_image(self, stream: str, msg: Image) -> None:
-        pair = self.pairer.add(stream, stamp_ns(msg.header), msg)
+        pair = self.pairer.add(stream, stamp_ns(msg.header.stamp), msg)
         if pair is None:
             return
         if self.camera_info is None:

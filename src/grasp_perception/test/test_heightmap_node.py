@@ -1,4 +1,5 @@
-"""heightmap_node over real DDS: a synthetic RealSense stream in, Heightmaps out; bad frames dropped, node keeps going."""
+"""heightmap_node over real DDS: a synthetic RealSense stream in, Heightmaps out; bad frames dropped, node keeps
+going."""
 import time
 
 import numpy as np

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 

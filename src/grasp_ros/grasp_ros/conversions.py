@@ -6,7 +6,11 @@ node can log and drop a bad message instead of crashing.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
+from grasp_core.attempts import AttemptRecord
+from grasp_core.grasp_pose import rotation_angle
 from grasp_core.workspace import WorkspaceLimits
 from grasp_interfaces.msg import Heightmap
 from sensor_msgs.msg import Image
@@ -20,6 +24,11 @@ ENCODINGS = {
     "mono16": (np.uint16, 1),
     "32FC1": (np.float32, 1),
 }
+
+
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time (a header's `stamp`) -> integer nanoseconds, for exact ordering and pairing."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def image_to_numpy(msg: Image, expected_encodings: tuple[str, ...] | None = None) -> np.ndarray:
@@ -142,3 +151,23 @@ def msg_to_heightmap(msg: Heightmap) -> tuple[np.ndarray, np.ndarray, WorkspaceL
         raise ValueError("heightmap depth contains NaN or inf")
     check_depth_range(depth, workspace)
     return color, depth, workspace
+
+
+def attempt_record(experience, **known) -> AttemptRecord:
+    """The attempt log's record (grasp_core.attempts) of a grasp_interfaces/GraspExperience. `known`: fields the
+    caller knows beyond the message (the executor: the backend's message, objects left, the reset); the learner's
+    fields (TD target, loss, ...) stay None."""
+    pos = experience.pose.pose.position
+    fields = dict(
+        step=int(experience.attempt), success=int(experience.reward > 0.5), reward=float(experience.reward),
+        explored=bool(experience.explored), epsilon=float(experience.epsilon),
+        rotation=int(experience.rotation_index), u=int(experience.pixel_x), v=int(experience.pixel_y),
+        angle=rotation_angle(int(experience.rotation_index), int(experience.num_rotations)),
+        predicted_q=float(experience.predicted_q), target=None, loss=None, grad_norm=None, replayed=None,
+        diverged=None, failure_reason=int(experience.failure_reason), grasped_object="", objects_remaining=-1,
+        scene_reset=False, reset_why="", excluded=None, on_object=None, keypoint_mm=None,
+        model_version=int(experience.model_version), roi_pixels=None, seconds=None, source=experience.source,
+        experience_id=experience.id, wall_time=time.time(), x=float(pos.x), y=float(pos.y), z=float(pos.z),
+        terminal=bool(experience.terminal))
+    fields.update(known)
+    return AttemptRecord(**fields)

@@ -12,7 +12,7 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 from grasp_interfaces.msg import Heightmap  # noqa: E402
 from grasp_interfaces.srv import ExecuteGrasp, ResetScene  # noqa: E402
-from grasp_ros.conversions import image_to_numpy, msg_to_heightmap  # noqa: E402
+from grasp_ros.conversions import image_to_numpy, msg_to_heightmap, stamp_ns  # noqa: E402
 from grasp_ros.qos import LATEST_QOS, SENSOR_QOS  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
@@ -23,10 +23,6 @@ from grasp_sim.sim_node import SimNode  # noqa: E402
 pytestmark = pytest.mark.ros
 
 CALIBRATION = Path(__file__).resolve().parents[3] / "config" / "ur5_sim_calibration.yaml"
-
-
-def stamp_ns(stamp):
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 @pytest.fixture

@@ -174,7 +174,8 @@ class RgbdCamera:
     def __init__(self, model: mujoco.MjModel, config: CameraConfig, name: str = CAMERA_NAME):
         if config.width > model.vis.global_.offwidth or config.height > model.vis.global_.offheight:
             raise ValueError(f"the model's offscreen buffer {model.vis.global_.offwidth}x"
-                             f"{model.vis.global_.offheight} is smaller than the camera's {config.width}x{config.height}")
+                             f"{model.vis.global_.offheight} is smaller than the camera's "
+                             f"{config.width}x{config.height}")
         self.config, self.name = config, name
         self._intrinsics = config.intrinsics()
         self._option = mujoco.MjvOption()

@@ -1,20 +1,15 @@
-"""Outcome of one grasp primitive, mirroring grasp_interfaces/srv/ExecuteGrasp (ROS-free)."""
+"""Outcome of one simulated grasp primitive, mirroring grasp_interfaces/srv/ExecuteGrasp (ROS-free).
+
+The failure reasons live in grasp_core.grasp_failure (the real backend uses them too); `GraspFailure` is
+importable from here as well.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from grasp_core.grasp_failure import GraspFailure
 
-class GraspFailure(IntEnum):
-    """Failure reasons; the values are ExecuteGrasp.srv's REASON_* constants."""
-
-    NONE = 0
-    NOTHING_GRASPED = 1   # the jaw closed fully: nothing between the fingers
-    UNREACHABLE = 2       # the arm cannot get the jaw there (IK's best is centimetres away)
-    IK_FAILURE = 3        # IK did not converge to the required accuracy
-    TABLE_COLLISION = 4   # the gripper hit the table on the way down
-    INVALID_TARGET = 5    # NaN/inf, or outside the workspace: nothing was executed
-    DROPPED = 6           # the jaw closed on something that was not held through the lift
+__all__ = ["GraspFailure", "GraspResult"]
 
 
 @dataclass(frozen=True)

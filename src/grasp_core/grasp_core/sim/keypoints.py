@@ -1,36 +1,21 @@
 """Free annotation from the simulator: each object's centre pixel and a covering sigma, like a person's click.
 
-The seed's labels are one click at the rough geometric centre of each object plus a sigma about the distance
-to its edge. Here the centre is the centroid of the object's top-down footprint (the convex hull of its
-points projected onto the table) and sigma the radius of the disc with the footprint's area. A
-`click_noise_px` adds the Gaussian scatter of a person's clicks.
+Each object is labelled by grasp_core.sim.footprint (the centroid of its top-down footprint, sigma the radius of
+the disc with the footprint's area). A `click_noise_px` adds the Gaussian scatter of a person's clicks.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from grasp_core.workspace import WorkspaceLimits
+from grasp_core.dataset import KeypointSample, save_dataset
+from grasp_core.sim.footprint import footprint_keypoint
+from grasp_core.sim.world import GraspWorld, SimConfig, check_num_objects
 
-
-def footprint_keypoint(world_points: np.ndarray, workspace: WorkspaceLimits) -> tuple[tuple[float, float], float]:
-    """((u, v), sigma) in heightmap pixels of an object whose surface points (N, 3) are given in the world."""
-    pts = np.asarray(world_points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) < 3 or not np.all(np.isfinite(pts)):
-        raise ValueError(f"need at least 3 finite (x, y, z) points, got shape {pts.shape}")
-    pixels = np.stack([(pts[:, 0] - workspace.x_min) / workspace.resolution,
-                       (pts[:, 1] - workspace.y_min) / workspace.resolution], axis=1).astype(np.float32)
-    hull = cv2.convexHull(pixels)
-    moments = cv2.moments(hull)
-    if moments["m00"] <= 1e-9:  # degenerate (a line): fall back to the points' mean and spread
-        centre = pixels.mean(axis=0)
-        return (float(centre[0]), float(centre[1])), float(max(1.0, np.linalg.norm(pixels - centre, axis=1).max()))
-    centre = (moments["m10"] / moments["m00"], moments["m01"] / moments["m00"])
-    return (float(centre[0]), float(centre[1])), float(math.sqrt(moments["m00"] / math.pi))
+__all__ = ["footprint_keypoint", "make_keypoint_dataset"]  # footprint_keypoint: importable from here as before
 
 
 def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
@@ -40,9 +25,6 @@ def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4
 
     num_objects: objects per image, an int or a sequence to draw from uniformly. Returns the dataset folder.
     """
-    from grasp_core.dataset import KeypointSample, save_dataset
-    from grasp_core.sim.world import GraspWorld, SimConfig, check_num_objects
-
     if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
         raise ValueError(f"num_images must be a positive integer, got {num_images!r}")
     counts = [num_objects] if isinstance(num_objects, (int, np.integer)) else list(num_objects)

@@ -168,26 +168,26 @@ def _bar(rng, length=(0.025, 0.04), width=(0.008, 0.012), height=(0.01, 0.02)):
 
 
 def _l_shape(rng) -> list[GeomSpec]:
-    l, w, h = _bar(rng)
-    return [GeomSpec("box", (l, w, h), pos=(0.0, 0.0, 0.0)),
-            GeomSpec("box", (w, l * 0.7, h), pos=(-l + w, l * 0.7 - w, 0.0))]
+    length, w, h = _bar(rng)
+    return [GeomSpec("box", (length, w, h), pos=(0.0, 0.0, 0.0)),
+            GeomSpec("box", (w, length * 0.7, h), pos=(-length + w, length * 0.7 - w, 0.0))]
 
 
 def _t_shape(rng) -> list[GeomSpec]:
-    l, w, h = _bar(rng)
-    return [GeomSpec("box", (l, w, h)), GeomSpec("box", (w, l * 0.8, h), pos=(0.0, -l * 0.8 - w, 0.0))]
+    length, w, h = _bar(rng)
+    return [GeomSpec("box", (length, w, h)), GeomSpec("box", (w, length * 0.8, h), pos=(0.0, -length * 0.8 - w, 0.0))]
 
 
 def _cross(rng) -> list[GeomSpec]:
-    l, w, h = _bar(rng)
-    return [GeomSpec("box", (l, w, h)), GeomSpec("box", (w, l, h))]
+    length, w, h = _bar(rng)
+    return [GeomSpec("box", (length, w, h)), GeomSpec("box", (w, length, h))]
 
 
 def _u_shape(rng) -> list[GeomSpec]:
-    l, w, h = _bar(rng, length=(0.02, 0.03))
-    return [GeomSpec("box", (l, w, h)),
-            GeomSpec("box", (w, l * 0.8, h), pos=(-l + w, l * 0.8 - w, 0.0)),
-            GeomSpec("box", (w, l * 0.8, h), pos=(l - w, l * 0.8 - w, 0.0))]
+    length, w, h = _bar(rng, length=(0.02, 0.03))
+    return [GeomSpec("box", (length, w, h)),
+            GeomSpec("box", (w, length * 0.8, h), pos=(-length + w, length * 0.8 - w, 0.0)),
+            GeomSpec("box", (w, length * 0.8, h), pos=(length - w, length * 0.8 - w, 0.0))]
 
 
 def _star(rng) -> list[GeomSpec]:
@@ -233,10 +233,6 @@ def _hammer(rng) -> list[GeomSpec]:
     head = (rng.uniform(0.008, 0.012), rng.uniform(0.018, 0.026), rng.uniform(0.009, 0.013))
     return [GeomSpec("cylinder", (handle_r, handle_l), quat=_quat_about("y", math.pi / 2)),
             GeomSpec("box", head, pos=(handle_l + head[0], 0.0, head[2] - handle_r))]
-
-
-def _octagonal_prism(rng) -> list[GeomSpec]:
-    return _prism(8, 0.016, 0.028)(rng)
 
 
 NOVEL_SHAPES: dict[str, Callable] = {

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field, replace
 import mujoco
 import numpy as np
 
-from grasp_core.grasp_pose import rotation_matrix_z
+from grasp_core.grasp_failure import GraspFailure
+from grasp_core.grasp_pose import fold_jaw_yaw, rotation_matrix_z
 from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.sim.camera import CameraConfig, CameraFrame, RgbdCamera
-from grasp_core.sim.grasp_result import GraspFailure, GraspResult
+from grasp_core.sim.footprint import footprint_keypoint
+from grasp_core.sim.grasp_result import GraspResult
 from grasp_core.sim.gripper import FINGER_JOINTS, GRIPPER_ACTUATOR, TCP_SITE, GripperParams
 from grasp_core.sim.ik import DlsIk
 from grasp_core.sim.model_builder import TABLE_GEOM, PhysicsParams, scene_xml
@@ -303,7 +305,6 @@ class GraspWorld:
     def ground_truth_keypoints(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Per object in the workspace: its footprint's centre pixel [u, v] in the heightmap and a sigma (pixels)
         covering it. Returns (points (N, 2) float, sigmas (N,) float, names)."""
-        from grasp_core.sim.keypoints import footprint_keypoint
         points, sigmas, names = [], [], []
         for state in self.object_states(only_in_workspace=True):
             (u, v), sigma = footprint_keypoint(state.world_points(), self.workspace)
@@ -401,7 +402,7 @@ class GraspWorld:
             _, depth_hm = self.heightmap()
             u, v = ws.point_to_pixel(x, y)
             z = ws.z_min + float(depth_hm[v, u])
-        yaw = (angle + math.pi / 2) % math.pi - math.pi / 2  # the jaw is symmetric: keep the wrist turn small
+        yaw = fold_jaw_yaw(angle)  # the jaw is symmetric: keep the wrist turn small
         min_tcp = ws.z_min + cfg.gripper.tip_below_tcp + cfg.table_clearance
         grasp_pos = np.array([x, y, min(max(z - cfg.grasp_depth, min_tcp), ws.z_max)])
         above_pos = grasp_pos + [0.0, 0.0, cfg.approach_height]
