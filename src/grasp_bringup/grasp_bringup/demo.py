@@ -284,7 +284,11 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
             for spec in specs:
                 graph.start(spec)
             if args.viz:
-                from grasp_bringup.viewer import viewer_url
+                from grasp_bringup.viewer import READY_MESSAGE, viewer_url
+                viewer = next(spec.label for spec in specs if spec.executable == "viewer")
+                if not graph.wait_for_log(viewer, READY_MESSAGE, args.startup_timeout):  # before any attempt
+                    say(f"warning: the viewer did not say it was ready within {args.startup_timeout:g} s; see "
+                        f"{out / 'logs' / (viewer + '.log')}")
                 say(f"viewer: open {viewer_url(args.viz_port, args.viz_port + 1)} in a web browser")
             started = time.monotonic()
             deadline = started + 60.0 * args.max_minutes
