@@ -9,7 +9,7 @@ Two facts about a top-down parallel-jaw grasp that the network does not have to 
   inside a footprint (or, where no pixel is that deep, the deepest ones), so both the argmax and exploration stay
   where a grasp can work.
 
-docs/learning.md measures both on the pretrained Q_s (greedy success 0.55 -> 0.85 on 40 fresh scenes).
+docs/learning.md (1.4) measures both on the pretrained Q_s.
 """
 from __future__ import annotations
 
