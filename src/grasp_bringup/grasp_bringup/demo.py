@@ -281,14 +281,18 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
         signal.signal(signal.SIGINT, _interrupt)
         progress_holder.append(monitor.progress)
         try:
-            for spec in specs:
+            viewers = [spec for spec in specs if spec.executable == "viewer"]
+            for spec in viewers:  # up before the first attempt, so that it shows every one
+                from grasp_bringup.viewer import READY_MESSAGE
                 graph.start(spec)
-            if args.viz:
-                from grasp_bringup.viewer import READY_MESSAGE, viewer_url
-                viewer = next(spec.label for spec in specs if spec.executable == "viewer")
-                if not graph.wait_for_log(viewer, READY_MESSAGE, args.startup_timeout):  # before any attempt
+                if not graph.wait_for_log(spec.label, READY_MESSAGE, args.startup_timeout):
                     say(f"warning: the viewer did not say it was ready within {args.startup_timeout:g} s; see "
-                        f"{out / 'logs' / (viewer + '.log')}")
+                        f"{out / 'logs' / (spec.label + '.log')}")
+            for spec in specs:
+                if spec not in viewers:
+                    graph.start(spec)
+            if args.viz:
+                from grasp_bringup.viewer import viewer_url
                 say(f"viewer: open {viewer_url(args.viz_port, args.viz_port + 1)} in a web browser")
             started = time.monotonic()
             deadline = started + 60.0 * args.max_minutes
