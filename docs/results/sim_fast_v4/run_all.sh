@@ -4,6 +4,12 @@
 #   nohup docs/results/sim_fast_v4/run_all.sh > runs/exp4/run_all.log 2>&1 &
 # The Q_s is sim_fast_v3's (runs/exp/results/pretrained: 50 simulated key-point images, Adam 1e-3, 8 epochs);
 # without it, the first command pretrains one.
+#
+# What ran on 2026-11-30 (the numbers in docs/learning.md): steps 1 and 3 up to and including `no_action_space`, then
+# it was stopped for the session's time. The demos were run by run_demos.sh (step 2 here had found a stale install),
+# the `seed` row was not rerun (docs/learning.md uses the v3 measurement: the preset is unchanged), the object
+# counts by run_counts.sh (2 seeds x 100 attempts instead of 250), and the novel-object test as in step 5 with
+# --threads 1. The rest of step 6 was not run.
 set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"
