@@ -173,13 +173,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_run_breakdown(run_dirs: list[str], window: int, out: str | None) -> int:
+    from grasp_core.attempts import log_paths, read_attempts
+
     totals: list[dict] = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "attempts.jsonl"
+        path = log_paths(run_dir)[0]
         if not path.is_file():
             print(f"grasp-diagnosis: error: {path} does not exist (not a learning run folder)", file=sys.stderr)
             return 2
-        attempts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        attempts = read_attempts(run_dir)
         for k, row in enumerate(window_breakdown(attempts, window)):
             if k == len(totals):
                 totals.append(dict(row))
