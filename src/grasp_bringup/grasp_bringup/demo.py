@@ -284,10 +284,16 @@ def run_graph(args, out: Path, pretrained: Path | None, progress_holder: list) -
             viewers = [spec for spec in specs if spec.executable == "viewer"]
             for spec in viewers:  # up before the first attempt, so that it shows every one
                 from grasp_bringup.viewer import READY_MESSAGE
+                waited_from = time.monotonic()
                 graph.start(spec)
-                if not graph.wait_for_log(spec.label, READY_MESSAGE, args.startup_timeout):
-                    say(f"warning: the viewer did not say it was ready within {args.startup_timeout:g} s; see "
-                        f"{out / 'logs' / (spec.label + '.log')}")
+                if graph.wait_for_log(spec.label, READY_MESSAGE, args.startup_timeout):
+                    info["viewer_ready_s"] = round(time.monotonic() - waited_from, 1)
+                    say(f"viewer ready after {info['viewer_ready_s']:g} s")
+                else:
+                    node = graph.node(spec.label)
+                    state = "running" if node.alive() else f"exited with {node.process.returncode}"
+                    say(f"warning: the viewer did not say it was ready within {args.startup_timeout:g} s ({state}); "
+                        f"its log {node.log_path} ends:\n{node.log_tail(15)}")
             for spec in specs:
                 if spec not in viewers:
                     graph.start(spec)
