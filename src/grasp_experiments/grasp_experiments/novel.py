@@ -30,7 +30,7 @@ from grasp_core.workspace import VPG_SIM_WORKSPACE
 
 from grasp_experiments.methods import method_profile
 from grasp_experiments.pretraining import kl_checkpoint
-from grasp_experiments.runner import DONE_FILE
+from grasp_experiments.runner import DONE_FILE, run_learning_settings
 
 NOVEL_FILE = "novel.json"
 PRETRAINED_KEY = "pretrained_qs"  # the KL-pretrained Q_s alone, before any DQN update (with include_pretrained)
@@ -45,10 +45,7 @@ def trained_models(experiment_dir: str | Path, method: str, objects: int) -> lis
 def run_learning_config(experiment_dir: str | Path, method: str, objects: int) -> LearningConfig:
     """The learning settings the method's runs used (their spec.json); the default preset if none finished."""
     models = trained_models(experiment_dir, method, objects)
-    if not models:
-        return learning_config("default")
-    spec = json.loads((models[0].parent / "spec.json").read_text())["spec"]
-    return learning_config(spec.get("learning", "default"), list(spec.get("overrides", [])))
+    return run_learning_settings(models[0].parent) if models else learning_config("default")
 
 
 def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int, rounds: int = 8,

@@ -9,6 +9,8 @@ Run directory (`<experiment>/runs/<method>/objects_NN/seed_SS/`):
     attempts.jsonl   one grasp_core.attempts.AttemptRecord per attempt, flushed as it happens (the raw log)
     attempts.csv     the same table as CSV (grasp_core.attempts.AttemptWriter writes both)
     model.safetensors (+ .json)  the final Q network (for the novel-object test)
+    checkpoints/attempt_NNNN.safetensors  with checkpoint_every > 0: the Q network before attempt 1 (the warm
+                     start) and after every checkpoint_every attempts (for greedy evaluation over time)
     done.json        written last, atomically: a run is finished iff this file exists
 A run without done.json was interrupted; it is restarted from scratch (its directory is emptied), because
 the simulator's mid-episode state is not checkpointed.
@@ -21,6 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -35,8 +38,10 @@ from grasp_experiments.methods import build_q_network, get_method, method_profil
 from grasp_experiments.mog import fit_from_world
 
 DONE_FILE = "done.json"
+CHECKPOINT_DIR = "checkpoints"
 # read_attempts is grasp_core.attempts' reader, importable from here for the scripts that read runs.
-__all__ = ["DONE_FILE", "RunSpec", "is_finished", "read_attempts", "run_learning"]
+__all__ = ["CHECKPOINT_DIR", "DONE_FILE", "RunSpec", "checkpoints_of", "is_finished", "read_attempts",
+           "run_learning", "run_learning_settings"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,21 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / DONE_FILE).is_file()
 
 
+def run_learning_settings(run_dir: str | Path):
+    """The grasp_core.learning.LearningConfig a run used (preset and overrides from its spec.json)."""
+    path = Path(run_dir) / "spec.json"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: {run_dir} is not a learning run folder")
+    spec = json.loads(path.read_text())["spec"]
+    return learning_config(spec.get("learning", "default"), list(spec.get("overrides", [])))
+
+
+def checkpoints_of(run_dir: str | Path) -> dict[int, Path]:
+    """The run's kept Q networks (run with checkpoint_every > 0), by the number of attempts before each."""
+    paths = sorted((Path(run_dir) / CHECKPOINT_DIR).glob("attempt_*.safetensors"))
+    return {int(p.stem.split("_")[1]): p for p in paths}
+
+
 def _write_json(path: Path, record: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
@@ -77,7 +97,7 @@ def _write_json(path: Path, record: dict) -> None:
 
 def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | None = None,
                  imagenet_weights: str | Path | None = None, threads: int = 1, keep_replay: bool = False,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, checkpoint_every: int = 0) -> dict:
     """Run (or restart) one learning run in `run_dir`; returns the done.json record."""
     from grasp_core.sim import GraspWorld, SimConfig
 
@@ -107,17 +127,25 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
         roi = fit_from_world(world) if method.roi_exploration else None
         loop = LearningLoop(learner, config, world, workspace, seed=spec.seed,
                             explore_mask=roi.mask if roi is not None else None, source=str(spec.relative_dir))
-        _log_attempts(loop, spec, run_dir, progress)
+        save = (lambda attempts: _save_model(run_dir / CHECKPOINT_DIR / f"attempt_{attempts:04d}.safetensors",
+                                             learner, profile.name, spec)) if checkpoint_every > 0 else None
+        _log_attempts(loop, spec, run_dir, progress, checkpoint_every, save)
     finally:
         world.close()
         replay.close()
     seconds = time.perf_counter() - started
-    checkpoint.save_model(run_dir / "model.safetensors", qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile.name, stage="dqn",
-                          version=learner.step, step=learner.step, config={"run": asdict(spec)})
+    _save_model(run_dir / "model.safetensors", learner, profile.name, spec)
     if not keep_replay:
         shutil.rmtree(run_dir / "replay")
     return _finish(spec, run_dir, seconds)
+
+
+def _save_model(path: Path, learner: DQNLearner, profile: str, spec: RunSpec) -> None:
+    qnet = learner.qnet
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_model(path, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
+                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile, stage="dqn",
+                          version=learner.step, step=learner.step, config={"run": asdict(spec)})
 
 
 def _empty_run_dir(run_dir: Path) -> None:
@@ -126,11 +154,15 @@ def _empty_run_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True)
 
 
-def _log_attempts(loop: LearningLoop, spec: RunSpec, run_dir: Path, progress: bool) -> None:
-    """`spec.steps` attempts of the loop, each logged as it happens (attempts.jsonl / .csv), with a progress bar."""
+def _log_attempts(loop: LearningLoop, spec: RunSpec, run_dir: Path, progress: bool, checkpoint_every: int = 0,
+                  save: Callable[[int], None] | None = None) -> None:
+    """`spec.steps` attempts of the loop, each logged as it happens (attempts.jsonl / .csv), with a progress bar;
+    `save(attempts)` before the first attempt and after every `checkpoint_every`."""
     from tqdm import tqdm
 
     successes = 0
+    if save is not None:
+        save(0)
     with AttemptWriter(run_dir) as log, \
             tqdm(total=spec.steps, desc=str(spec.relative_dir), disable=not progress, dynamic_ncols=True) as bar:
         for step in range(spec.steps):
@@ -139,6 +171,8 @@ def _log_attempts(loop: LearningLoop, spec: RunSpec, run_dir: Path, progress: bo
             log.write(record)
             bar.update(1)
             bar.set_postfix(G=f"{successes / (step + 1):.2f}", eps=f"{record.epsilon:.3f}")
+            if save is not None and (step + 1) % checkpoint_every == 0:
+                save(step + 1)
 
 
 def _finish(spec: RunSpec, run_dir: Path, seconds: float) -> dict:
