@@ -21,11 +21,13 @@ from scipy.ndimage import distance_transform_edt
 
 from grasp_core.exploration import Action, select_action
 
+ON_OBJECT_HEIGHT_M = 0.01  # a grasp "on an object" in the logs and diagnoses: the depth there stands higher than this
+
 
 @dataclass
 class ActionSpaceConfig:
     object_mask: bool = False  # choose only pixels on an object's footprint (the seed: anywhere)
-    min_height_m: float = 0.01  # a pixel is on an object where the depth heightmap stands higher than this
+    min_height_m: float = ON_OBJECT_HEIGHT_M  # a pixel is on an object where the depth stands higher than this
     edge_margin_m: float = 0.0  # ... and at least this far inside the footprint's border
     symmetric_q: bool = False  # choose by the mean Q of rotations i and i + R/2 (the same physical grasp)
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from grasp_core.action_space import ActionSpaceConfig, choose_grasp
+from grasp_core.action_space import ON_OBJECT_HEIGHT_M, ActionSpaceConfig, choose_grasp
 from grasp_core.attempts import AttemptRecord
 from grasp_core.dqn import DQNConfig, DQNLearner, UpdateStats
 from grasp_core.episode import EpisodeConfig, EpisodeDecision, EpisodeTracker, scene_changed
@@ -31,7 +31,6 @@ from grasp_core.replay import Experience
 from grasp_core.rotation import RotatingQNetwork
 
 
-ON_OBJECT_HEIGHT_M = 0.01
 SECTIONS = ("dqn", "exploration", "episode", "actions")  # LearningConfig's sub-configs (override prefixes)
 
 

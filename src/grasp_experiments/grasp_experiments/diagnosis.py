@@ -38,7 +38,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 CATEGORIES = ("success", "off_object", "far", "angle", "clutter")
-ON_OBJECT_HEIGHT_M = 0.01
 
 
 def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int = 1000, far_mm: float = 15.0,
@@ -47,7 +46,7 @@ def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int
     (grasp_core.action_space.ActionSpaceConfig) is the action space they are chosen in (default: anywhere)."""
     from tqdm import tqdm
 
-    from grasp_core.action_space import ActionSpaceConfig, choose_grasp
+    from grasp_core.action_space import ON_OBJECT_HEIGHT_M, ActionSpaceConfig, choose_grasp
     from grasp_core.sim import GraspWorld, SimConfig
     from grasp_core.workspace import VPG_SIM_WORKSPACE
 

@@ -22,9 +22,7 @@ import torch
 
 from grasp_core import checkpoint
 from grasp_core.action_space import choose_grasp
-from grasp_core.episode import scene_changed
-from grasp_core.exploration import FailedGraspMemory
-from grasp_core.learning import LearningConfig, learning_config
+from grasp_core.learning import AttemptRules, LearningConfig, learning_config
 from grasp_core.rotation import RotatingQNetwork
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 
@@ -83,22 +81,21 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
                 qnet = networks[r % len(networks)]
                 world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r)
                 successes = 0
-                memory = FailedGraspMemory(qnet.num_rotations, config.exploration.exclude_radius_m
-                                           / workspace.resolution) if config.exploration.exclude_failed else None
+                rules = AttemptRules(config, qnet.num_rotations, workspace.resolution)  # failed-grasp exclusion
                 color, depth = world.heightmap()
                 for _ in range(attempts):
-                    excluded = memory.excluded(*depth.shape) if memory is not None else None
                     action = choose_grasp(qnet.predict(color, depth, profile.inference), depth,
-                                          workspace.resolution, config.actions, 0.0, rng, excluded=excluded)
+                                          workspace.resolution, config.actions, 0.0, rng,
+                                          excluded=rules.excluded(*depth.shape))
                     x, y, _ = workspace.pixel_to_point(action.u, action.v)
                     result = world.execute_grasp(x, y, qnet.angle(action.rotation))
                     successes += int(result.grasp_success)
                     next_color, next_depth = world.heightmap()
-                    if memory is not None:
-                        memory.record(action.rotation, action.u, action.v, bool(result.grasp_success),
-                                      bool(result.scene_reset) or scene_changed(depth, next_depth,
-                                                                                workspace.resolution,
-                                                                                config.episode))
+                    if result.scene_reset:  # the world refilled itself (auto_reset): a new scene
+                        rules.scene_was_reset()
+                    else:
+                        rules.after_attempt(action.rotation, action.u, action.v, bool(result.grasp_success), None,
+                                            depth, next_depth)
                     color, depth = next_color, next_depth
                 per_round.append(successes / attempts)
         finally:
