@@ -2,6 +2,8 @@
 # Third session's runs: two more demo seeds, then the ablation rows run_all.sh had left out (3 seeds x 200
 # attempts at 10 objects, the same Q_s), in order of importance. Raw runs under runs/exp4/.
 #   nohup docs/results/sim_fast_v4/run_more.sh > runs/exp4/run_more.log 2>&1 &
+# What ran on 2026-11-30 (third session): the two demos; it was then stopped, and run_curve.sh followed by
+# run_rows.sh (the same rows) ran instead.
 set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"
