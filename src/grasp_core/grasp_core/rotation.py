@@ -60,6 +60,7 @@ def cpu_has_native_bf16() -> bool:
 
 PADDINGS = ("diagonal", "none")
 BACK_ROTATIONS = ("nearest", "bilinear", "upsampled")
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,16 @@ class InferenceOptions:
     channels_last: bool = False  # NHWC convolutions (faster on CPU with bf16)
     bf16: bool = False  # torch.autocast("cpu", dtype=torch.bfloat16) for the trunks and head
     chunk_size: int | None = None  # rotations per forward: None = all in one batch, 1 = sequential
+    backend: str = "torch"  # "onnxruntime": the trunks in fp32 by grasp_core.ort_trunks, the head in torch
 
     def __post_init__(self) -> None:
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1 or None (one batch), got {self.chunk_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnxruntime" and (self.bf16 or self.channels_last):
+            raise ValueError("backend 'onnxruntime' runs the trunks in fp32 with its own memory layout: "
+                             "bf16 and channels_last are torch options")
 
 
 def _rotation_matrices(angles: torch.Tensor, inverse: bool) -> torch.Tensor:
@@ -205,13 +212,13 @@ class RotatingQNetwork(nn.Module):
         return layout.side, layout.top, layout.left
 
     def forward(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
-                channels_last: bool = False) -> torch.Tensor:
+                channels_last: bool = False, backend: str = "torch") -> torch.Tensor:
         """Q logits (N, H, W) for N = len(rotations).
 
         colour (B, 3, H, W) in [0, 1] and depth (B, 1, H, W) metres, with B = N (one rotation per input,
         e.g. a training batch) or B = 1 (the same heightmap under every rotation).
         """
-        features = self.trunk_features(color, depth, rotations, channels_last)
+        features = self.trunk_features(color, depth, rotations, channels_last, backend)
         return self.q_from_features(features, rotations, color.shape[-2], color.shape[-1])
 
     def _check_rotations(self, rotations: Sequence[int]) -> list[int]:
@@ -223,8 +230,13 @@ class RotatingQNetwork(nn.Module):
         return rotations
 
     def trunk_features(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
-                       channels_last: bool = False) -> torch.Tensor:
-        """The trunks' features (N, 2C, h, w) of the padded, zoomed and rotated heightmaps (see forward)."""
+                       channels_last: bool = False, backend: str = "torch") -> torch.Tensor:
+        """The trunks' features (N, 2C, h, w) of the padded, zoomed and rotated heightmaps (see forward).
+
+        backend "onnxruntime" (no gradient, eval-mode BatchNorm) runs the trunks in grasp_core.ort_trunks.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         rotations = self._check_rotations(rotations)
         n = len(rotations)
         if color.shape[0] not in (1, n):
@@ -249,6 +261,12 @@ class RotatingQNetwork(nn.Module):
         if channels_last:
             color = color.contiguous(memory_format=torch.channels_last)
             depth = depth.contiguous(memory_format=torch.channels_last)
+        if backend == "onnxruntime":
+            if self.training:
+                raise ValueError("backend 'onnxruntime' runs the trunks as at inference (BatchNorm running "
+                                 "statistics, no gradient): call it in eval mode")
+            from grasp_core import ort_trunks  # imports onnxruntime only when asked for
+            return ort_trunks.trunk_features(self.fcn, color, depth)
         return self.fcn.features(color, depth)
 
     def q_from_features(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
@@ -294,7 +312,8 @@ class RotatingQNetwork(nn.Module):
             with autocast:
                 for start in range(0, len(rotations), chunk):
                     outputs.append(self.forward(color, depth, rotations[start:start + chunk],
-                                                channels_last=options.channels_last).float())
+                                                channels_last=options.channels_last,
+                                                backend=options.backend).float())
         finally:
             self.train(was_training)
         return torch.cat(outputs, 0)
