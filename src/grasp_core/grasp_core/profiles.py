@@ -79,7 +79,7 @@ _HAS_BF16 = cpu_has_native_bf16()
 _CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4) if _HAS_BF16 else \
     InferenceOptions(chunk_size=4)
 _FAST_INFERENCE = InferenceOptions(channels_last=True, bf16=True) if _HAS_BF16 else \
-    InferenceOptions(backend="onnxruntime")
+    InferenceOptions(backend="onnxruntime", chunk_size=4)
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", "densenet121", 0.002, 224, 16, 2,
