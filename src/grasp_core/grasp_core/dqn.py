@@ -227,7 +227,7 @@ class DQNLearner:
     @torch.no_grad()
     def _cached_features(self, experiences: list[Experience], rotations: list[int]) -> torch.Tensor:
         """Trunk features (N, 2C, h, w) of each (experience, rotation); the trunks are frozen, so they are
-        computed once (eval mode) and kept."""
+        computed once (eval mode, by the inference backend: the trunks the acting network runs) and kept."""
         missing = [k for k, key in enumerate(zip((e.id for e in experiences), rotations))
                    if key not in self._features]
         if missing:
@@ -235,7 +235,8 @@ class DQNLearner:
             depth = torch.from_numpy(np.stack([experiences[k].depth_hm for k in missing]).astype(np.float32))
             self.qnet.eval()
             features = self.qnet.trunk_features(color.float().div_(255.0), depth.unsqueeze(1),
-                                                [rotations[k] for k in missing])
+                                                [rotations[k] for k in missing],
+                                                backend=self.config.inference.backend)
             for k, f in zip(missing, features):
                 self._features[(experiences[k].id, rotations[k])] = f.to(FEATURE_CACHE_DTYPE)
         return torch.stack([self._features[(e.id, r)] for e, r in zip(experiences, rotations)]).float()

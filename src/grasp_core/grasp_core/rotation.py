@@ -293,8 +293,9 @@ class RotatingQNetwork(nn.Module):
         if key not in self._sources:
             if height * width >= 2 ** 24:
                 raise ValueError(f"a {height} x {width} heightmap is too large (2^24 pixels at most)")
-            numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device=device)
-            picked = self._zoom_pad_rotate(numbers.view(1, 1, height, width), [rotation])
+            with torch.inference_mode(False):  # a normal tensor: later gathers may be differentiated
+                numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device=device)
+                picked = self._zoom_pad_rotate(numbers.view(1, 1, height, width), [rotation])
             self._sources[key] = picked.flatten().round().long()
         return self._sources[key]
 
@@ -339,8 +340,8 @@ class RotatingQNetwork(nn.Module):
             keys.append((r, int(u), int(v), height, width, h, w))
         missing = list(dict.fromkeys(k for k in keys if k not in self._readouts))
         if missing:
-            zeros = torch.zeros(len(missing), 1, h, w, requires_grad=True)
-            with torch.enable_grad():
+            with torch.inference_mode(False), torch.enable_grad():
+                zeros = torch.zeros(len(missing), 1, h, w, requires_grad=True)
                 q = self.score_to_q(zeros, [k[0] for k in missing], height, width)
                 picked = q[torch.arange(len(missing)), [k[2] for k in missing], [k[1] for k in missing]]
                 (weights,) = torch.autograd.grad(picked.sum(), zeros)

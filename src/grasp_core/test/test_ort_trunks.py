@@ -119,3 +119,18 @@ def test_bad_options_and_modes_are_refused(qnet, heightmaps, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if it were not installed
     with pytest.raises(RuntimeError, match="needs the onnxruntime package"):
         qnet.predict(*heightmaps[0], ORT)
+
+
+def test_the_head_only_learner_caches_the_same_features_with_onnxruntime(qnet, heightmaps, tmp_path):
+    from grasp_core.dqn import DQNConfig, DQNLearner
+    from grasp_core.replay import Experience, ReplayStore
+
+    color_hm, depth_hm = heightmaps[2]
+    experience = Experience(id="e0", source="test", attempt=0, color_hm=color_hm, depth_hm=depth_hm,
+                            rotation_index=3, num_rotations=16, pixel=(40, 50), reward=1.0, terminal=True)
+    cached = {}
+    for backend in ("torch", "onnxruntime"):
+        config = DQNConfig(trainable="head", batch_size=1, replay_steps=0, inference=InferenceOptions(backend=backend))
+        learner = DQNLearner(qnet, config, ReplayStore(tmp_path / backend))
+        cached[backend] = learner._cached_features([experience, experience], [3, 11])
+    torch.testing.assert_close(cached["onnxruntime"], cached["torch"], rtol=1e-2, atol=1e-3)  # bf16 storage

@@ -340,3 +340,14 @@ def test_trunk_inputs_are_one_gather_equal_to_zoom_pad_rotate(zoom, height, widt
         assert torch.equal(seen["depth"], qnet._zoom_pad_rotate(depth[batch], rotations))
     with pytest.raises(ValueError, match="of one size"):
         qnet.trunk_features(color[:1], depth[:1, :, :-1], [0])
+
+
+def test_index_maps_made_in_inference_mode_serve_a_training_step():
+    """The affordance node predicts under torch.inference_mode; the same network may then be trained."""
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 4, 1, "bilinear")
+    color, depth = torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32) * 0.05
+    with torch.inference_mode():
+        qnet.q_maps(color, depth)
+    qnet.train()
+    qnet(color, depth, [1])[0, 3, 4].backward()
+    assert all(p.grad is not None for p in qnet.fcn.color_trunk.parameters())
