@@ -2,9 +2,11 @@
 
 For every case (a profile, or a trunk at the `fast` profile's geometry) it times `RotatingQNetwork.q_maps`
 under each inference variant (fp32 or channels_last + bf16 autocast; all rotations in one batch, in chunks of
-4, or one at a time) and one training step (one rotation, forward + backward + SGD, fp32). The VPG-style
-reference is VPG's own setting: DenseNet-121, a 224 px heightmap zoomed to 448 and padded to 640, the 16
-rotations as one fp32 batch; the `ratio` column is reference time / case time.
+4, or one at a time; `ort_*`: the trunks in onnxruntime, grasp_core.ort_trunks, timed after the one-off export
+and reported with their largest difference from fp32) and one training step (one rotation, forward + backward +
+SGD, fp32). The VPG-style reference is VPG's own setting: DenseNet-121, a 224 px heightmap zoomed to 448 and
+padded to 640, the 16 rotations as one fp32 batch; the `ratio` column is reference time / case time. Every case
+uses its profile's padding and back-rotation (the trunk cases the `fast` profile's).
 
     PYTHONPATH=src/grasp_core python benchmarks/bench_inference.py            # everything (~5 min on 2 cores)
     PYTHONPATH=src/grasp_core python benchmarks/bench_inference.py --repeats 1 --cases fast tiny
@@ -41,6 +43,8 @@ VARIANTS = {
     "bf16_cl_batch": InferenceOptions(channels_last=True, bf16=True),
     "bf16_cl_chunk4": InferenceOptions(channels_last=True, bf16=True, chunk_size=4),
     "bf16_cl_sequential": InferenceOptions(channels_last=True, bf16=True, chunk_size=1),
+    "ort_batch": InferenceOptions(backend="onnxruntime"),
+    "ort_chunk4": InferenceOptions(backend="onnxruntime", chunk_size=4),
 }
 
 
@@ -52,10 +56,12 @@ class Case:
     num_rotations: int
     zoom: int
     resolution: float
+    pad: str = "diagonal"
+    back_rotation: str = "nearest"
 
     def build(self) -> RotatingQNetwork:
         # Random weights: timing does not depend on them (and poi's ImageNet file need not be present).
-        return RotatingQNetwork(build_fcn(self.trunk), self.num_rotations, self.zoom)
+        return RotatingQNetwork(build_fcn(self.trunk), self.num_rotations, self.zoom, self.back_rotation, self.pad)
 
 
 def all_cases() -> dict[str, Case]:
@@ -64,14 +70,14 @@ def all_cases() -> dict[str, Case]:
         if p.name == "poi":  # the same network as fast_mobilenet_v2
             continue
         cases[f"profile:{p.name}"] = Case(f"profile:{p.name}", p.trunk, p.heightmap_size, p.num_rotations, p.zoom,
-                                          p.resolution)
+                                          p.resolution, p.pad, p.back_rotation)
     fast = get_profile("fast")
     for trunk in TRUNKS:
         if trunk == "small_cnn" or any(p.trunk == trunk and p.heightmap_size == fast.heightmap_size
                                        and p.zoom == fast.zoom for p in PROFILES.values()):
             continue  # CI-only, or already timed as a profile with the same geometry
         cases[f"trunk:{trunk}"] = Case(f"trunk:{trunk}", trunk, fast.heightmap_size, fast.num_rotations, fast.zoom,
-                                       fast.resolution)
+                                       fast.resolution, fast.pad, fast.back_rotation)
     return cases
 
 
@@ -121,26 +127,41 @@ def bench_case(case: Case, variants: list[str], repeats: int, slow_seconds: floa
             qnet.eval()
         result["seconds"]["train_step"], result["runs"]["train_step"] = _time(train_step, repeats, slow_seconds)
     # fp32 variants first: channels_last converts the weights in place.
+    reference = qnet.q_maps(color, depth) if any(v.startswith("ort_") for v in variants) else None
     for name in sorted(variants, key=lambda v: VARIANTS[v].channels_last):
         options = VARIANTS[name]
+        if options.backend == "onnxruntime" and "ort_export" not in result["seconds"]:
+            start = time.perf_counter()
+            q = qnet.q_maps(color, depth, options)  # the one-off export and session, not part of the timing
+            result["seconds"]["ort_export"] = time.perf_counter() - start
+            result["ort_max_abs_error"] = float((q - reference).abs().max())
+            result["max_abs_q"] = float(reference.abs().max())
         result["seconds"][name], result["runs"][name] = _time(lambda: qnet.q_maps(color, depth, options), repeats,
                                                               slow_seconds)
     return result
 
 
 def _table(results: list[dict], reference: float | None, variants: list[str]) -> str:
-    head = ["case", "trunk", "px", "zoom", "cells", "cell cm"] + variants + ["train_step", "best", "ratio"]
+    head = ["case", "trunk", "px", "pad", "zoom", "cells", "cell cm"] + variants + ["train_step", "best", "ratio"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r["seconds"]
         best = min(s[v] for v in variants if v in s)
         ratio = f"{reference / best:.1f}x" if reference else "-"
-        cells = [r["name"], r["trunk"], str(r["heightmap_px"]), str(r["zoom"]), str(r["feature_cells"]),
+        cells = [r["name"], r["trunk"], str(r["heightmap_px"]), r["pad"], str(r["zoom"]), str(r["feature_cells"]),
                  f"{100 * r['feature_cell_m']:.1f}"]
         cells += [f"{s[v]:.3f}" if v in s else "-" for v in variants]
         cells += [f"{s['train_step']:.3f}" if "train_step" in s else "-", f"{best:.3f}", ratio]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _ort_notes(results: list[dict]) -> str:
+    """One line per case with onnxruntime variants: export time and agreement with fp32 torch."""
+    lines = [f"- {r['name']}: onnxruntime export + first run {r['seconds']['ort_export']:.2f} s; max |Q_ort - "
+             f"Q_torch| = {r['ort_max_abs_error']:.2e} (max |Q| {r['max_abs_q']:.2e})"
+             for r in results if "ort_max_abs_error" in r]
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         f"reference ({reference if reference is None else round(reference, 2)} s: DenseNet-121, 640 px input, one "
         "fp32 batch of 16) / the case's best variant. `cells` = score-map side before upsampling; `cell cm` = "
         f"workspace distance between cells. 1-min load average before/after: {load_before[0]:.1f} / "
-        f"{os.getloadavg()[0]:.1f} (other work on the machine slows every number).\n\n{table}\n")
+        f"{os.getloadavg()[0]:.1f} (other work on the machine slows every number).\n\n{table}\n{_ort_notes(results)}")
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 

@@ -227,7 +227,7 @@ class DQNLearner:
     @torch.no_grad()
     def _cached_features(self, experiences: list[Experience], rotations: list[int]) -> torch.Tensor:
         """Trunk features (N, 2C, h, w) of each (experience, rotation); the trunks are frozen, so they are
-        computed once (eval mode) and kept."""
+        computed once (eval mode, by the inference backend: the trunks the acting network runs) and kept."""
         missing = [k for k, key in enumerate(zip((e.id for e in experiences), rotations))
                    if key not in self._features]
         if missing:
@@ -235,7 +235,8 @@ class DQNLearner:
             depth = torch.from_numpy(np.stack([experiences[k].depth_hm for k in missing]).astype(np.float32))
             self.qnet.eval()
             features = self.qnet.trunk_features(color.float().div_(255.0), depth.unsqueeze(1),
-                                                [rotations[k] for k in missing])
+                                                [rotations[k] for k in missing],
+                                                backend=self.config.inference.backend)
             for k, f in zip(missing, features):
                 self._features[(experiences[k].id, rotations[k])] = f.to(FEATURE_CACHE_DTYPE)
         return torch.stack([self._features[(e.id, r)] for e, r in zip(experiences, rotations)]).float()
@@ -326,10 +327,20 @@ class DQNLearner:
         try:
             if c.trainable != "head":
                 features = self.qnet.trunk_features(color, depth, rotations)
-            score = self.qnet.fcn.head(features)
+            # Q is needed at one pixel per map: a few score cells each (RotatingQNetwork.readout). With frozen
+            # BatchNorm the 1x1-conv head scores each cell on its own, so it runs on those cells only; batch
+            # statistics (bn_mode "train") and the anchor loss need every cell.
+            cells, weights = self.qnet.readout(rotations, pixels, height, width, features.shape[-2:])
+            cells, weights = cells.to(features.device), weights.to(features.device)
+            if c.bn_mode == "frozen" and self._anchor is None:
+                picked = features.flatten(2).gather(2, cells[:, None, :].expand(-1, features.shape[1], -1))
+                cell_scores = self.qnet.fcn.head(picked.unsqueeze(-1))[:, 0, :, 0]
+            else:
+                score = self.qnet.fcn.head(features)
+                cell_scores = score.flatten(1).gather(1, cells)
         finally:
             self.qnet.eval()
-        q = self.qnet.score_to_q(score, rotations, height, width)
+        predicted = (cell_scores.float() * weights).sum(1)
         anchor_loss = None
         if self._anchor is not None:
             with torch.no_grad():
@@ -337,10 +348,6 @@ class DQNLearner:
                     self._anchor.trunk_features(color, depth, rotations)
                 anchor_score = self._anchor.fcn.head(anchor_features)
             anchor_loss = F.mse_loss(score.float(), anchor_score.float())
-        index = torch.arange(len(rotations))
-        us = torch.tensor([p[0] for p in pixels])
-        vs = torch.tensor([p[1] for p in pixels])
-        predicted = q[index, vs, us]
         wanted = torch.tensor(targets, dtype=predicted.dtype, device=predicted.device)
         if c.loss == "mse":
             per_pixel = F.mse_loss(predicted, wanted, reduction="none")

@@ -72,12 +72,14 @@ class Profile:
 
 
 # From benchmarks/bench_inference.py (2 cores): channels_last + bf16 wins or ties on CPUs with native bf16; on
-# CPUs without it (bf16 emulated, 6-20x slower) fp32 in chunks of 4 rotations was fastest (0.6 s vs 1.1 s for
-# one batch of 16, fast profile, 1 thread).
+# CPUs without it (bf16 emulated, 6-20x slower) fp32 in chunks of 4 rotations was the fastest torch variant. For
+# the fast profile's MobileNetV3 trunks, onnxruntime (grasp_core.ort_trunks) beat every torch variant there
+# (benchmarks/results/inference.md); it was not measured on a CPU with native bf16, which keeps bf16.
 _HAS_BF16 = cpu_has_native_bf16()
 _CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4) if _HAS_BF16 else \
     InferenceOptions(chunk_size=4)
-_FAST_INFERENCE = InferenceOptions(channels_last=True, bf16=True) if _HAS_BF16 else InferenceOptions(chunk_size=4)
+_FAST_INFERENCE = InferenceOptions(channels_last=True, bf16=True) if _HAS_BF16 else \
+    InferenceOptions(backend="onnxruntime", chunk_size=4)
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", "densenet121", 0.002, 224, 16, 2,

@@ -1,4 +1,5 @@
 """DQN: epsilon schedules, action selection, TD targets, warm start, exact resume, and real learning."""
+import copy
 import os
 import shutil
 import sys
@@ -137,6 +138,48 @@ def _experiences(n, seed=0):
                               rotation_index=int(rng.integers(4)), num_rotations=4, pixel=(u, v),
                               reward=float(success), terminal=terminal, next_color_hm=nxt[0], next_depth_hm=nxt[1]))
     return out
+
+
+def _full_map_loss(qnet, features, batch, rotations):
+    """The update's loss as it was computed before RotatingQNetwork.readout: full Q maps, then one pixel each."""
+    experiences = [e for e, _ in batch for _ in range(2)]
+    height, width = experiences[0].depth_hm.shape
+    q = qnet.score_to_q(qnet.fcn.head(features), rotations, height, width)
+    predicted = q[torch.arange(len(rotations)), [e.pixel[1] for e in experiences], [e.pixel[0] for e in experiences]]
+    wanted = torch.tensor([t for _, t in batch for _ in range(2)])
+    return torch.nn.functional.smooth_l1_loss(predicted, wanted, reduction="none").sum() / len(batch)
+
+
+@pytest.mark.parametrize("bn_mode", ["frozen", "train"])
+@pytest.mark.parametrize("trainable", ["head", "all"])
+def test_update_loss_and_gradients_equal_the_full_map_computation(bn_mode, trainable, tmp_path):
+    torch.manual_seed(0)
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 4, 2, "upsampled", "none")
+    config = DQNConfig(batch_size=6, replay_steps=0, bn_mode=bn_mode, trainable=trainable, grad_clip=0.0,
+                       train_opposite_rotation=True, gamma=0.0)
+    learner = DQNLearner(qnet, config, ReplayStore(tmp_path / "replay"))
+    batch = [(e, float(e.reward)) for e in _experiences(6, seed=2)]
+    rotations = [r for e, _ in batch for r in (e.rotation_index, (e.rotation_index + 2) % 4)]
+    reference = copy.deepcopy(qnet)
+    if trainable == "head":
+        features = learner._cached_features([e for e, _ in batch for _ in range(2)], rotations)
+    else:
+        color = torch.from_numpy(np.stack([e.color_hm for e, _ in batch for _ in range(2)])).permute(0, 3, 1, 2)
+        depth = torch.from_numpy(np.stack([e.depth_hm for e, _ in batch for _ in range(2)]).astype(np.float32))
+        reference.train(bn_mode == "train")
+        features = reference.trunk_features(color.float() / 255.0, depth.unsqueeze(1), rotations)
+    reference.train(bn_mode == "train")
+    expected = _full_map_loss(reference, features, batch, rotations)
+    expected.backward()
+    loss, _, _ = learner._gradient_step(batch)
+    assert loss == pytest.approx(float(expected.detach()), rel=1e-5)
+    grads = {n: p.grad for n, p in qnet.named_parameters() if p.grad is not None}
+    expected_grads = {n: p.grad for n, p in reference.named_parameters() if p.grad is not None}
+    if trainable == "head":
+        expected_grads = {n: g for n, g in expected_grads.items() if n.startswith("fcn.head.")}
+    assert grads.keys() == expected_grads.keys() and grads
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_resume_gives_a_bit_identical_next_update(tmp_path):

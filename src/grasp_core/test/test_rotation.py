@@ -299,3 +299,55 @@ def test_odd_sized_heightmaps_keep_the_angle_convention(size, zoom):
     q = qnet.predict(color, np.zeros((size, size), np.float32))
     i, u, v = argmax3(q)
     assert i == k and abs(u - centre[0]) <= 1 and abs(v - centre[1]) <= 1
+
+
+@pytest.mark.parametrize("back_rotation", ["nearest", "bilinear", "upsampled"])
+@pytest.mark.parametrize("pad,zoom,height,width", [("diagonal", 2, 48, 48), ("none", 2, 32, 32),
+                                                   ("diagonal", 2, 33, 33), ("diagonal", 1, 30, 41)])
+def test_readout_gives_q_at_a_pixel_as_the_full_maps_do(back_rotation, pad, zoom, height, width):
+    """The update reads Q at one pixel per map from a few score cells (RotatingQNetwork.readout)."""
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 8, zoom, back_rotation, pad)
+    layout = qnet.layout(height, width)
+    cells_per_side = layout.zoomed_side // qnet.fcn.stride
+    rng = np.random.default_rng(3)
+    n = 24
+    rotations = [int(r) for r in rng.integers(8, size=n)]
+    pixels = [(int(u), int(v)) for u, v in zip(rng.integers(width, size=n), rng.integers(height, size=n))]
+    pixels[:4] = [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]  # corners: cut-off cells
+    score = torch.from_numpy(rng.normal(size=(n, 1, cells_per_side, cells_per_side)).astype(np.float32))
+    full = qnet.score_to_q(score, rotations, height, width)
+    expected = full[torch.arange(n), [v for _, v in pixels], [u for u, _ in pixels]]
+    cells, weights = qnet.readout(rotations, pixels, height, width, score.shape[-2:])
+    assert cells.shape[1] <= 16  # bilinear of bilinear: at most 4 x 4 cells
+    torch.testing.assert_close((score.flatten(1).gather(1, cells) * weights).sum(1), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="outside"):
+        qnet.readout([0], [(width, 0)], height, width, score.shape[-2:])
+
+
+@pytest.mark.parametrize("zoom,height,width,pad", [(2, 48, 48, "diagonal"), (2, 33, 33, "diagonal"),
+                                                   (1, 30, 41, "diagonal"), (2, 112, 112, "none")])
+def test_trunk_inputs_are_one_gather_equal_to_zoom_pad_rotate(zoom, height, width, pad):
+    """trunk_features copies pixels with a cached index map: bit-identical to interpolate + pad + grid_sample."""
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 16, zoom, "nearest", pad)
+    seen = {}
+    qnet.fcn.features = lambda color, depth: seen.update(color=color, depth=depth)
+    rng = np.random.default_rng(1)
+    color = torch.from_numpy(rng.random((3, 3, height, width), dtype=np.float32))
+    depth = torch.from_numpy(rng.random((3, 1, height, width), dtype=np.float32))
+    for batch, rotations in ((slice(0, 1), list(range(16))), (slice(0, 3), [5, 0, 13])):
+        qnet.trunk_features(color[batch], depth[batch], rotations)
+        assert torch.equal(seen["color"], qnet._zoom_pad_rotate(color[batch], rotations))
+        assert torch.equal(seen["depth"], qnet._zoom_pad_rotate(depth[batch], rotations))
+    with pytest.raises(ValueError, match="of one size"):
+        qnet.trunk_features(color[:1], depth[:1, :, :-1], [0])
+
+
+def test_index_maps_made_in_inference_mode_serve_a_training_step():
+    """The affordance node predicts under torch.inference_mode; the same network may then be trained."""
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 4, 1, "bilinear")
+    color, depth = torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32) * 0.05
+    with torch.inference_mode():
+        qnet.q_maps(color, depth)
+    qnet.train()
+    qnet(color, depth, [1])[0, 3, 4].backward()
+    assert all(p.grad is not None for p in qnet.fcn.color_trunk.parameters())
