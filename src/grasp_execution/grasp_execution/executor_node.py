@@ -43,7 +43,7 @@ from rclpy.node import Node
 
 from grasp_execution.attempt_log import AttemptLog
 from grasp_execution.backend import GraspBackend, GraspOutcome
-from grasp_execution.moveit_backend import declare_moveit_parameters
+from grasp_execution.moveit_backend import PARAM_PREFIX, MoveItBackendConfig
 from grasp_execution.service_call import ServiceUnavailable, call_service
 
 
@@ -108,7 +108,7 @@ class ExecutorNode(Node):
         """`backend`: use this backend instead of the one the `backend` parameter names (tests)."""
         super().__init__("executor_node", **kwargs)
         self.config = declare_config(self, ExecutorConfig)
-        self.moveit_params = declare_moveit_parameters(self)
+        self.moveit_config = declare_config(self, MoveItBackendConfig, PARAM_PREFIX)
         self.learning = self._learning_settings()
         self.source = self.config.source or self.get_namespace()
         watch_live_parameters(self, self._apply_live_parameter)  # `ros2 param set` on overrides
@@ -173,7 +173,7 @@ class ExecutorNode(Node):
                                      config.service_wait, config.reset_num_objects, config.reset_object_set)
         try:
             from grasp_execution.moveit_backend import create_moveit_backend
-            return create_moveit_backend(self, self.moveit_params)
+            return create_moveit_backend(self, self.moveit_config)
         except ImportError as e:
             raise ParameterError(f"backend 'moveit' needs moveit_py, moveit_configs_utils and ur_msgs (a ROS 2 "
                                  f"Jazzy install with MoveIt and ur_robot_driver): {e}") from None

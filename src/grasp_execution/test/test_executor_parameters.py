@@ -11,6 +11,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from grasp_execution.backend import GraspBackend, GraspOutcome, ResetOutcome  # noqa: E402
 from grasp_execution.executor_node import ExecutorConfig, ExecutorNode  # noqa: E402
+from grasp_execution.moveit_backend import MoveItBackendConfig, MoveItGraspConfig  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -64,10 +65,12 @@ def test_start_up_parameters_are_read_only(executor):
     assert executor.config.max_attempts == 0
 
 
-def test_the_declared_parameters_are_the_config_with_its_defaults(executor):
-    assert executor.config == ExecutorConfig()
+def test_the_declared_parameters_are_the_configs_with_their_defaults(executor):
+    assert executor.config == ExecutorConfig() and executor.moveit_config == MoveItBackendConfig()
     for field in dataclasses.fields(ExecutorConfig):
         assert executor.get_parameter(field.name).value == field.default, field.name
+    assert list(executor.get_parameter("moveit.table_box").value) == list(MoveItBackendConfig.table_box)
+    assert executor.moveit_config.grasp_config() == MoveItGraspConfig()  # the grasp geometry's defaults, not retyped
 
 
 def test_epsilon_defaults_are_the_core_exploration_configs(executor):

@@ -96,13 +96,13 @@ def declare_config(node, config_type: type[Config], prefix: str = "") -> Config:
     return the config holding the values the node was started with; raise ParameterError, naming the parameter
     and what it must be, for a value its check or the dataclass refuses."""
     values = {}
-    for f in dataclasses.fields(config_type):
-        if "description" not in f.metadata:
-            raise TypeError(f"{config_type.__name__}.{f.name} is not a parameter() field")
-        meta, is_tuple = f.metadata, isinstance(f.default, tuple)
-        value = declare(node, prefix + f.name, list(f.default) if is_tuple else f.default, meta["description"],
-                        check=meta["check"], requirement=meta["requirement"], live=meta["live"])
-        values[f.name] = tuple(value) if is_tuple else value
+    for field in dataclasses.fields(config_type):
+        if "description" not in field.metadata:
+            raise TypeError(f"{config_type.__name__}.{field.name} is not a parameter() field")
+        spec, is_tuple = field.metadata, isinstance(field.default, tuple)
+        value = declare(node, prefix + field.name, list(field.default) if is_tuple else field.default,
+                        spec["description"], check=spec["check"], requirement=spec["requirement"], live=spec["live"])
+        values[field.name] = tuple(value) if is_tuple else value
     try:
         return config_type(**values)
     except ValueError as e:

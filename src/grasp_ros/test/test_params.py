@@ -8,8 +8,8 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 environment (make test sets it up)")
 from rclpy.parameter import Parameter  # noqa: E402
 
-from grasp_ros.params import (ParameterError, declare, declare_config, in_range, live_parameter_names, one_of,  # noqa: E402
-                              parameter, watch_live_parameters)
+from grasp_ros.params import (ParameterError, declare, declare_config, in_range,  # noqa: E402
+                              live_parameter_names, one_of, parameter, watch_live_parameters)
 
 
 @pytest.fixture
