@@ -12,8 +12,8 @@ waited longer than `max_queue_seconds` for the model is refused without inferenc
 """
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass
