@@ -12,9 +12,11 @@ waited longer than `max_queue_seconds` for the model is refused without inferenc
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,58 +38,59 @@ from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory, check_e
 from grasp_core.profiles import PROFILES
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import declare, in_range, one_of, watch_live_parameters
+from grasp_ros.params import declare_config, in_range, one_of, parameter, watch_live_parameters
 from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECTION_CHOICES,
                            configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
 
 
+@dataclass(frozen=True)
+class AffordanceConfig:
+    """The affordance node's parameters (how a grasp is chosen comes with each request, from the executor)."""
+
+    model_path: str = parameter("", "Checkpoint (.safetensors) to load at start; '' = wait for the learner's "
+                                "announcement on the model topic. Setting it live loads that file.", live=True)
+    profile: str = parameter("fast", "Profile of the untrained model built when allow_untrained is true and no "
+                             "checkpoint is given.", check=one_of(*PROFILES), requirement=f"one of {sorted(PROFILES)}")
+    allow_untrained: bool = parameter(False, "Serve a randomly initialised model until a checkpoint arrives (tests "
+                                      "and dry runs only).")
+    heightmap_topic: str = parameter("grasp/heightmap", "Heightmap topic (latest one is used when a request carries "
+                                     "no heightmap).", check=bool, requirement="a non-empty topic name")
+    model_topic: str = parameter("/grasp/model", "Where the learner announces checkpoints.", check=bool,
+                                 requirement="a non-empty topic name")
+    jaw_width: float = parameter(0.085, "Jaw opening drawn in the markers and images, metres.",
+                                 check=in_range(0.005, 0.5), requirement="0.005 <= jaw_width <= 0.5")
+    publish_visualization: bool = parameter(True, "Publish the affordance image, markers and point cloud (only when "
+                                            "someone subscribes).")
+    seed: int = parameter(0, "Seed of the exploration random stream (and of an untrained model).")
+    torch_threads: int = parameter(0, "torch intra-op threads; 0 = torch's default.", check=in_range(0, 256),
+                                   requirement="0 <= torch_threads <= 256")
+    service_introspection: str = parameter("contents", "Publish every proposal (request and response) on "
+                                           "propose_grasp/_service_event for bags and viewers: off, metadata or "
+                                           "contents.", check=one_of(*SERVICE_INTROSPECTION_CHOICES),
+                                           requirement=" or ".join(SERVICE_INTROSPECTION_CHOICES))
+    warmup: bool = parameter(True, "Run one inference right after loading the first model, so the first request is "
+                             "not slowed down by lazy initialisation.")
+    max_heightmap_pixels: int = parameter(512 * 512, "Largest heightmap served, in pixels (refused before any work; "
+                                          "the paper profile uses 224x224).", check=in_range(64, 4096 * 4096),
+                                          requirement="64 <= pixels <= 4096^2")
+    max_queue_seconds: float = parameter(60.0, "Refuse, without inference, a request that waited longer than this "
+                                         "for the model (its client has given up; the executor's propose_timeout "
+                                         "is 60 s). 0 = never.", check=in_range(0.0, 3600.0),
+                                         requirement="0 <= max_queue_seconds <= 3600")
+
+
 class AffordanceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("affordance_node", **kwargs)
-        p = {}
-        p["model_path"] = declare(self, "model_path", "", "Checkpoint (.safetensors) to load at start; '' = wait for "
-                                  "the learner's announcement on the model topic. Setting it live loads that file.",
-                                  live=True)
-        p["profile"] = declare(self, "profile", "fast", "Profile of the untrained model built when allow_untrained is "
-                               "true and no checkpoint is given.", check=one_of(*PROFILES),
-                               requirement=f"one of {sorted(PROFILES)}")
-        p["allow_untrained"] = declare(self, "allow_untrained", False, "Serve a randomly initialised model until a "
-                                       "checkpoint arrives (tests and dry runs only).")
-        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap topic (latest one "
-                                       "is used when a request carries no heightmap).", check=bool,
-                                       requirement="a non-empty topic name")
-        p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where the learner announces checkpoints.",
-                                   check=bool, requirement="a non-empty topic name")
-        p["jaw_width"] = declare(self, "jaw_width", 0.085, "Jaw opening drawn in the markers and images, metres.",
-                                 check=in_range(0.005, 0.5), requirement="0.005 <= jaw_width <= 0.5")
-        p["publish_visualization"] = declare(self, "publish_visualization", True, "Publish the affordance image, "
-                                             "markers and point cloud (only when someone subscribes).")
-        p["seed"] = declare(self, "seed", 0, "Seed of the exploration random stream (and of an untrained model).")
-        p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
-                                     check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
-        p["service_introspection"] = declare(self, "service_introspection", "contents", "Publish every proposal "
-                                             "(request and response) on propose_grasp/_service_event for bags and "
-                                             "viewers: off, metadata or contents.",
-                                             check=one_of(*SERVICE_INTROSPECTION_CHOICES),
-                                             requirement=" or ".join(SERVICE_INTROSPECTION_CHOICES))
-        p["warmup"] = declare(self, "warmup", True, "Run one inference right after loading the first model, so the "
-                              "first request is not slowed down by lazy initialisation.")
-        p["max_heightmap_pixels"] = declare(self, "max_heightmap_pixels", 512 * 512, "Largest heightmap served, "
-                                            "in pixels (refused before any work; the paper profile uses 224x224).",
-                                            check=in_range(64, 4096 * 4096), requirement="64 <= pixels <= 4096^2")
-        p["max_queue_seconds"] = declare(self, "max_queue_seconds", 60.0, "Refuse, without inference, a request "
-                                         "that waited longer than this for the model (its client has given up; "
-                                         "the executor's propose_timeout is 60 s). 0 = never.",
-                                         check=in_range(0.0, 3600.0), requirement="0 <= max_queue_seconds <= 3600")
-        self.params = p
-        if p["torch_threads"] > 0:
-            torch.set_num_threads(int(p["torch_threads"]))
+        self.config = config = declare_config(self, AffordanceConfig)
+        if config.torch_threads > 0:
+            torch.set_num_threads(int(config.torch_threads))
 
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()  # guards _model, inference and _rng
-        self._rng = np.random.default_rng(p["seed"])
+        self._rng = np.random.default_rng(config.seed)
         self._latest_heightmap: Heightmap | None = None
         self._stats_lock = threading.Lock()
         self._stats = {"served": 0, "failed": 0, "seconds": 0.0}
@@ -96,9 +99,9 @@ class AffordanceNode(Node):
         self._service_group = ReentrantCallbackGroup()
         self._model_group = MutuallyExclusiveCallbackGroup()
         self._topic_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS,
+        self.create_subscription(Heightmap, config.heightmap_topic, self._on_heightmap, LATEST_QOS,
                                  callback_group=self._topic_group)
-        self.create_subscription(ModelVersion, p["model_topic"], self._on_model, MODEL_QOS,
+        self.create_subscription(ModelVersion, config.model_topic, self._on_model, MODEL_QOS,
                                  callback_group=self._model_group)
         self._image_pub = self.create_publisher(Image, "grasp/affordance", SENSOR_QOS)
         self._marker_pub = self.create_publisher(MarkerArray, "grasp/proposal_markers", SENSOR_QOS)
@@ -106,24 +109,24 @@ class AffordanceNode(Node):
         self._grid_pub = self.create_publisher(Image, "grasp/affordance_grid", SENSOR_QOS)  # all rotations
         self._service = self.create_service(ProposeGrasp, "propose_grasp", self._on_propose,
                                             callback_group=self._service_group)
-        configure_service_events(self, self._service, p["service_introspection"])
+        configure_service_events(self, self._service, config.service_introspection)
         self.create_timer(10.0, self._log_stats, callback_group=self._topic_group)
 
-        if p["model_path"]:
-            self._load_and_swap(p["model_path"], version=None, why="model_path parameter")
-        if self._model is None and p["allow_untrained"]:
-            self._swap(untrained_model(p["profile"], seed=p["seed"]), why="allow_untrained (random init)")
+        if config.model_path:
+            self._load_and_swap(config.model_path, version=None, why="model_path parameter")
+        if self._model is None and config.allow_untrained:
+            self._swap(untrained_model(config.profile, seed=config.seed), why="allow_untrained (random init)")
         if self._model is None:
-            self.get_logger().info(f"no model yet: waiting for an announcement on {p['model_topic']}")
-        watch_live_parameters(self, p, self._apply_live_parameter)  # `ros2 param set ... model_path <file>`
+            self.get_logger().info(f"no model yet: waiting for an announcement on {config.model_topic}")
+        watch_live_parameters(self, self._apply_live_parameter)  # `ros2 param set ... model_path <file>`
         service = self.resolve_service_name(self._service.srv_name)
         self.get_logger().info(f"{READY_MESSAGE}: serving {service}, heightmaps from "
-                               f"{self.resolve_topic_name(p['heightmap_topic'])}")
+                               f"{self.resolve_topic_name(config.heightmap_topic)}")
 
     # ------------------------------------------------------------------------------------------------ model
     def _swap(self, model: LoadedModel, why: str, warmed: bool = False) -> None:
         """`warmed`: an inference already ran on this model (the finite-Q check), so no warm-up is needed."""
-        if self.params["warmup"] and self._model is None and not warmed:  # lazy initialisation, once per process
+        if self.config.warmup and self._model is None and not warmed:  # lazy initialisation, once per process
             self._warm_up(model)
         with self._model_lock:
             old = self._model
@@ -168,7 +171,7 @@ class AffordanceNode(Node):
         if msg is None:
             return None, None
         try:
-            check_heightmap_size(msg, self.params["max_heightmap_pixels"])
+            check_heightmap_size(msg, self.config.max_heightmap_pixels)
             color, depth, _ = msg_to_heightmap(msg)
         except ValueError:
             return None, None
@@ -183,6 +186,7 @@ class AffordanceNode(Node):
         except (OSError, ValueError, RuntimeError) as e:
             raise ValueError(f"cannot load it ({type(e).__name__}: {e}); the current model stays") from None
         self._swap(model, "model_path parameter set live")
+        self.config = dataclasses.replace(self.config, model_path=value)
 
     def _on_model(self, msg: ModelVersion) -> None:
         current = self._model
@@ -240,7 +244,7 @@ class AffordanceNode(Node):
         self._count(t0, failed=False)
         self.get_logger().debug(f"propose_grasp: {response.message}, q={proposal.q_value:.3f}, model "
                                 f"v{model.version}, {1e3 * (time.perf_counter() - t0):.0f} ms")
-        if self.params["publish_visualization"]:
+        if self.config.publish_visualization:
             try:
                 self._publish_views(proposal, heightmap, color, model)
             except Exception as e:  # a view must never cost a proposal
@@ -251,17 +255,17 @@ class AffordanceNode(Node):
         model = self._model
         if model is None:
             raise ValueError(f"no model loaded yet: waiting for the learner's announcement on "
-                             f"{self.params['model_topic']} (or set model_path, or allow_untrained for tests)")
+                             f"{self.config.model_topic} (or set model_path, or allow_untrained for tests)")
         if is_empty_heightmap(request.heightmap):
             heightmap = self._latest_heightmap
             if heightmap is None:
                 raise ValueError(f"no heightmap: the request has none and none has arrived on "
-                                 f"{self.resolve_topic_name(self.params['heightmap_topic'])} yet")
+                                 f"{self.resolve_topic_name(self.config.heightmap_topic)} yet")
         else:
             heightmap = request.heightmap
         check_epsilon(request.epsilon)
         try:
-            check_heightmap_size(heightmap, self.params["max_heightmap_pixels"])  # before any work
+            check_heightmap_size(heightmap, self.config.max_heightmap_pixels)  # before any work
             color, depth, workspace = msg_to_heightmap(heightmap)
         except ValueError as e:
             raise ValueError(f"bad heightmap: {e}") from None
@@ -281,7 +285,7 @@ class AffordanceNode(Node):
 
     def _check_queue_time(self, received: float) -> None:
         """Refuse a request that queued so long for the model that its client has most likely given up."""
-        limit, waited = self.params["max_queue_seconds"], time.perf_counter() - received
+        limit, waited = self.config.max_queue_seconds, time.perf_counter() - received
         if limit > 0 and waited > limit:
             raise ValueError(f"request waited {waited:.1f} s for the model, more than max_queue_seconds = {limit:g}: "
                              "not computed (its client has most likely timed out); send it again")
@@ -291,13 +295,13 @@ class AffordanceNode(Node):
         header = Header(stamp=heightmap.header.stamp, frame_id=heightmap.header.frame_id)
         q_map = proposal.q_maps[proposal.best_rotation]
         if self._image_pub.get_subscription_count() > 0:
-            jaw_px = self.params["jaw_width"] / heightmap.resolution
+            jaw_px = self.config.jaw_width / heightmap.resolution
             image = affordance_image(color, q_map, (proposal.u, proposal.v), proposal.angle, jaw_px)
             self._image_pub.publish(numpy_to_image(image, "rgb8", header))
         if self._marker_pub.get_subscription_count() > 0:
             label = f"v{model.version}" + (" explore" if proposal.explored else "")
             self._marker_pub.publish(grasp_markers(header, proposal.position, proposal.angle,
-                                                   self.params["jaw_width"], proposal.q_value, label))
+                                                   self.config.jaw_width, proposal.q_value, label))
         if self._grid_pub.get_subscription_count() > 0:
             grid = affordance_grid(proposal.q_maps, proposal.rotation_index)
             self._grid_pub.publish(numpy_to_image(grid, "rgb8", header))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 from grasp_interfaces.msg import GraspExperience, Heightmap, ModelVersion
@@ -33,7 +34,7 @@ from std_msgs.msg import Float64MultiArray
 
 from grasp_ros.conversions import image_to_numpy, msg_to_heightmap
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import ParameterError, declare, in_range
+from grasp_ros.params import ParameterError, declare_config, in_range, parameter
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_EVENT_QOS
 
 READY_MESSAGE = "viewer ready"
@@ -73,36 +74,42 @@ def blueprint():
         collapse_panels=True)
 
 
+@dataclass(frozen=True)
+class ViewerConfig:
+    """The viewer's parameters."""
+
+    namespace: str = parameter("/robot1", "Robot namespace whose heightmaps are shown.",
+                               check=lambda v: v.startswith("/"), requirement="an absolute namespace")
+    web_port: int = parameter(9090, "Port of the web page.", check=in_range(1, 65535), requirement="1..65535")
+    grpc_port: int = parameter(9876, "Port of rerun's data stream (the page connects to it).",
+                               check=in_range(1, 65535), requirement="1..65535")
+    window: int = parameter(50, "Attempts in the success rate G.", check=in_range(1, 100000),
+                            requirement="1..100000")
+
+
 class Viewer(Node):
     def __init__(self, **kwargs):
         super().__init__("viewer", **kwargs)
-        self.namespace = declare(self, "namespace", "/robot1", "Robot namespace whose heightmaps are shown.",
-                                 check=lambda v: v.startswith("/"), requirement="an absolute namespace")
-        self.web_port = declare(self, "web_port", 9090, "Port of the web page.", check=in_range(1, 65535),
-                                requirement="1..65535")
-        self.grpc_port = declare(self, "grpc_port", 9876, "Port of rerun's data stream (the page connects to it).",
-                                 check=in_range(1, 65535), requirement="1..65535")
-        self.window = declare(self, "window", 50, "Attempts in the success rate G.", check=in_range(1, 100000),
-                              requirement="1..100000")
+        self.config = config = declare_config(self, ViewerConfig)
         import rerun as rr  # noqa: PLC0415 - the viewer is optional; the rest of the stack never imports rerun
 
         self.rr = rr
-        for port in (self.web_port, self.grpc_port):  # rerun aborts the process on a busy port: check first
+        for port in (config.web_port, config.grpc_port):  # rerun aborts the process on a busy port: check first
             if not port_is_free(port):
                 raise ParameterError(f"cannot serve the viewer: port {port} is in use; choose others with web_port "
                                      "/ grpc_port (demo: --viz-port)")
         rr.init("grasp_learning", spawn=False)
         try:
-            uri = rr.serve_grpc(grpc_port=self.grpc_port, default_blueprint=blueprint())
-            rr.serve_web_viewer(web_port=self.web_port, open_browser=False, connect_to=uri)
+            uri = rr.serve_grpc(grpc_port=config.grpc_port, default_blueprint=blueprint())
+            rr.serve_web_viewer(web_port=config.web_port, open_browser=False, connect_to=uri)
         except Exception as e:  # noqa: BLE001 - a port in use is the usual reason
-            raise ParameterError(f"cannot serve the viewer on ports {self.web_port} / {self.grpc_port}: {e}; choose "
-                                 "others with web_port / grpc_port (demo: --viz-port)") from None
-        self.url = viewer_url(self.web_port, self.grpc_port)
+            raise ParameterError(f"cannot serve the viewer on ports {config.web_port} / {config.grpc_port}: {e}; "
+                                 "choose others with web_port / grpc_port (demo: --viz-port)") from None
+        self.url = viewer_url(config.web_port, config.grpc_port)
         self._t0 = time.monotonic()
-        self._rewards: deque[int] = deque(maxlen=self.window)
+        self._rewards: deque[int] = deque(maxlen=config.window)
         self.counts = {"heightmaps": 0, "experiences": 0, "proposals": 0, "updates": 0, "images": 0}
-        hm_topic = f"{self.namespace.rstrip('/')}/grasp/heightmap"
+        hm_topic = f"{config.namespace.rstrip('/')}/grasp/heightmap"
         self.create_subscription(Heightmap, hm_topic, self._on_heightmap, LATEST_QOS)
         self.create_subscription(Image, "/grasp/affordance", lambda m: self._on_image("proposal/affordance", m),
                                  SENSOR_QOS)

@@ -21,10 +21,12 @@ responses and heightmaps keep arriving while the loop waits for them.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 
 import rclpy
 from grasp_core.episode import is_empty
@@ -33,7 +35,7 @@ from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_ov
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import attempt_record, image_to_numpy, msg_to_heightmap, stamp_ns
-from grasp_ros.params import ParameterError, declare, in_range, one_of, watch_live_parameters
+from grasp_ros.params import ParameterError, declare_config, in_range, one_of, parameter, watch_live_parameters
 from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
@@ -41,86 +43,77 @@ from rclpy.node import Node
 
 from grasp_execution.attempt_log import AttemptLog
 from grasp_execution.backend import GraspBackend, GraspOutcome
-from grasp_execution.moveit_backend import declare_moveit_parameters
+from grasp_execution.moveit_backend import PARAM_PREFIX, MoveItBackendConfig
 from grasp_execution.service_call import ServiceUnavailable, call_service
 
 
-def declare_executor_parameters(node: Node) -> dict:
-    """Declare the executor's parameters (descriptions and checks) and return their values by name."""
-    p = {}
-    p["backend"] = declare(node, "backend", "sim", "What executes grasps: sim (grasp_sim services) or moveit.",
-                           check=one_of("sim", "moveit"), requirement="sim or moveit", read_only=True)
-    p["heightmap_topic"] = declare(node, "heightmap_topic", "grasp/heightmap", "Heightmap input topic.")
-    p["propose_service"] = declare(node, "propose_service", "propose_grasp", "ProposeGrasp service.")
-    p["experience_topic"] = declare(node, "experience_topic", "/grasp/experience",
-                                    "GraspExperience output topic (the learner's replay input).")
-    p["execute_service"] = declare(node, "execute_service", "sim/execute_grasp", "sim backend: ExecuteGrasp.")
-    p["reset_service"] = declare(node, "reset_service", "sim/reset", "sim backend: ResetScene.")
-    p["reset_num_objects"] = declare(node, "reset_num_objects", 0,
-                                     "sim backend: objects per new scene (0: the simulator's setting).",
-                                     check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
-    p["reset_object_set"] = declare(node, "reset_object_set", "",
-                                    "sim backend: object set of new scenes ('': the simulator's setting).",
-                                    check=one_of("", "train", "novel"), requirement="'', train or novel")
-    p["max_attempts"] = declare(node, "max_attempts", 0, "Stop after this many executed attempts (0: never).",
-                                check=in_range(0, 2**62), requirement="max_attempts >= 0")
-    p["learning"] = declare(node, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): the "
-                            "exploration and episode rules of this loop; give the learner the same one.",
-                            check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}", read_only=True)
-    p["learning_overrides"] = declare(node, "learning_overrides", "", "Space-separated section.field=value "
-                                      "overrides of the preset, e.g. 'exploration.mode=uniform "
-                                      "episode.reset_after_failures=5' (the same string as the learner's). "
-                                      "Live: a new string applies from the next attempt.", live=True)
-    p["epsilon_step_offset"] = declare(node, "epsilon_step_offset", 0,
-                                       "Attempts already made (resume the schedule after a restart).",
-                                       check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
-    p["window"] = declare(node, "window", 100, "Attempts in the running success rate G (seed: 100).",
-                          check=in_range(1, 100000), requirement="1 <= window <= 100000")
-    p["csv_path"] = declare(node, "csv_path", "", "Append every attempt to this CSV file and the .jsonl beside it "
-                            "(grasp_core.attempts; '': none).")
-    p["grasp_z_offset"] = declare(node, "grasp_z_offset", 0.0,
-                                  "Added to the proposed grasp height before execution, metres.",
-                                  check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
-    p["heightmap_timeout"] = declare(node, "heightmap_timeout", 10.0,
-                                     "Seconds to wait for a heightmap after a grasp before the attempt is "
-                                     "closed as terminal.", check=in_range(0.1, 3600.0),
-                                     requirement="0.1 <= heightmap_timeout <= 3600")
-    p["propose_timeout"] = declare(node, "propose_timeout", 60.0, "Seconds to wait for a proposal.",
-                                   check=in_range(0.1, 3600.0), requirement="0.1 <= propose_timeout <= 3600")
-    p["execute_timeout"] = declare(node, "execute_timeout", 120.0, "sim backend: seconds per grasp/reset call.",
-                                   check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
-    p["service_wait"] = declare(node, "service_wait", 5.0, "Seconds to wait for a service server per try.",
-                                check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
-    p["retry_delay"] = declare(node, "retry_delay", 1.0,
-                               "Seconds to wait before retrying after a refused proposal/grasp or a failed reset.",
-                               check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
-    p["ack_timeout"] = declare(node, "ack_timeout", 5.0,
-                               "Seconds to wait for every experience subscriber (the learner) to acknowledge "
-                               "an experience before the next attempt.", check=in_range(0.0, 600.0),
-                               requirement="0 <= ack_timeout <= 600")
-    p["source"] = declare(node, "source", "", "Experience source name ('': the node's namespace).")
-    p["max_refused_proposals"] = declare(node, "max_refused_proposals", 100,
-                                         "Stop the loop with an error after this many proposals in a row were "
-                                         "refused or failed, once one has come back (0: never).",
-                                         check=in_range(0, 2**31),
-                                         requirement="max_refused_proposals >= 0")
-    p["refusal_report_every"] = declare(node, "refusal_report_every", 10,
-                                        "Log an error every this many proposals refused in a row.",
-                                        check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
-    return p
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """The executor's parameters. Epsilon and the exploration and episode rules are not among them: they come from
+    the learning preset (grasp_core.learning), the one the harness runs, so their defaults live there only."""
+
+    backend: str = parameter("sim", "What executes grasps: sim (grasp_sim services) or moveit.",
+                             check=one_of("sim", "moveit"), requirement="sim or moveit")
+    heightmap_topic: str = parameter("grasp/heightmap", "Heightmap input topic.")
+    propose_service: str = parameter("propose_grasp", "ProposeGrasp service.")
+    experience_topic: str = parameter("/grasp/experience", "GraspExperience output topic (the learner's replay "
+                                      "input).")
+    execute_service: str = parameter("sim/execute_grasp", "sim backend: ExecuteGrasp.")
+    reset_service: str = parameter("sim/reset", "sim backend: ResetScene.")
+    reset_num_objects: int = parameter(0, "sim backend: objects per new scene (0: the simulator's setting).",
+                                       check=in_range(0, 1000), requirement="0 <= reset_num_objects <= 1000")
+    reset_object_set: str = parameter("", "sim backend: object set of new scenes ('': the simulator's setting).",
+                                      check=one_of("", "train", "novel"), requirement="'', train or novel")
+    max_attempts: int = parameter(0, "Stop after this many executed attempts (0: never).",
+                                  check=in_range(0, 2**62), requirement="max_attempts >= 0")
+    learning: str = parameter("default", "Learning preset (grasp_core.learning.PRESETS): the exploration and "
+                              "episode rules of this loop; give the learner the same one.",
+                              check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}")
+    learning_overrides: str = parameter("", "Space-separated section.field=value overrides of the preset, e.g. "
+                                        "'exploration.mode=uniform episode.reset_after_failures=5' (the same "
+                                        "string as the learner's). Live: a new string applies from the next "
+                                        "attempt.", live=True)
+    epsilon_step_offset: int = parameter(0, "Attempts already made (resume the schedule after a restart).",
+                                         check=in_range(0, 2**62), requirement="epsilon_step_offset >= 0")
+    window: int = parameter(100, "Attempts in the running success rate G (seed: 100).",
+                            check=in_range(1, 100000), requirement="1 <= window <= 100000")
+    csv_path: str = parameter("", "Append every attempt to this CSV file and the .jsonl beside it "
+                              "(grasp_core.attempts; '': none).")
+    grasp_z_offset: float = parameter(0.0, "Added to the proposed grasp height before execution, metres.",
+                                      check=in_range(-0.2, 0.2), requirement="-0.2 <= grasp_z_offset <= 0.2")
+    heightmap_timeout: float = parameter(10.0, "Seconds to wait for a heightmap after a grasp before the attempt "
+                                         "is closed as terminal.", check=in_range(0.1, 3600.0),
+                                         requirement="0.1 <= heightmap_timeout <= 3600")
+    propose_timeout: float = parameter(60.0, "Seconds to wait for a proposal.", check=in_range(0.1, 3600.0),
+                                       requirement="0.1 <= propose_timeout <= 3600")
+    execute_timeout: float = parameter(120.0, "sim backend: seconds per grasp/reset call.",
+                                       check=in_range(0.1, 3600.0), requirement="0.1 <= execute_timeout <= 3600")
+    service_wait: float = parameter(5.0, "Seconds to wait for a service server per try.",
+                                    check=in_range(0.0, 3600.0), requirement="0 <= service_wait <= 3600")
+    retry_delay: float = parameter(1.0, "Seconds to wait before retrying after a refused proposal/grasp or a "
+                                   "failed reset.", check=in_range(0.0, 60.0), requirement="0 <= retry_delay <= 60")
+    ack_timeout: float = parameter(5.0, "Seconds to wait for every experience subscriber (the learner) to "
+                                   "acknowledge an experience before the next attempt.",
+                                   check=in_range(0.0, 600.0), requirement="0 <= ack_timeout <= 600")
+    source: str = parameter("", "Experience source name ('': the node's namespace).")
+    max_refused_proposals: int = parameter(100, "Stop the loop with an error after this many proposals in a row "
+                                           "were refused or failed, once one has come back (0: never).",
+                                           check=in_range(0, 2**31), requirement="max_refused_proposals >= 0")
+    refusal_report_every: int = parameter(10, "Log an error every this many proposals refused in a row.",
+                                          check=in_range(1, 2**31), requirement="refusal_report_every >= 1")
 
 
 class ExecutorNode(Node):
     def __init__(self, backend: GraspBackend | None = None, **kwargs):
         """`backend`: use this backend instead of the one the `backend` parameter names (tests)."""
         super().__init__("executor_node", **kwargs)
-        self.params = declare_executor_parameters(self)
-        self.moveit_params = declare_moveit_parameters(self)
+        self.config = declare_config(self, ExecutorConfig)
+        self.moveit_config = declare_config(self, MoveItBackendConfig, PARAM_PREFIX)
         self.learning = self._learning_settings()
-        self.source = self.params["source"] or self.get_namespace()
-        watch_live_parameters(self, self.params, self._apply_live_parameter)  # `ros2 param set` on overrides
+        self.source = self.config.source or self.get_namespace()
+        watch_live_parameters(self, self._apply_live_parameter)  # `ros2 param set` on overrides
         self._init_loop_state()
-        self.log = AttemptLog(self.params["window"], self.params["csv_path"] or None)
+        self.log = AttemptLog(self.config.window, self.config.csv_path or None)
         self.backend = backend if backend is not None else self._make_backend()
         self._connect()
         self._log_start()
@@ -128,7 +121,7 @@ class ExecutorNode(Node):
     def _learning_settings(self):
         """The loop's rules: the learning preset with its overrides (grasp_core.learning)."""
         try:
-            return learning_config(self.params["learning"], parse_overrides(self.params["learning_overrides"]))
+            return learning_config(self.config.learning, parse_overrides(self.config.learning_overrides))
         except ValueError as e:
             raise ParameterError(f"learning / learning_overrides: {e}") from None
 
@@ -150,36 +143,37 @@ class ExecutorNode(Node):
 
     def _connect(self) -> None:
         """Heightmaps in, experiences out, the propose_grasp client."""
-        p = self.params
-        self.create_subscription(Heightmap, p["heightmap_topic"], self._on_heightmap, LATEST_QOS)
-        self.experience_pub = self.create_publisher(GraspExperience, p["experience_topic"], EXPERIENCE_QOS)
-        self._propose = self.create_client(ProposeGrasp, p["propose_service"])
+        config = self.config
+        self.create_subscription(Heightmap, config.heightmap_topic, self._on_heightmap, LATEST_QOS)
+        self.experience_pub = self.create_publisher(GraspExperience, config.experience_topic, EXPERIENCE_QOS)
+        self._propose = self.create_client(ProposeGrasp, config.propose_service)
 
     def _log_start(self) -> None:
-        p = self.params
+        config = self.config
         self.get_logger().info(
             f"executor for '{self.source}' with the {self.backend.name} backend: heightmaps from "
-            f"{self.resolve_topic_name(p['heightmap_topic'])}, proposals from "
-            f"{self.resolve_service_name(p['propose_service'])}, experiences to "
-            f"{self.resolve_topic_name(p['experience_topic'])}; learning '{self.learning.name}' "
-            f"({p['learning_overrides'] or 'no overrides'}): {self.learning.exploration.mode} exploration, epsilon "
+            f"{self.resolve_topic_name(config.heightmap_topic)}, proposals from "
+            f"{self.resolve_service_name(config.propose_service)}, experiences to "
+            f"{self.resolve_topic_name(config.experience_topic)}; learning '{self.learning.name}' "
+            f"({config.learning_overrides or 'no overrides'}): {self.learning.exploration.mode} exploration, epsilon "
             f"{self.epsilon():.3f} now; "
-            f"{p['max_attempts'] or 'unlimited'} attempts")
+            f"{config.max_attempts or 'unlimited'} attempts")
 
     def _apply_live_parameter(self, name: str, value) -> None:
         """learning_overrides set live: checked, then used from the next attempt (ValueError refuses it)."""
-        self.learning = learning_config(self.params["learning"], parse_overrides(value))
+        self.learning = learning_config(self.config.learning, parse_overrides(value))
         self.rules = None  # rebuilt with the new episode rule at the next attempt
+        self.config = dataclasses.replace(self.config, learning_overrides=value)
 
     def _make_backend(self) -> GraspBackend:
-        p = self.params
-        if p["backend"] == "sim":
+        config = self.config
+        if config.backend == "sim":
             from grasp_execution.sim_backend import SimServiceBackend
-            return SimServiceBackend(self, p["execute_service"], p["reset_service"], p["execute_timeout"],
-                                     p["service_wait"], p["reset_num_objects"], p["reset_object_set"])
+            return SimServiceBackend(self, config.execute_service, config.reset_service, config.execute_timeout,
+                                     config.service_wait, config.reset_num_objects, config.reset_object_set)
         try:
             from grasp_execution.moveit_backend import create_moveit_backend
-            return create_moveit_backend(self, self.moveit_params)
+            return create_moveit_backend(self, self.moveit_config)
         except ImportError as e:
             raise ParameterError(f"backend 'moveit' needs moveit_py, moveit_configs_utils and ur_msgs (a ROS 2 "
                                  f"Jazzy install with MoveIt and ur_robot_driver): {e}") from None
@@ -242,7 +236,7 @@ class ExecutorNode(Node):
         return self.get_clock().now().nanoseconds
 
     def epsilon(self) -> float:
-        return float(epsilon_at(self.learning.exploration, self.params["epsilon_step_offset"] + self.attempts))
+        return float(epsilon_at(self.learning.exploration, self.config.epsilon_step_offset + self.attempts))
 
     def is_empty(self, heightmap: Heightmap) -> bool:
         """VPG's test (grasp_core.episode.is_empty)."""
@@ -250,14 +244,14 @@ class ExecutorNode(Node):
 
     # ------------------------------------------------------------------------------------------------ the loop
     def _loop(self) -> None:
-        p = self.params
+        config = self.config
         state: Heightmap | None = None
         fresh_after = self._now_ns()
-        while not self._stop.is_set() and (p["max_attempts"] == 0 or self.attempts < p["max_attempts"]):
+        while not self._stop.is_set() and (config.max_attempts == 0 or self.attempts < config.max_attempts):
             if state is None:
-                state = self._wait_heightmap(fresh_after, p["heightmap_timeout"])
+                state = self._wait_heightmap(fresh_after, config.heightmap_timeout)
                 if state is None:
-                    topic = self.resolve_topic_name(p["heightmap_topic"])
+                    topic = self.resolve_topic_name(config.heightmap_topic)
                     self.get_logger().info(f"waiting for a heightmap on {topic}", throttle_duration_sec=10.0)
                     continue
                 if self.is_empty(state):
@@ -267,19 +261,19 @@ class ExecutorNode(Node):
             epsilon = self.epsilon()
             proposal = self._request_grasp(state, epsilon)
             if proposal is None:
-                self._stop.wait(p["retry_delay"])
+                self._stop.wait(config.retry_delay)
                 # Retry on the newest heightmap (the same one if nothing newer came).
                 fresh_after, state = stamp_ns(state.header.stamp) - 1, None
                 continue
             pose = proposal.pose
-            pose.pose.position.z += p["grasp_z_offset"]
+            pose.pose.position.z += config.grasp_z_offset
             outcome = self.backend.execute_grasp(pose, proposal.angle)
             done_ns = self._now_ns()
             if not outcome.executed:
                 self.refused += 1
                 self.get_logger().error(f"grasp not executed ({self.refused} so far, no experience): "
                                         f"{outcome.message}")
-                self._stop.wait(p["retry_delay"])
+                self._stop.wait(config.retry_delay)
                 fresh_after, state = stamp_ns(state.header.stamp) - 1, None
                 continue
             state = self._finish_attempt(state, proposal, pose, epsilon, outcome, done_ns)
@@ -290,7 +284,7 @@ class ExecutorNode(Node):
                                    f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
 
     def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
-        p, exploration, actions = self.params, self.learning.exploration, self.learning.actions
+        config, exploration, actions = self.config, self.learning.exploration, self.learning.actions
         request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state, exploration_mode=exploration.mode,
                                        temperature=exploration.temperature, object_mask=actions.object_mask,
                                        object_min_height=actions.min_height_m, edge_margin=actions.edge_margin_m,
@@ -302,9 +296,9 @@ class ExecutorNode(Node):
                 list(rotations), list(us), list(vs)
             request.exclude_radius_px = float(memory.radius_px)
         try:
-            response = call_service(self._propose, request, p["propose_timeout"], p["service_wait"])
+            response = call_service(self._propose, request, config.propose_timeout, config.service_wait)
         except ServiceUnavailable:
-            self.get_logger().info(f"waiting for {self.resolve_service_name(p['propose_service'])}",
+            self.get_logger().info(f"waiting for {self.resolve_service_name(config.propose_service)}",
                                    throttle_duration_sec=10.0)
             return None
         except (TimeoutError, RuntimeError) as e:
@@ -325,9 +319,9 @@ class ExecutorNode(Node):
 
     def _no_proposal(self, why: str) -> None:
         """Count a proposal that did not come back; say so loudly, and stop the loop after too many in a row."""
-        p = self.params
+        config = self.config
         self.refused_in_a_row += 1
-        n, limit = self.refused_in_a_row, p["max_refused_proposals"]
+        n, limit = self.refused_in_a_row, config.max_refused_proposals
         if not self.proposals_received:  # start-up: the first model may still be on its way
             limit = 0
         if limit and n >= limit:
@@ -336,7 +330,7 @@ class ExecutorNode(Node):
                           "learner's logs")
             self.get_logger().fatal(f"stopping the grasp loop: {self.error}")
             self._stop.set()
-        elif n % p["refusal_report_every"] == 0:
+        elif n % config.refusal_report_every == 0:
             self.get_logger().error(f"{n} proposals in a row refused or failed, the last one {why}; the loop "
                                     + (f"stops after {limit}" if limit else "keeps trying (none has come back yet, "
                                        "or max_refused_proposals is 0)"))
@@ -344,7 +338,7 @@ class ExecutorNode(Node):
     def _finish_attempt(self, state: Heightmap, proposal: ProposeGrasp.Response, pose, epsilon: float,
                         outcome: GraspOutcome, done_ns: int) -> Heightmap | None:
         """Reward, next state or terminal, experience, CSV, logs, reset. Returns the next state (None: wait)."""
-        p = self.params
+        config = self.config
         self.attempts += 1
         reward = 1.0 if outcome.grasp_success else 0.0
         if self.rules is None or self.rules.memory.num_rotations != int(proposal.num_rotations):
@@ -353,9 +347,9 @@ class ExecutorNode(Node):
         next_state = None
         if outcome.objects_remaining != 0 and (limit == 0 or outcome.grasp_success
                                                or self.consecutive_failures + 1 < limit):
-            next_state = self._wait_heightmap(done_ns, p["heightmap_timeout"])
+            next_state = self._wait_heightmap(done_ns, config.heightmap_timeout)
             if next_state is None:
-                self.get_logger().error(f"attempt {self.attempts}: no heightmap within {p['heightmap_timeout']} s "
+                self.get_logger().error(f"attempt {self.attempts}: no heightmap within {config.heightmap_timeout} s "
                                         "after the grasp; closing it as terminal")
         next_depth = None if next_state is None else image_to_numpy(next_state.depth, ("32FC1",))
         decision = self.rules.after_attempt(int(proposal.rotation_index), int(round(proposal.center_px[0])),
@@ -377,9 +371,9 @@ class ExecutorNode(Node):
         self.experience_pub.publish(experience)
         # Reliable QoS resends until acknowledged, but only while this process lives: wait for the learner's
         # acknowledgement so an executor stopped right after a grasp does not take the experience with it.
-        if not self.experience_pub.wait_for_all_acked(Duration(seconds=self.params["ack_timeout"])):
+        if not self.experience_pub.wait_for_all_acked(Duration(seconds=config.ack_timeout)):
             self.get_logger().warning(f"experience {experience.id} not acknowledged by every subscriber within "
-                                      f"{self.params['ack_timeout']} s (is the learner running?)")
+                                      f"{config.ack_timeout} s (is the learner running?)")
         self.published.append(experience.id)
         g = self.log.add(attempt_record(
             experience, angle=float(proposal.angle), message=outcome.message, scene_reset=reset,
@@ -408,7 +402,7 @@ class ExecutorNode(Node):
             self.get_logger().info(f"scene reset ({why}): {result.message}")
         else:
             self.get_logger().warning(f"scene not reset ({why}): {result.message}", throttle_duration_sec=30.0)
-            self._stop.wait(self.params["retry_delay"])
+            self._stop.wait(self.config.retry_delay)
 
 
 def main(args=None) -> int:

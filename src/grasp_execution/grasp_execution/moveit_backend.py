@@ -22,6 +22,7 @@ On a real Jazzy install, MoveItPy is built from ur_moveit_config:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -32,7 +33,7 @@ from typing import Callable
 from geometry_msgs.msg import PoseStamped
 from grasp_core.grasp_failure import GraspFailure
 from grasp_core.grasp_pose import fold_jaw_yaw, top_down_quaternion
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.params import ParameterError, in_range, one_of, parameter
 
 from grasp_execution.backend import GraspBackend, GraspOutcome, ResetOutcome
 from grasp_execution.service_call import call_service
@@ -313,84 +314,89 @@ class MoveItBackend(GraspBackend):
 
 
 # ---------------------------------------------------------------------------------------------- real wiring
-def declare_moveit_parameters(node) -> dict:
-    """The moveit backend's parameters (declared by the executor whatever the backend, so they are listed)."""
-    d = MoveItGraspConfig()
-    p = {}
+@dataclass(frozen=True)
+class MoveItBackendConfig:
+    """The moveit backend's parameters, declared as `moveit.<name>` by the executor whatever the backend (so they
+    are listed); the grasp geometry's defaults are MoveItGraspConfig's."""
 
-    def add(name, default, description, **kw):
-        p[name] = declare(node, PARAM_PREFIX + name, default, description, **kw)
+    ur_type: str = parameter("ur3", "UR model for the robot description (ur_description's ur.urdf.xacro).")
+    kinematics_params_file: str = parameter("", "The robot's calibrated kinematics YAML (as given to "
+                                            "ur_robot_driver); empty: ur_description's defaults.")
+    config_file: str = parameter("", "moveit_py (MoveItCpp) parameter YAML; empty: grasp_bringup's "
+                                 "config/moveit_py_ur3.yaml.")
+    node_name: str = parameter("executor_moveit_py", "Name of MoveItPy's internal node.")
+    planning_group: str = parameter(MoveItGraspConfig.planning_group, "MoveIt planning group of the arm.")
+    pose_link: str = parameter(MoveItGraspConfig.pose_link, "Link whose pose is planned to (the flange).")
+    base_frame: str = parameter(MoveItGraspConfig.base_frame, "Planning frame; grasp poses must be in it.")
+    tcp_offset: float = parameter(MoveItGraspConfig.tcp_offset, "Flange -> jaw centre distance along the tool z "
+                                  "axis, metres.", check=in_range(0.0, 0.5), requirement="0 <= tcp_offset <= 0.5")
+    grasp_depth: float = parameter(MoveItGraspConfig.grasp_depth, "Jaw centre this far below the proposed surface "
+                                   "height, metres.", check=in_range(0.0, 0.1),
+                                   requirement="0 <= grasp_depth <= 0.1")
+    min_grasp_z: float = parameter(MoveItGraspConfig.min_grasp_z, "Lowest jaw centre z in base_frame (keeps the "
+                                   "fingers off the table).")
+    surface_z_min: float = parameter(MoveItGraspConfig.surface_z_min, "Lowest surface height a proposal may have, "
+                                     "base_frame (the workspace's z_min); a lower one is refused, not executed.")
+    surface_z_max: float = parameter(MoveItGraspConfig.surface_z_max, "Highest surface height a proposal may have, "
+                                     "base_frame (the workspace's z_max); a higher one is refused, not executed.")
+    approach_height: float = parameter(MoveItGraspConfig.approach_height, "Pre-grasp / lift height above the grasp "
+                                       "pose, metres.", check=in_range(0.02, 0.5),
+                                       requirement="0.02 <= approach_height <= 0.5")
+    jaw_yaw_offset: float = parameter(MoveItGraspConfig.jaw_yaw_offset, "Yaw of the closing axis relative to tool0 "
+                                      "x, radians.")
+    home_configuration: str = parameter(MoveItGraspConfig.home_configuration, "SRDF named state out of the "
+                                        "camera's view.")
+    drop_configuration: str = parameter(MoveItGraspConfig.drop_configuration, "SRDF named state to release a held "
+                                        "object at ('': in place).")
+    gripper_service: str = parameter("/io_and_status_controller/set_io", "ur_msgs/SetIO service of "
+                                     "ur_robot_driver.")
+    gripper_pin: int = parameter(16, "Digital output switching the gripper (16, 17: tool outputs 0, 1).",
+                                 check=in_range(0, 17), requirement="0 <= pin <= 17")
+    gripper_close_state: bool = parameter(True, "Output state that closes the jaw.")
+    gripper_settle_time: float = parameter(1.0, "Seconds to wait after switching the gripper.",
+                                           check=in_range(0.0, 10.0), requirement="0 <= settle <= 10")
+    success_check: str = parameter("digital_input", "How a held object is detected: digital_input (a "
+                                   "grip-detected input) or tool_analog (jaw width on tool analog input 2).",
+                                   check=one_of("digital_input", "tool_analog"),
+                                   requirement="digital_input or tool_analog")
+    io_states_topic: str = parameter("/io_and_status_controller/io_states", "ur_msgs/IOStates topic "
+                                     "(digital_input check).")
+    success_input_pin: int = parameter(0, "Digital input that reports a grip (digital_input check).",
+                                       check=in_range(0, 17), requirement="0 <= pin <= 17")
+    success_input_state: bool = parameter(True, "Input state that means 'object held'.")
+    tool_data_topic: str = parameter("/io_and_status_controller/tool_data", "ur_msgs/ToolDataMsg topic (tool_analog "
+                                     "check).")
+    width_per_volt: float = parameter(0.011, "Jaw width per volt on the analog input, metres (tool_analog check).")
+    width_offset: float = parameter(0.0, "Jaw width at 0 V, metres (tool_analog check).")
+    min_width: float = parameter(0.005, "A closed jaw wider than this holds something, metres (tool_analog check).",
+                                 check=in_range(0.0, 0.2), requirement="0 <= min_width <= 0.2")
+    io_timeout: float = parameter(2.0, "Seconds to wait for SetIO responses and fresh I/O readings.",
+                                  check=in_range(0.1, 60.0), requirement="0.1 <= io_timeout <= 60")
+    gripper: str = parameter("tool_io", "tool_io (a jaw on a tool digital output) or none (dry run on mock hardware: "
+                             "nothing is switched, nothing is held).", check=one_of("tool_io", "none"),
+                             requirement="tool_io or none")
+    tool_voltage: int = parameter(0, "Tool output voltage set through SetIO (FUN_SET_TOOL_VOLTAGE) at start-up: 0 "
+                                  "(leave it), 12 or 24. Works on CB3 and e-Series; the driver's tool_voltage "
+                                  "argument acts only with tool communication (e-Series).", check=one_of(0, 12, 24),
+                                  requirement="0, 12 or 24")
+    linear_plan: str = parameter(MoveItGraspConfig.linear_plan, "Plan request parameters (a namespace of "
+                                 "config_file) of the straight-line descent and lift: Pilz LIN. '' = free OMPL "
+                                 "motions.")
+    table_box: tuple[float, ...] = parameter((-0.524, 0.0, -0.255, 0.7, 0.7), "The table as a collision object in "
+                                             "base_frame: [centre x, centre y, top z, size x, size y], metres (a "
+                                             "size of 0: no table).", check=lambda v: len(v) == 5,
+                                             requirement="5 numbers")
+    camera_box: tuple[float, ...] = parameter((-0.524, 0.0, 0.52, 0.12, 0.06, 0.06), "The camera and its mount as "
+                                              "a collision object in base_frame: [centre x, y, z, size x, y, z], "
+                                              "metres (a size of 0: none).", check=lambda v: len(v) == 6,
+                                              requirement="6 numbers")
+    start_attempts: int = parameter(0, "Tries to start MoveItPy (it needs the robot's /joint_states); 0: until it "
+                                    "works.", check=in_range(0, 1_000_000), requirement="start_attempts >= 0")
+    start_retry_delay: float = parameter(5.0, "Seconds between tries to start MoveItPy.",
+                                         check=in_range(0.1, 600.0), requirement="0.1 <= start_retry_delay <= 600")
 
-    add("ur_type", "ur3", "UR model for the robot description (ur_description's ur.urdf.xacro).")
-    add("kinematics_params_file", "", "The robot's calibrated kinematics YAML (as given to ur_robot_driver); "
-                                      "empty: ur_description's defaults.")
-    add("config_file", "", "moveit_py (MoveItCpp) parameter YAML; empty: grasp_bringup's config/moveit_py_ur3.yaml.")
-    add("node_name", "executor_moveit_py", "Name of MoveItPy's internal node.")
-    add("planning_group", d.planning_group, "MoveIt planning group of the arm.")
-    add("pose_link", d.pose_link, "Link whose pose is planned to (the flange).")
-    add("base_frame", d.base_frame, "Planning frame; grasp poses must be in it.")
-    add("tcp_offset", d.tcp_offset, "Flange -> jaw centre distance along the tool z axis, metres.",
-        check=in_range(0.0, 0.5), requirement="0 <= tcp_offset <= 0.5")
-    add("grasp_depth", d.grasp_depth, "Jaw centre this far below the proposed surface height, metres.",
-        check=in_range(0.0, 0.1), requirement="0 <= grasp_depth <= 0.1")
-    add("min_grasp_z", d.min_grasp_z, "Lowest jaw centre z in base_frame (keeps the fingers off the table).")
-    add("surface_z_min", d.surface_z_min, "Lowest surface height a proposal may have, base_frame (the workspace's "
-                                          "z_min); a lower one is refused, not executed.")
-    add("surface_z_max", d.surface_z_max, "Highest surface height a proposal may have, base_frame (the workspace's "
-                                          "z_max); a higher one is refused, not executed.")
-    add("approach_height", d.approach_height, "Pre-grasp / lift height above the grasp pose, metres.",
-        check=in_range(0.02, 0.5), requirement="0.02 <= approach_height <= 0.5")
-    add("jaw_yaw_offset", d.jaw_yaw_offset, "Yaw of the closing axis relative to tool0 x, radians.")
-    add("home_configuration", d.home_configuration, "SRDF named state out of the camera's view.")
-    add("drop_configuration", d.drop_configuration, "SRDF named state to release a held object at ('': in place).")
-    add("gripper_service", "/io_and_status_controller/set_io", "ur_msgs/SetIO service of ur_robot_driver.")
-    add("gripper_pin", 16, "Digital output switching the gripper (16, 17: tool outputs 0, 1).",
-        check=in_range(0, 17), requirement="0 <= pin <= 17")
-    add("gripper_close_state", True, "Output state that closes the jaw.")
-    add("gripper_settle_time", 1.0, "Seconds to wait after switching the gripper.",
-        check=in_range(0.0, 10.0), requirement="0 <= settle <= 10")
-    add("success_check", "digital_input", "How a held object is detected: digital_input (a grip-detected input) "
-                                          "or tool_analog (jaw width on tool analog input 2).",
-        check=one_of("digital_input", "tool_analog"), requirement="digital_input or tool_analog")
-    add("io_states_topic", "/io_and_status_controller/io_states", "ur_msgs/IOStates topic (digital_input check).")
-    add("success_input_pin", 0, "Digital input that reports a grip (digital_input check).",
-        check=in_range(0, 17), requirement="0 <= pin <= 17")
-    add("success_input_state", True, "Input state that means 'object held'.")
-    add("tool_data_topic", "/io_and_status_controller/tool_data", "ur_msgs/ToolDataMsg topic (tool_analog check).")
-    add("width_per_volt", 0.011, "Jaw width per volt on the analog input, metres (tool_analog check).")
-    add("width_offset", 0.0, "Jaw width at 0 V, metres (tool_analog check).")
-    add("min_width", 0.005, "A closed jaw wider than this holds something, metres (tool_analog check).",
-        check=in_range(0.0, 0.2), requirement="0 <= min_width <= 0.2")
-    add("io_timeout", 2.0, "Seconds to wait for SetIO responses and fresh I/O readings.",
-        check=in_range(0.1, 60.0), requirement="0.1 <= io_timeout <= 60")
-    add("gripper", "tool_io", "tool_io (a jaw on a tool digital output) or none (dry run on mock hardware: nothing "
-                              "is switched, nothing is held).", check=one_of("tool_io", "none"),
-        requirement="tool_io or none")
-    add("tool_voltage", 0, "Tool output voltage set through SetIO (FUN_SET_TOOL_VOLTAGE) at start-up: 0 (leave it), "
-                           "12 or 24. Works on CB3 and e-Series; the driver's tool_voltage argument acts only with "
-                           "tool communication (e-Series).", check=one_of(0, 12, 24), requirement="0, 12 or 24")
-    add("linear_plan", d.linear_plan, "Plan request parameters (a namespace of config_file) of the straight-line "
-                                      "descent and lift: Pilz LIN. '' = free OMPL motions.")
-    add("table_box", [-0.524, 0.0, -0.255, 0.7, 0.7], "The table as a collision object in base_frame: [centre x, "
-        "centre y, top z, size x, size y], metres (a size of 0: no table).",
-        check=lambda v: len(v) == 5, requirement="5 numbers")
-    add("camera_box", [-0.524, 0.0, 0.52, 0.12, 0.06, 0.06], "The camera and its mount as a collision object in "
-        "base_frame: [centre x, y, z, size x, y, z], metres (a size of 0: none).",
-        check=lambda v: len(v) == 6, requirement="6 numbers")
-    add("start_attempts", 0, "Tries to start MoveItPy (it needs the robot's /joint_states); 0: until it works.",
-        check=in_range(0, 1_000_000), requirement="start_attempts >= 0")
-    add("start_retry_delay", 5.0, "Seconds between tries to start MoveItPy.",
-        check=in_range(0.1, 600.0), requirement="0.1 <= start_retry_delay <= 600")
-    return p
-
-
-def grasp_config_from_parameters(p: dict) -> MoveItGraspConfig:
-    return MoveItGraspConfig(planning_group=p["planning_group"], pose_link=p["pose_link"], base_frame=p["base_frame"],
-                             tcp_offset=p["tcp_offset"], grasp_depth=p["grasp_depth"], min_grasp_z=p["min_grasp_z"],
-                             surface_z_min=p["surface_z_min"], surface_z_max=p["surface_z_max"],
-                             approach_height=p["approach_height"], jaw_yaw_offset=p["jaw_yaw_offset"],
-                             home_configuration=p["home_configuration"],
-                             drop_configuration=p["drop_configuration"], linear_plan=p["linear_plan"])
+    def grasp_config(self) -> MoveItGraspConfig:
+        return MoveItGraspConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MoveItGraspConfig)})
 
 
 def moveit_config_dict(ur_type: str, moveit_py_file: str, kinematics_params_file: str = "") -> dict:
@@ -437,30 +443,30 @@ class _LatestMessage:
             time.sleep(0.01)
 
 
-def make_holding_reader(node, p: dict) -> Callable[[], tuple[bool, str]]:
+def make_holding_reader(node, config: MoveItBackendConfig) -> Callable[[], tuple[bool, str]]:
     """holding() for the configured success check, from ur_robot_driver's I/O topics."""
-    if p["success_check"] == "digital_input":
+    if config.success_check == "digital_input":
         from ur_msgs.msg import IOStates  # noqa: PLC0415 - only with ur_robot_driver installed
 
-        latest = _LatestMessage(node, IOStates, p["io_states_topic"])
+        latest = _LatestMessage(node, IOStates, config.io_states_topic)
 
         def read() -> tuple[bool, str]:
-            msg = latest.fresh(time.monotonic(), p["io_timeout"])
+            msg = latest.fresh(time.monotonic(), config.io_timeout)
             states = {int(d.pin): bool(d.state) for d in msg.digital_in_states}
-            if p["success_input_pin"] not in states:
-                raise RuntimeError(f"digital input {p['success_input_pin']} is not in {latest.topic}")
-            state = states[p["success_input_pin"]]
-            return state == p["success_input_state"], f"digital input {p['success_input_pin']} = {state}"
+            if config.success_input_pin not in states:
+                raise RuntimeError(f"digital input {config.success_input_pin} is not in {latest.topic}")
+            state = states[config.success_input_pin]
+            return state == config.success_input_state, f"digital input {config.success_input_pin} = {state}"
         return read
 
     from ur_msgs.msg import ToolDataMsg  # noqa: PLC0415
 
-    latest = _LatestMessage(node, ToolDataMsg, p["tool_data_topic"])
+    latest = _LatestMessage(node, ToolDataMsg, config.tool_data_topic)
 
     def read_width() -> tuple[bool, str]:
-        msg = latest.fresh(time.monotonic(), p["io_timeout"])
-        width = float(msg.analog_input2) * p["width_per_volt"] + p["width_offset"]
-        return width > p["min_width"], f"jaw width {1000 * width:.1f} mm (min {1000 * p['min_width']:.1f} mm)"
+        msg = latest.fresh(time.monotonic(), config.io_timeout)
+        width = float(msg.analog_input2) * config.width_per_volt + config.width_offset
+        return width > config.min_width, f"jaw width {1000 * width:.1f} mm (min {1000 * config.min_width:.1f} mm)"
     return read_width
 
 
@@ -494,32 +500,32 @@ def make_set_tool_voltage(node, service: str, volts: int, timeout: float) -> Cal
     return set_tool_voltage
 
 
-def create_moveit_backend(node, p: dict) -> MoveItBackend:
+def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
     """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install."""
     from moveit.planning import MoveItPy  # noqa: PLC0415
 
-    config_file = p["config_file"]
+    config_file = config.config_file
     if not config_file:
         from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
         config_file = str(Path(get_package_share_directory("grasp_bringup")) / "config" / "moveit_py_ur3.yaml")
-    config_dict = moveit_config_dict(p["ur_type"], config_file, p["kinematics_params_file"])
+    config_dict = moveit_config_dict(config.ur_type, config_file, config.kinematics_params_file)
     log = node.get_logger()
-    robot = start_moveit_py(lambda: MoveItPy(node_name=p["node_name"], config_dict=config_dict),
-                            p["start_attempts"], p["start_retry_delay"], log)
+    robot = start_moveit_py(lambda: MoveItPy(node_name=config.node_name, config_dict=config_dict),
+                            config.start_attempts, config.start_retry_delay, log)
     log.info("MoveItPy is up")
     try:
-        boxes = scene_boxes(p["table_box"], p["camera_box"])
+        boxes = scene_boxes(config.table_box, config.camera_box)
     except ValueError as e:
         raise ParameterError(f"moveit.table_box / moveit.camera_box: {e}") from None
-    add_collision_boxes(robot, boxes, p["base_frame"])
-    log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {p['base_frame']}")
-    if p["gripper"] == "none":
+    add_collision_boxes(robot, boxes, config.base_frame)
+    log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {config.base_frame}")
+    if config.gripper == "none":
         log.warning("moveit.gripper is none: the gripper is not switched and no grasp can succeed (dry run)")
         gripper = NoGripper()
     else:
-        prepare = (make_set_tool_voltage(node, p["gripper_service"], p["tool_voltage"], p["io_timeout"])
-                   if p["tool_voltage"] else None)
-        gripper = ToolIoGripper(make_set_output(node, p["gripper_service"], p["io_timeout"]),
-                                make_holding_reader(node, p), p["gripper_pin"], p["gripper_close_state"],
-                                p["gripper_settle_time"], prepare=prepare)
-    return MoveItBackend(robot, gripper, grasp_config_from_parameters(p), log)
+        prepare = (make_set_tool_voltage(node, config.gripper_service, config.tool_voltage, config.io_timeout)
+                   if config.tool_voltage else None)
+        gripper = ToolIoGripper(make_set_output(node, config.gripper_service, config.io_timeout),
+                                make_holding_reader(node, config), config.gripper_pin, config.gripper_close_state,
+                                config.gripper_settle_time, prepare=prepare)
+    return MoveItBackend(robot, gripper, config.grasp_config(), log)

@@ -21,6 +21,7 @@ import dataclasses
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
@@ -39,67 +40,66 @@ from grasp_core.replay import CorruptRecordError, ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
 from grasp_learning.experience_conversion import msg_to_experience
 from grasp_learning.learner_monitor import LearnerMonitor, tensorboard_folder
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.params import ParameterError, declare_config, in_range, one_of, parameter
 from grasp_ros.qos import EXPERIENCE_QOS, MODEL_QOS
 
 READY_MESSAGE = "learner ready"
 
 
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The learner's parameters (the DQN settings come from the learning preset, grasp_core.learning)."""
+
+    replay_dir: str = parameter("runs/learner/replay", "On-disk replay store (every experience is written here "
+                                "before it is counted).", check=bool, requirement="a non-empty folder path")
+    checkpoint_dir: str = parameter("runs/learner/checkpoints", "Versioned checkpoints; the newest complete one is "
+                                    "resumed at start-up.", check=bool, requirement="a non-empty folder path")
+    pretrained_checkpoint: str = parameter("", "Pretrained Q_s to warm-start from when there is nothing to resume "
+                                           "('' = random init, vanilla DQN).")
+    profile: str = parameter("fast", "Network profile of a fresh start (a resumed or pretrained checkpoint must "
+                             "match its trunk).", check=one_of(*PROFILES), requirement=f"one of {sorted(PROFILES)}")
+    keep_checkpoints: int = parameter(5, "Complete versions kept on disk (older ones are deleted; 0 = keep all).",
+                                      check=in_range(0, 1_000_000), requirement="an integer >= 0")
+    learning: str = parameter("default", "Learning preset (grasp_core.learning.PRESETS): DQN settings, replay "
+                              "schedule and how often a model version is published; give the executors the same "
+                              "one.", check=one_of(*PRESETS), requirement=f"one of {sorted(PRESETS)}")
+    learning_overrides: str = parameter("", "Space-separated section.field=value overrides of the preset, e.g. "
+                                        "'dqn.gamma=0.9 publish_every=10'.")
+    seed: int = parameter(0, "Seed of the learner's random streams (replay sampling, init).")
+    torch_threads: int = parameter(0, "torch intra-op threads; 0 = torch's default.", check=in_range(0, 256),
+                                   requirement="0 <= torch_threads <= 256")
+    experience_topic: str = parameter("/grasp/experience", "Replay topic.", check=bool,
+                                      requirement="a non-empty topic name")
+    model_topic: str = parameter("/grasp/model", "Where new model versions are announced.", check=bool,
+                                 requirement="a non-empty topic name")
+    tensorboard_dir: str = parameter("", "TensorBoard folder ('' = tensorboard/ beside checkpoint_dir, in the "
+                                     "run's folder; 'off' = none).")
+    tensorboard_image_every: int = parameter(50, "Updates between affordance images (and Q scales) in "
+                                             "TensorBoard.", check=in_range(1, 1_000_000),
+                                             requirement="an integer >= 1")
+
+
 class LearnerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("learner_node", **kwargs)
-        p = {}
-        p["replay_dir"] = declare(self, "replay_dir", "runs/learner/replay", "On-disk replay store (every "
-                                  "experience is written here before it is counted).", check=bool,
-                                  requirement="a non-empty folder path")
-        p["checkpoint_dir"] = declare(self, "checkpoint_dir", "runs/learner/checkpoints", "Versioned checkpoints; "
-                                      "the newest complete one is resumed at start-up.", check=bool,
-                                      requirement="a non-empty folder path")
-        p["pretrained_checkpoint"] = declare(self, "pretrained_checkpoint", "", "Pretrained Q_s to warm-start from "
-                                             "when there is nothing to resume ('' = random init, vanilla DQN).")
-        p["profile"] = declare(self, "profile", "fast", "Network profile of a fresh start (a resumed or pretrained "
-                               "checkpoint must match its trunk).", check=one_of(*PROFILES),
-                               requirement=f"one of {sorted(PROFILES)}")
-        p["keep_checkpoints"] = declare(self, "keep_checkpoints", 5, "Complete versions kept on disk (older ones "
-                                        "are deleted; 0 = keep all).", check=in_range(0, 1_000_000),
-                                        requirement="an integer >= 0")
-        p["learning"] = declare(self, "learning", "default", "Learning preset (grasp_core.learning.PRESETS): DQN "
-                                "settings, replay schedule and how often a model version is published; give the "
-                                "executors the same one.", check=one_of(*PRESETS),
-                                requirement=f"one of {sorted(PRESETS)}", read_only=True)
-        p["learning_overrides"] = declare(self, "learning_overrides", "", "Space-separated section.field=value "
-                                          "overrides of the preset, e.g. 'dqn.gamma=0.9 publish_every=10'.",
-                                          read_only=True)
-        p["seed"] = declare(self, "seed", 0, "Seed of the learner's random streams (replay sampling, init).")
-        p["torch_threads"] = declare(self, "torch_threads", 0, "torch intra-op threads; 0 = torch's default.",
-                                     check=in_range(0, 256), requirement="0 <= torch_threads <= 256")
-        p["experience_topic"] = declare(self, "experience_topic", "/grasp/experience", "Replay topic.", check=bool,
-                                        requirement="a non-empty topic name")
-        p["model_topic"] = declare(self, "model_topic", "/grasp/model", "Where new model versions are announced.",
-                                   check=bool, requirement="a non-empty topic name")
-        p["tensorboard_dir"] = declare(self, "tensorboard_dir", "", "TensorBoard folder ('' = tensorboard/ beside "
-                                       "checkpoint_dir, in the run's folder; 'off' = none).")
-        p["tensorboard_image_every"] = declare(self, "tensorboard_image_every", 50, "Updates between affordance "
-                                               "images (and Q scales) in TensorBoard.", check=in_range(1, 1_000_000),
-                                               requirement="an integer >= 1")
-        self.params = p
+        self.config = config = declare_config(self, LearnerConfig)
         try:
-            self.learning = learning_config(p["learning"], parse_overrides(p["learning_overrides"]))
+            self.learning = learning_config(config.learning, parse_overrides(config.learning_overrides))
         except ValueError as e:
             raise ParameterError(f"learning / learning_overrides: {e}") from None
         self.publication = PublicationSchedule(self.learning.publish_every)
-        if p["torch_threads"] > 0:
-            torch.set_num_threads(int(p["torch_threads"]))
-        torch.manual_seed(p["seed"])
+        if config.torch_threads > 0:
+            torch.set_num_threads(int(config.torch_threads))
+        torch.manual_seed(config.seed)
 
         try:
-            self.store = ReplayStore(p["replay_dir"])
+            self.store = ReplayStore(config.replay_dir)
         except ValueError as e:
-            raise ParameterError(f"replay_dir {p['replay_dir']!r}: {e}") from None
-        self.catalog = CheckpointCatalog(p["checkpoint_dir"])
-        self._monitor = LearnerMonitor(self, tensorboard_folder(p["tensorboard_dir"], p["checkpoint_dir"]),
-                                       p["tensorboard_image_every"])  # TensorBoard + /grasp/learner/updates
-        self._model_pub = self.create_publisher(ModelVersion, p["model_topic"], MODEL_QOS)
+            raise ParameterError(f"replay_dir {config.replay_dir!r}: {e}") from None
+        self.catalog = CheckpointCatalog(config.checkpoint_dir)
+        self._monitor = LearnerMonitor(self, tensorboard_folder(config.tensorboard_dir, config.checkpoint_dir),
+                                       config.tensorboard_image_every)  # TensorBoard + /grasp/learner/updates
+        self._model_pub = self.create_publisher(ModelVersion, config.model_topic, MODEL_QOS)
         self._received = 0  # experiences stored by this process
         self._duplicates = 0
         self._rejected = 0
@@ -115,11 +115,11 @@ class LearnerNode(Node):
         self._build_learner()
         self._updates_since_save = 0
 
-        self.create_subscription(GraspExperience, p["experience_topic"], self._on_experience, EXPERIENCE_QOS)
+        self.create_subscription(GraspExperience, config.experience_topic, self._on_experience, EXPERIENCE_QOS)
         self.create_timer(10.0, self._log_stats)
         self._trainer = threading.Thread(target=self._train_loop, name="dqn-trainer", daemon=True)
         self._trainer.start()
-        self.get_logger().info(f"{READY_MESSAGE}: listening on {p['experience_topic']}, replay "
+        self.get_logger().info(f"{READY_MESSAGE}: listening on {config.experience_topic}, replay "
                                f"{self.store.directory} ({len(self.store)} stored), model v{self.version} "
                                f"({self.learner.qnet.fcn.trunk_name}, {self.num_rotations} rotations)")
 
@@ -127,10 +127,10 @@ class LearnerNode(Node):
     def _dqn_config(self, profile_name: str | None) -> DQNConfig:
         profile = PROFILES.get(profile_name or "")
         kwargs = {"inference": profile.inference} if profile else {}
-        return dataclasses.replace(self.learning.dqn, seed=self.params["seed"], **kwargs)
+        return dataclasses.replace(self.learning.dqn, seed=self.config.seed, **kwargs)
 
     def _build_learner(self) -> None:
-        p, log = self.params, self.get_logger()
+        config, log = self.config, self.get_logger()
         resumed = self._load_latest()
         if resumed is None and self.catalog.entries():
             raise ParameterError(f"checkpoint_dir {self.catalog.directory} holds checkpoints but none can be "
@@ -142,19 +142,19 @@ class LearnerNode(Node):
             log.info(f"resuming from {resume.model_path} (version {resume.version}, {resume.updates} updates, "
                      f"{resume.trained} experiences trained); the replay holds {len(self.store)}, so "
                      f"{backlog} stored after that checkpoint will be trained on now")
-            if p["pretrained_checkpoint"]:
-                log.info(f"pretrained_checkpoint {p['pretrained_checkpoint']} not used: resuming wins")
+            if config.pretrained_checkpoint:
+                log.info(f"pretrained_checkpoint {config.pretrained_checkpoint} not used: resuming wins")
             self._announce(resume.model_path)
             return
-        profile = get_profile(p["profile"])
+        profile = get_profile(config.profile)
         qnet = profile.build_q_network()
-        if p["pretrained_checkpoint"]:
+        if config.pretrained_checkpoint:
             try:
-                warm_start(qnet, p["pretrained_checkpoint"])
+                warm_start(qnet, config.pretrained_checkpoint)
             except (OSError, ValueError) as e:
-                raise ParameterError(f"pretrained_checkpoint {p['pretrained_checkpoint']!r} cannot warm-start a "
+                raise ParameterError(f"pretrained_checkpoint {config.pretrained_checkpoint!r} cannot warm-start a "
                                      f"{profile.name} network: {e}") from None
-            log.info(f"warm start from {p['pretrained_checkpoint']} (profile {profile.name})")
+            log.info(f"warm start from {config.pretrained_checkpoint} (profile {profile.name})")
         else:
             log.warning(f"no pretrained_checkpoint: starting from a random {profile.name} network (vanilla DQN)")
         self.learner = DQNLearner(qnet, self._dqn_config(profile.name), self.store, profile=profile.name)
@@ -166,7 +166,7 @@ class LearnerNode(Node):
         try:
             self._save_and_announce()
         except ModelCheckError as e:
-            start = p["pretrained_checkpoint"] or f"a random {profile.name} network"
+            start = config.pretrained_checkpoint or f"a random {profile.name} network"
             raise ParameterError(f"the starting model ({start}) cannot be served: {e}; pretrain it again (or "
                                  "check its BatchNorm statistics)") from None
 
@@ -318,7 +318,7 @@ class LearnerNode(Node):
         self.publication.since_last = 0
         self.get_logger().info(f"checkpoint version {version} saved in {time.perf_counter() - t0:.2f} s: {path} "
                                f"({self.learner.step} updates, {self.trained} experiences)")
-        deleted = self.catalog.prune(self.params["keep_checkpoints"])
+        deleted = self.catalog.prune(self.config.keep_checkpoints)
         if deleted:
             self.get_logger().debug(f"deleted old checkpoint versions {deleted}")
         self._announce(path)
@@ -331,7 +331,7 @@ class LearnerNode(Node):
                            updates=int(self.learner.step), experiences=int(self.trained))
         msg.stamp = self.get_clock().now().to_msg()
         self._model_pub.publish(msg)
-        self.get_logger().info(f"announced model version {self.version} on {self.params['model_topic']}")
+        self.get_logger().info(f"announced model version {self.version} on {self.config.model_topic}")
 
     # ------------------------------------------------------------------------------------------------ life cycle
     def _log_stats(self) -> None:

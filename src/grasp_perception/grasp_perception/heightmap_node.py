@@ -21,13 +21,14 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image, stamp_ns
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import ParameterError, declare, in_range
+from grasp_ros.params import ParameterError, declare_config, in_range, parameter
 from grasp_ros.qos import CAMERA_QOS_CHOICES, LATEST_QOS, SENSOR_QOS, camera_qos
 from grasp_interfaces.msg import Heightmap
 from rclpy.node import Node
@@ -66,64 +67,61 @@ def depth_in_metres(depth_msg: Image) -> np.ndarray:
     return raw.astype(np.float32) if depth_msg.encoding == "32FC1" else depth_image_from_16uc1(raw)
 
 
+@dataclass(frozen=True)
+class HeightmapConfig:
+    """The heightmap node's parameters; the workspace defaults are VPG's simulated one (grasp_core.workspace)."""
+
+    color_topic: str = parameter("camera/camera/color/image_raw", "Colour image topic (rgb8 or bgr8), as "
+                                 "realsense2_camera publishes it.")
+    depth_topic: str = parameter("camera/camera/aligned_depth_to_color/image_raw", "Depth aligned to the colour "
+                                 "image (16UC1 millimetres or 32FC1 metres).")
+    camera_info_topic: str = parameter("camera/camera/color/camera_info", "CameraInfo of the colour camera "
+                                       "(intrinsics K of the aligned images).")
+    heightmap_topic: str = parameter("grasp/heightmap", "Heightmap output topic.")
+    camera_qos: str = parameter("sensor_data", "QoS of the camera subscriptions: sensor_data (best effort: hears "
+                                "best-effort and reliable cameras) or reliable.",
+                                check=lambda v: v in CAMERA_QOS_CHOICES, requirement=" or ".join(CAMERA_QOS_CHOICES))
+    publish_images: bool = parameter(True, "Also publish <heightmap_topic>/color and /depth Images for RViz.")
+    x_min: float = parameter(float(VPG_SIM_WORKSPACE.x_min), "Workspace x lower limit in base_frame, metres.")
+    x_max: float = parameter(float(VPG_SIM_WORKSPACE.x_max), "Workspace x upper limit in base_frame, metres.")
+    y_min: float = parameter(float(VPG_SIM_WORKSPACE.y_min), "Workspace y lower limit in base_frame, metres.")
+    y_max: float = parameter(float(VPG_SIM_WORKSPACE.y_max), "Workspace y upper limit in base_frame, metres.")
+    z_min: float = parameter(float(VPG_SIM_WORKSPACE.z_min), "Workspace z lower limit in base_frame, metres (the "
+                             "table surface or just below it).")
+    z_max: float = parameter(float(VPG_SIM_WORKSPACE.z_max), "Workspace z upper limit in base_frame, metres.")
+    resolution: float = parameter(float(VPG_SIM_WORKSPACE.resolution), "Heightmap resolution, metres/pixel.",
+                                  check=in_range(1e-4, 0.1), requirement="0.0001 <= resolution <= 0.1")
+    use_tf: bool = parameter(True, "Take the camera pose from tf2 (base_frame <- image frame) when tf2_ros is "
+                             "importable; otherwise (or when false) from calibration_file.")
+    calibration_file: str = parameter("", "Calibration YAML (base_frame, camera_frame, translation, rotation) used "
+                                      "when tf2 is not.")
+    base_frame: str = parameter("", "Workspace frame of the heightmap (robot base). Empty: the calibration file's.")
+    max_stamp_skew: float = parameter(0.02, "Largest colour/depth stamp difference paired as one frame, seconds.",
+                                      check=in_range(0.0, 1.0), requirement="0 <= max_stamp_skew <= 1")
+    queue_size: int = parameter(10, "Messages kept per stream while waiting for a partner.",
+                                check=in_range(1, 1000), requirement="1 <= queue_size <= 1000")
+    max_age: float = parameter(1.0, "Drop frames whose stamp is older than this many seconds (0: never).",
+                               check=in_range(0.0, 3600.0), requirement="0 <= max_age <= 3600")
+    min_valid_depth_fraction: float = parameter(0.2, "Drop frames in which fewer depth pixels than this fraction "
+                                                "are valid (finite and > 0).", check=in_range(0.0, 1.0),
+                                                requirement="0 <= min_valid_depth_fraction <= 1")
+    max_rate: float = parameter(0.0, "Most heightmaps per second (a 30 Hz camera need not give 30); 0: every "
+                                "frame.", check=in_range(0.0, 1000.0), requirement="0 <= max_rate <= 1000")
+    drop_log_period: float = parameter(5.0, "Log a dropped-frame reason at most once per this many seconds.",
+                                       check=in_range(0.0, 3600.0), requirement="0 <= drop_log_period <= 3600")
+
+
 class HeightmapNode(Node):
     def __init__(self, **kwargs):
         super().__init__("heightmap_node", **kwargs)
-        p = {}
-        p["color_topic"] = declare(self, "color_topic", "camera/camera/color/image_raw",
-                                   "Colour image topic (rgb8 or bgr8), as realsense2_camera publishes it.")
-        p["depth_topic"] = declare(self, "depth_topic", "camera/camera/aligned_depth_to_color/image_raw",
-                                   "Depth aligned to the colour image (16UC1 millimetres or 32FC1 metres).")
-        p["camera_info_topic"] = declare(self, "camera_info_topic", "camera/camera/color/camera_info",
-                                         "CameraInfo of the colour camera (intrinsics K of the aligned images).")
-        p["heightmap_topic"] = declare(self, "heightmap_topic", "grasp/heightmap", "Heightmap output topic.")
-        p["camera_qos"] = declare(self, "camera_qos", "sensor_data", "QoS of the camera subscriptions: sensor_data "
-                                  "(best effort: hears best-effort and reliable cameras) or reliable.",
-                                  check=lambda v: v in CAMERA_QOS_CHOICES, requirement=" or ".join(CAMERA_QOS_CHOICES))
-        p["publish_images"] = declare(self, "publish_images", True,
-                                      "Also publish <heightmap_topic>/color and /depth Images for RViz.")
-        ws = VPG_SIM_WORKSPACE
-        for name in ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max"):
-            p[name] = declare(self, name, float(getattr(ws, name)),
-                              f"Workspace {name[0]} {'lower' if name.endswith('min') else 'upper'} limit in "
-                              f"base_frame, metres (z_min is the table surface or just below it).")
-        p["resolution"] = declare(self, "resolution", float(ws.resolution), "Heightmap resolution, metres/pixel.",
-                                  check=in_range(1e-4, 0.1), requirement="0.0001 <= resolution <= 0.1")
-        p["use_tf"] = declare(self, "use_tf", True,
-                              "Take the camera pose from tf2 (base_frame <- image frame) when tf2_ros is "
-                              "importable; otherwise (or when false) from calibration_file.")
-        p["calibration_file"] = declare(self, "calibration_file", "",
-                                        "Calibration YAML (base_frame, camera_frame, translation, rotation) used "
-                                        "when tf2 is not.")
-        p["base_frame"] = declare(self, "base_frame", "",
-                                  "Workspace frame of the heightmap (robot base). Empty: the calibration file's.")
-        p["max_stamp_skew"] = declare(self, "max_stamp_skew", 0.02,
-                                      "Largest colour/depth stamp difference paired as one frame, seconds.",
-                                      check=in_range(0.0, 1.0), requirement="0 <= max_stamp_skew <= 1")
-        p["queue_size"] = declare(self, "queue_size", 10, "Messages kept per stream while waiting for a partner.",
-                                  check=in_range(1, 1000), requirement="1 <= queue_size <= 1000")
-        p["max_age"] = declare(self, "max_age", 1.0,
-                               "Drop frames whose stamp is older than this many seconds (0: never).",
-                               check=in_range(0.0, 3600.0), requirement="0 <= max_age <= 3600")
-        p["min_valid_depth_fraction"] = declare(
-            self, "min_valid_depth_fraction", 0.2,
-            "Drop frames in which fewer depth pixels than this fraction are valid (finite and > 0).",
-            check=in_range(0.0, 1.0), requirement="0 <= min_valid_depth_fraction <= 1")
-        p["max_rate"] = declare(self, "max_rate", 0.0,
-                                "Most heightmaps per second (a 30 Hz camera need not give 30); 0: every frame.",
-                                check=in_range(0.0, 1000.0), requirement="0 <= max_rate <= 1000")
-        p["drop_log_period"] = declare(self, "drop_log_period", 5.0,
-                                       "Log a dropped-frame reason at most once per this many seconds.",
-                                       check=in_range(0.0, 3600.0), requirement="0 <= drop_log_period <= 3600")
-        self.params = p
+        self.config = config = declare_config(self, HeightmapConfig)
         try:
-            self.workspace = WorkspaceLimits(p["x_min"], p["x_max"], p["y_min"], p["y_max"], p["z_min"],
-                                             p["z_max"], p["resolution"])
+            self.workspace = WorkspaceLimits(config.x_min, config.x_max, config.y_min, config.y_max, config.z_min,
+                                             config.z_max, config.resolution)
         except ValueError as e:
             raise ParameterError(f"workspace parameters: {e}") from None
-
         self._setup_camera_pose()
-        self.pairer = StampPairer(p["max_stamp_skew"], p["queue_size"])
+        self.pairer = StampPairer(config.max_stamp_skew, config.queue_size)
         self.camera_info: CameraInfo | None = None
         self._waiting_for_info = None  # the newest pair that arrived before any CameraInfo
         self.published = 0
@@ -133,52 +131,52 @@ class HeightmapNode(Node):
         self._last_publish = -float("inf")
         self._warned_distortion = False
 
-        self.heightmap_pub = self.create_publisher(Heightmap, p["heightmap_topic"], LATEST_QOS)
-        if p["publish_images"]:
-            self.color_pub = self.create_publisher(Image, p["heightmap_topic"] + "/color", SENSOR_QOS)
-            self.depth_pub = self.create_publisher(Image, p["heightmap_topic"] + "/depth", SENSOR_QOS)
-        cam_qos = camera_qos(p["camera_qos"])
-        self.create_subscription(Image, p["color_topic"], lambda m: self._on_image("color", m), cam_qos)
-        self.create_subscription(Image, p["depth_topic"], lambda m: self._on_image("depth", m), cam_qos)
-        self.create_subscription(CameraInfo, p["camera_info_topic"], self._on_camera_info, cam_qos)
+        self.heightmap_pub = self.create_publisher(Heightmap, config.heightmap_topic, LATEST_QOS)
+        if config.publish_images:
+            self.color_pub = self.create_publisher(Image, config.heightmap_topic + "/color", SENSOR_QOS)
+            self.depth_pub = self.create_publisher(Image, config.heightmap_topic + "/depth", SENSOR_QOS)
+        cam_qos = camera_qos(config.camera_qos)
+        self.create_subscription(Image, config.color_topic, lambda m: self._on_image("color", m), cam_qos)
+        self.create_subscription(Image, config.depth_topic, lambda m: self._on_image("depth", m), cam_qos)
+        self.create_subscription(CameraInfo, config.camera_info_topic, self._on_camera_info, cam_qos)
         h, w = self.workspace.shape
         self.get_logger().info(
             f"making {w}x{h} heightmaps ({self.workspace.resolution * 1000:.1f} mm/px) of x [{self.workspace.x_min}, "
             f"{self.workspace.x_max}] y [{self.workspace.y_min}, {self.workspace.y_max}] z [{self.workspace.z_min}, "
-            f"{self.workspace.z_max}] in '{self.base_frame}' from {self.resolve_topic_name(p['color_topic'])} + "
-            f"{self.resolve_topic_name(p['depth_topic'])} -> {self.resolve_topic_name(p['heightmap_topic'])}")
+            f"{self.workspace.z_max}] in '{self.base_frame}' from {self.resolve_topic_name(config.color_topic)} + "
+            f"{self.resolve_topic_name(config.depth_topic)} -> {self.resolve_topic_name(config.heightmap_topic)}")
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _setup_camera_pose(self) -> None:
-        p = self.params
+        config = self.config
         self.calibration: CameraCalibration | None = None
         self._tf_buffer = None
-        if p["use_tf"] and tf2_available():
-            if not p["base_frame"]:
+        if config.use_tf and tf2_available():
+            if not config.base_frame:
                 raise ParameterError("use_tf is true: set base_frame (the frame the workspace limits are in)")
             import tf2_ros  # noqa: PLC0415 - only on a full ROS 2 install
             self._tf_buffer = tf2_ros.Buffer()
             # The listener's /tf subscriptions run in this node's executor; lookups never wait (see _camera_pose).
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
-            self.base_frame = p["base_frame"]
+            self.base_frame = config.base_frame
             self.pose_source = "tf2"
             self.get_logger().info(f"camera pose from tf2: {self.base_frame} <- the images' frame (latest)")
             return
-        why = "use_tf is false" if not p["use_tf"] else "tf2_ros is not importable"
-        if not p["calibration_file"]:
+        why = "use_tf is false" if not config.use_tf else "tf2_ros is not importable"
+        if not config.calibration_file:
             raise ParameterError(f"no camera pose: {why} and calibration_file is empty")
         try:
-            self.calibration = load_calibration(p["calibration_file"])
+            self.calibration = load_calibration(config.calibration_file)
         except ValueError as e:
             raise ParameterError(str(e)) from None
-        if p["base_frame"] and p["base_frame"] != self.calibration.base_frame:
-            raise ParameterError(f"base_frame '{p['base_frame']}' differs from the calibration file's "
-                                 f"'{self.calibration.base_frame}' ({p['calibration_file']})")
+        if config.base_frame and config.base_frame != self.calibration.base_frame:
+            raise ParameterError(f"base_frame '{config.base_frame}' differs from the calibration file's "
+                                 f"'{self.calibration.base_frame}' ({config.calibration_file})")
         self.base_frame = self.calibration.base_frame
         self._calibration_matrix = self.calibration.matrix()
         self.pose_source = "calibration"
         t = self.calibration.translation
-        self.get_logger().info(f"camera pose from calibration file {p['calibration_file']} ({why}): "
+        self.get_logger().info(f"camera pose from calibration file {config.calibration_file} ({why}): "
                                f"{self.calibration.camera_frame} at ({t[0]:.3f}, {t[1]:.3f}, {t[2]:.3f}) in "
                                f"{self.base_frame}")
 
@@ -199,7 +197,7 @@ class HeightmapNode(Node):
             superseded, self._waiting_for_info = self._waiting_for_info, pair
             if superseded is not None:
                 self._drop("no_camera_info", f"no CameraInfo received yet on "
-                                             f"{self.resolve_topic_name(self.params['camera_info_topic'])}")
+                                             f"{self.resolve_topic_name(self.config.camera_info_topic)}")
             return
         self._handle(pair)
 
@@ -212,13 +210,13 @@ class HeightmapNode(Node):
             self._drop("internal", f"{type(e).__name__}: {e}")
 
     def _process(self, color_msg: Image, depth_msg: Image) -> None:
-        p = self.params
+        config = self.config
         now = self.get_clock().now()
-        if p["max_rate"] > 0 and time.monotonic() - self._last_publish < 1.0 / p["max_rate"]:
+        if config.max_rate > 0 and time.monotonic() - self._last_publish < 1.0 / config.max_rate:
             return  # rate limit, not an error
         age = (now - Time.from_msg(color_msg.header.stamp)).nanoseconds * 1e-9
-        if p["max_age"] > 0 and age > p["max_age"]:
-            raise FrameRejected("stale", f"frame is {age:.2f} s old (max_age {p['max_age']} s)")
+        if config.max_age > 0 and age > config.max_age:
+            raise FrameRejected("stale", f"frame is {age:.2f} s old (max_age {config.max_age} s)")
         info = self.camera_info
         frame = color_msg.header.frame_id
         if depth_msg.header.frame_id != frame:
@@ -237,11 +235,11 @@ class HeightmapNode(Node):
                                                  f"{depth.shape[1]}x{depth.shape[0]}")
         valid = np.isfinite(depth) & (depth > 0)
         fraction = float(valid.mean())
-        if fraction < p["min_valid_depth_fraction"]:
+        if fraction < config.min_valid_depth_fraction:
             nan = int(np.count_nonzero(~np.isfinite(depth)))
             raise FrameRejected("invalid_depth", f"only {100 * fraction:.1f}% of depth pixels are valid "
                                                  f"({nan} NaN/inf; min_valid_depth_fraction "
-                                                 f"{p['min_valid_depth_fraction']})")
+                                                 f"{config.min_valid_depth_fraction})")
         if any(abs(d) > 1e-9 for d in info.d) and not self._warned_distortion:
             self._warned_distortion = True
             self.get_logger().warning(f"CameraInfo has distortion {list(info.d)}: the heightmap uses the pinhole "
@@ -254,7 +252,7 @@ class HeightmapNode(Node):
             raise FrameRejected("bad_camera", str(e)) from None
         header = Header(stamp=color_msg.header.stamp, frame_id=self.base_frame)
         self.heightmap_pub.publish(heightmap_to_msg(color_hm, depth_hm, self.workspace, header))
-        if p["publish_images"]:
+        if config.publish_images:
             self.color_pub.publish(numpy_to_image(color_hm, "rgb8", header))
             self.depth_pub.publish(numpy_to_image(depth_hm, "32FC1", header))
         self._last_publish = time.monotonic()
@@ -284,7 +282,7 @@ class HeightmapNode(Node):
         self.dropped[reason] += 1
         self.last_drop = (reason, message)
         now = time.monotonic()
-        if now - self._last_drop_log.get(reason, -float("inf")) >= self.params["drop_log_period"]:
+        if now - self._last_drop_log.get(reason, -float("inf")) >= self.config.drop_log_period:
             self._last_drop_log[reason] = now
             self.get_logger().warning(f"dropped a camera frame ({reason}, {self.dropped[reason]} so far): {message}")
 

@@ -24,89 +24,91 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from grasp_core.sim import GraspWorld, SimConfig
 from grasp_core.sim.world import MAX_OBJECTS
 from grasp_interfaces.srv import ExecuteGrasp, ResetScene
 from grasp_ros.conversions import numpy_to_image
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import ParameterError, declare, in_range, one_of
+from grasp_ros.params import ParameterError, declare_config, in_range, one_of, parameter
 from grasp_ros.qos import SENSOR_QOS
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """The sim node's parameters: the world's, with grasp_core.sim.SimConfig's defaults (the harness's) except
+    auto_reset (off: the executor resets), and the camera-like topics and frames."""
+
+    robot: str = parameter(SimConfig.robot, "Simulated arm: ur5 (the seed's simulation) or ur3 (real twin).",
+                           check=one_of("ur5", "ur3"), requirement="ur5 or ur3")
+    num_objects: int = parameter(SimConfig.num_objects, "Objects dropped per scene (the seed: 2, 4, 6, 10).",
+                                 check=in_range(1, MAX_OBJECTS), requirement=f"1 <= num_objects <= {MAX_OBJECTS}")
+    object_set: str = parameter(SimConfig.object_set, "train (9 primitive shapes) or novel (held-out shapes).",
+                                check=one_of("train", "novel"), requirement="train or novel")
+    seed: int = parameter(SimConfig.seed, "Random seed of the world (object shapes, colours, drops).",
+                          check=in_range(0, 2**63 - 1), requirement="seed >= 0")
+    auto_reset: bool = parameter(False, "Let the world reset itself when empty or stuck (leave false when an "
+                                 "executor drives the sim: it resets through sim/reset).")
+    publish_rate: float = parameter(1.0, "Camera/joint_states republish rate in Hz between actions (0: only after "
+                                    "resets and grasps).", check=in_range(0.0, 30.0), requirement="0 <= rate <= 30")
+    post_action_delay: float = parameter(0.05, "Seconds after a reset/grasp response before its camera frame goes "
+                                         "out.", check=in_range(0.0, 5.0), requirement="0 <= post_action_delay <= 5")
+    camera_frame: str = parameter("camera_color_optical_frame", "frame_id of the camera images (the RealSense "
+                                  "colour optical frame).")
+    base_frame: str = parameter("world", "The world / simulated robot base frame.")
+    color_topic: str = parameter("camera/camera/color/image_raw", "Colour image topic.")
+    depth_topic: str = parameter("camera/camera/aligned_depth_to_color/image_raw", "Aligned depth topic (16UC1, "
+                                 "millimetres).")
+    camera_info_topic: str = parameter("camera/camera/color/camera_info", "CameraInfo topic.")
+    joint_states_topic: str = parameter("joint_states", "JointState topic.")
+
+
 class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("grasp_sim", **kwargs)
-        p = {}
-        p["robot"] = declare(self, "robot", "ur5", "Simulated arm: ur5 (the seed's simulation) or ur3 (real twin).",
-                             check=one_of("ur5", "ur3"), requirement="ur5 or ur3")
-        p["num_objects"] = declare(self, "num_objects", 10, "Objects dropped per scene (the seed: 2, 4, 6, 10).",
-                                   check=in_range(1, MAX_OBJECTS), requirement=f"1 <= num_objects <= {MAX_OBJECTS}")
-        p["object_set"] = declare(self, "object_set", "train",
-                                  "train (9 primitive shapes) or novel (held-out shapes).",
-                                  check=one_of("train", "novel"), requirement="train or novel")
-        p["seed"] = declare(self, "seed", 0, "Random seed of the world (object shapes, colours, drops).",
-                            check=in_range(0, 2**63 - 1), requirement="seed >= 0")
-        p["auto_reset"] = declare(self, "auto_reset", False,
-                                  "Let the world reset itself when empty or stuck (leave false when an executor "
-                                  "drives the sim: it resets through sim/reset).")
-        p["publish_rate"] = declare(self, "publish_rate", 1.0,
-                                    "Camera/joint_states republish rate in Hz between actions (0: only after "
-                                    "resets and grasps).", check=in_range(0.0, 30.0), requirement="0 <= rate <= 30")
-        p["post_action_delay"] = declare(self, "post_action_delay", 0.05,
-                                         "Seconds after a reset/grasp response before its camera frame goes out.",
-                                         check=in_range(0.0, 5.0), requirement="0 <= post_action_delay <= 5")
-        p["camera_frame"] = declare(self, "camera_frame", "camera_color_optical_frame",
-                                    "frame_id of the camera images (the RealSense colour optical frame).")
-        p["base_frame"] = declare(self, "base_frame", "world", "The world / simulated robot base frame.")
-        p["color_topic"] = declare(self, "color_topic", "camera/camera/color/image_raw", "Colour image topic.")
-        p["depth_topic"] = declare(self, "depth_topic", "camera/camera/aligned_depth_to_color/image_raw",
-                                   "Aligned depth topic (16UC1, millimetres).")
-        p["camera_info_topic"] = declare(self, "camera_info_topic", "camera/camera/color/camera_info",
-                                         "CameraInfo topic.")
-        p["joint_states_topic"] = declare(self, "joint_states_topic", "joint_states", "JointState topic.")
-        self.params = p
-        config = SimConfig(robot=p["robot"], num_objects=p["num_objects"], object_set=p["object_set"],
-                           seed=p["seed"], auto_reset=p["auto_reset"])
+        self.config = config = declare_config(self, SimNodeConfig)
+        world_config = SimConfig(robot=config.robot, num_objects=config.num_objects, object_set=config.object_set,
+                                 seed=config.seed, auto_reset=config.auto_reset)
         t0 = time.perf_counter()
         try:
-            self.world = GraspWorld(config)
+            self.world = GraspWorld(world_config)
         except ValueError as e:
             raise ParameterError(f"cannot build the simulated world: {e}") from None
-        self.get_logger().info(f"simulated {p['robot']} world with {len(self.world.objects_in_workspace())} "
-                               f"{p['object_set']} objects (seed {p['seed']}) built in "
+        self.get_logger().info(f"simulated {config.robot} world with {len(self.world.objects_in_workspace())} "
+                               f"{config.object_set} objects (seed {config.seed}) built in "
                                f"{time.perf_counter() - t0:.2f} s; workspace {self.world.workspace}")
         self.grasps = 0
         self.grasp_successes = 0
         self.refused = 0
 
-        self.color_pub = self.create_publisher(Image, p["color_topic"], SENSOR_QOS)
-        self.depth_pub = self.create_publisher(Image, p["depth_topic"], SENSOR_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, p["camera_info_topic"], SENSOR_QOS)
-        self.joint_pub = self.create_publisher(JointState, p["joint_states_topic"], SENSOR_QOS)
+        self.color_pub = self.create_publisher(Image, config.color_topic, SENSOR_QOS)
+        self.depth_pub = self.create_publisher(Image, config.depth_topic, SENSOR_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, config.camera_info_topic, SENSOR_QOS)
+        self.joint_pub = self.create_publisher(JointState, config.joint_states_topic, SENSOR_QOS)
         self.create_service(ExecuteGrasp, "sim/execute_grasp", self._on_execute_grasp)
         self.create_service(ResetScene, "sim/reset", self._on_reset)
         self._deferred = None
-        if p["publish_rate"] > 0:
-            self.create_timer(1.0 / p["publish_rate"], self.publish_scene)
+        if config.publish_rate > 0:
+            self.create_timer(1.0 / config.publish_rate, self.publish_scene)
         self._schedule_publish()
         self.get_logger().info(f"serving {self.resolve_service_name('sim/execute_grasp')} and "
                                f"{self.resolve_service_name('sim/reset')}; camera on "
-                               f"{self.resolve_topic_name(p['color_topic'])}")
+                               f"{self.resolve_topic_name(config.color_topic)}")
 
     # ------------------------------------------------------------------------------------------------ output
     def publish_scene(self) -> None:
         """The current scene as RealSense-style messages (stamped now) plus joint_states."""
         frame = self.world.render()
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.params["camera_frame"])
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.config.camera_frame)
         info = CameraInfo(header=header, **frame.intrinsics.as_camera_info())
         self.info_pub.publish(info)  # first, so a new subscriber has the intrinsics when the images arrive
         self.color_pub.publish(numpy_to_image(frame.color, "rgb8", header))
         self.depth_pub.publish(numpy_to_image(frame.depth_mm, "16UC1", header))
-        joints = JointState(header=Header(stamp=header.stamp, frame_id=self.params["base_frame"]),
+        joints = JointState(header=Header(stamp=header.stamp, frame_id=self.config.base_frame),
                             name=self.world.joint_names(),
                             position=[float(v) for v in self.world.joint_positions()])
         self.joint_pub.publish(joints)
@@ -115,7 +117,7 @@ class SimNode(Node):
         """Publish once, `post_action_delay` from now (after the current service response has gone out)."""
         if self._deferred is not None:
             self.destroy_timer(self._deferred)
-        self._deferred = self.create_timer(max(self.params["post_action_delay"], 1e-3), self._publish_deferred)
+        self._deferred = self.create_timer(max(self.config.post_action_delay, 1e-3), self._publish_deferred)
 
     def _publish_deferred(self) -> None:
         self.destroy_timer(self._deferred)
@@ -140,9 +142,9 @@ class SimNode(Node):
     def _execute(self, request: ExecuteGrasp.Request, response: ExecuteGrasp.Response) -> None:
         frame = request.pose.header.frame_id
         pos = request.pose.pose.position
-        if frame != self.params["base_frame"]:
+        if frame != self.config.base_frame:
             self._refuse(response, f"grasp pose frame '{frame}' is not the simulation's base frame "
-                                   f"'{self.params['base_frame']}'")
+                                   f"'{self.config.base_frame}'")
             return
         values = (pos.x, pos.y, pos.z, request.angle)
         if not all(math.isfinite(v) for v in values):
