@@ -15,7 +15,7 @@ from grasp_core.action_space import ActionSpaceConfig, choose_grasp
 from grasp_core.checkpoint import load_q_network
 from grasp_core.exploration import FailedGraspMemory, check_epsilon
 from grasp_core.grasp_pose import top_down_quaternion
-from grasp_core.model_check import check_model, probe_side_for
+from grasp_core.model_check import VET_ROTATIONS, check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
 from grasp_core.workspace import WorkspaceLimits
@@ -60,13 +60,14 @@ def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -
 
 
 def vet_model(model: LoadedModel, color_hm: np.ndarray | None = None, depth_hm: np.ndarray | None = None) -> str:
-    """Refuse (ModelCheckError, a ValueError) a model with NaN/inf weights or NaN/inf Q maps on the given
-    heightmap (the node's latest), else on a synthetic one at the profile's size; returns what was probed."""
+    """Refuse (ModelCheckError, a ValueError) a model with NaN/inf weights or NaN/inf Q (VET_ROTATIONS) on the
+    given heightmap (the node's latest), else on a synthetic one at the profile's size; returns what was probed."""
+    what = f"model version {model.version}"
     if color_hm is None or depth_hm is None:
         side = probe_side_for(model.resolution)
-        check_model(model.network, options=model.options, what=f"model version {model.version}", probe_side=side)
+        check_model(model.network, options=model.options, what=what, probe_side=side, rotations=VET_ROTATIONS)
         return f"a synthetic {side}x{side} heightmap"
-    check_model(model.network, color_hm, depth_hm, model.options, what=f"model version {model.version}")
+    check_model(model.network, color_hm, depth_hm, model.options, what=what, rotations=VET_ROTATIONS)
     return f"the latest {depth_hm.shape[1]}x{depth_hm.shape[0]} heightmap"
 
 

@@ -34,7 +34,7 @@ from rclpy.signals import SignalHandlerOptions
 from grasp_core.checkpoint import load_q_network
 from grasp_core.dqn import DQNConfig, DQNLearner, warm_start
 from grasp_core.learning import PRESETS, PublicationSchedule, learning_config, parse_overrides
-from grasp_core.model_check import ModelCheckError, check_finite_q, check_model, probe_side_for
+from grasp_core.model_check import VET_ROTATIONS, ModelCheckError, check_finite_q, check_model, probe_side_for
 from grasp_core.profiles import PROFILES, get_profile
 from grasp_core.replay import CorruptRecordError, ReplayStore
 from grasp_learning.checkpoint_catalog import CheckpointCatalog
@@ -274,11 +274,12 @@ class LearnerNode(Node):
                 sampler.retire(index)
 
     def _check_model(self, learner: DQNLearner, what: str) -> None:
-        """ModelCheckError unless the weights and the Q maps on the newest trained heightmap are finite."""
+        """ModelCheckError unless the weights and the Q maps of VET_ROTATIONS on the newest trained heightmap are
+        finite (the affordance node checks the same before it swaps a version in)."""
         color, depth = self._probe if self._probe is not None else (None, None)
         profile = PROFILES.get(learner.profile or "")
         check_model(learner.qnet, color, depth, learner.config.inference, what,
-                    probe_side_for(profile.resolution if profile else None))
+                    probe_side_for(profile.resolution if profile else None), rotations=VET_ROTATIONS)
 
     def _recover(self, index: int, error: Exception) -> None:
         """An update failed half-way (the network or replay sampler may be damaged): go back to the newest
