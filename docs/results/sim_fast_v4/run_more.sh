@@ -1,33 +1,11 @@
 #!/usr/bin/env bash
-# Third session's runs: two more demo seeds, then the ablation rows run_all.sh had left out (3 seeds x 200
-# attempts at 10 objects, the same Q_s), in order of importance. Raw runs under runs/exp4/.
+# Third session's runs: two more demo seeds (the node graph over DDS, as `make demo --seed N` runs it); outputs
+# under runs/exp4/demo_seed<N>. The ablation rows it went on to were moved to run_rows.sh, which ran after
+# run_curve.sh.
 #   nohup docs/results/sim_fast_v4/run_more.sh > runs/exp4/run_more.log 2>&1 &
-# What ran on 2026-11-30 (third session): the two demos; it was then stopped, and run_curve.sh followed by
-# run_rows.sh (the same rows) ran instead.
 set -u
 cd "$(dirname "$0")/../../.."
-GE="scripts/in_env.sh python -m grasp_experiments.cli"
-EPS="exploration.epsilon_decay_steps=250"
 for s in 2 3; do
   echo "demo seed $s: $(date -u)"
   scripts/in_env.sh python -m grasp_bringup.demo --seed $s --output runs/exp4/demo_seed$s > runs/exp4/demo_seed$s.log 2>&1
 done
-row() {  # name, then --learning/--set arguments
-  name=$1; shift
-  echo "row $name: $(date -u)"
-  mkdir -p runs/exp4/ablation/$name
-  ln -sfn ../../results/pretrained runs/exp4/ablation/$name/pretrained
-  $GE run --methods ours --objects 10 --seeds 3 --steps 200 --jobs 2 --threads 1 --no-loss-comparison "$@" \
-    --out runs/exp4/ablation/$name --quiet
-}
-row seed --learning seed --set $EPS
-row uniform_exploration --set $EPS exploration.mode=uniform
-row no_exclusion --set $EPS exploration.exclude_failed=false
-row one_sample_updates --set $EPS dqn.batch_size=1 dqn.replay_steps=1
-row sgd_1e-4 --set $EPS dqn.optimizer=sgd dqn.lr=1e-4
-row one_rotation_trained --set $EPS dqn.train_opposite_rotation=false
-row boltzmann --set $EPS exploration.mode=boltzmann
-row gamma_0.5_target_net --set $EPS dqn.loss=smooth_l1 dqn.gamma=0.5 dqn.target_update_every=20 dqn.double_dqn=true
-row publish_every_10 --set $EPS publish_every=10
-row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5
-echo "run_more: done $(date -u)"
