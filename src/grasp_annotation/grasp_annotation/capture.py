@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import rclpy
@@ -28,7 +29,7 @@ from std_srvs.srv import Trigger
 
 from grasp_core.dataset import DatasetError
 from grasp_ros.conversions import msg_to_heightmap
-from grasp_ros.params import declare
+from grasp_ros.params import declare_config, parameter
 from grasp_ros.qos import CAMERA_QOS, LATEST_QOS
 
 from grasp_annotation.capture_store import append_capture, check_capture_target
@@ -57,23 +58,29 @@ def load_calibration(path: str) -> dict:
     return data
 
 
+@dataclass(frozen=True)
+class CaptureConfig:
+    dataset: str = parameter("", "dataset folder to add the heightmaps to (created if missing)", check=bool,
+                             requirement="a folder path")
+    topic: str = parameter(DEFAULT_TOPIC, "grasp_interfaces/Heightmap topic to capture from", check=bool,
+                           requirement="a topic name")
+    camera_info_topic: str = parameter(DEFAULT_CAMERA_INFO_TOPIC, "sensor_msgs/CameraInfo topic whose intrinsics "
+                                       "are stored with the dataset ('' = none)")
+    calibration: str = parameter("", "calibration YAML file stored with the dataset ('' = none)")
+    every: float = parameter(0.0, "seconds between automatic captures (0 = only on request)", check=lambda v: v >= 0,
+                             requirement=">= 0")
+    count: int = parameter(0, "stop automatic captures after this many (0 = no limit)", check=lambda v: v >= 0,
+                           requirement=">= 0")
+
+
 class HeightmapCapture(Node):
     """Keeps the newest heightmap and writes it to the dataset on request, on a timer, or from `capture`."""
 
     def __init__(self, name: str = "heightmap_capture", parameter_overrides: list[Parameter] | None = None):
         super().__init__(name, parameter_overrides=parameter_overrides)
-        self.dataset = declare(self, "dataset", "", "dataset folder to add the heightmaps to (created if missing)",
-                               check=bool, requirement="a folder path")
-        topic = declare(self, "topic", DEFAULT_TOPIC, "grasp_interfaces/Heightmap topic to capture from",
-                        check=bool, requirement="a topic name")
-        info_topic = declare(self, "camera_info_topic", DEFAULT_CAMERA_INFO_TOPIC,
-                             "sensor_msgs/CameraInfo topic whose intrinsics are stored with the dataset ('' = none)")
-        calibration = declare(self, "calibration", "", "calibration YAML file stored with the dataset ('' = none)")
-        self.every = declare(self, "every", 0.0, "seconds between automatic captures (0 = only on request)",
-                             check=lambda v: v >= 0, requirement=">= 0")
-        self.count = declare(self, "count", 0, "stop automatic captures after this many (0 = no limit)",
-                             check=lambda v: v >= 0, requirement=">= 0")
-        check_capture_target(self.dataset)
+        self.config = declare_config(self, CaptureConfig)
+        calibration = self.config.calibration
+        check_capture_target(self.config.dataset)
         self.calibration = load_calibration(calibration) if calibration else None
         self.calibration_file = str(Path(calibration).resolve()) if calibration else None
         self.latest: Heightmap | None = None
@@ -83,13 +90,14 @@ class HeightmapCapture(Node):
         self.log_captures = True  # the capture command prints them itself
         self.camera_info: CameraInfo | None = None
         self._warned_no_info = False
-        self.subscription = self.create_subscription(Heightmap, topic, self._on_heightmap, LATEST_QOS)
-        self.info_topic = info_topic
-        if info_topic:
-            self.create_subscription(CameraInfo, info_topic, self._on_camera_info, CAMERA_QOS)
+        self.subscription = self.create_subscription(Heightmap, self.config.topic, self._on_heightmap,
+                                                     LATEST_QOS)
+        if self.config.camera_info_topic:
+            self.create_subscription(CameraInfo, self.config.camera_info_topic, self._on_camera_info, CAMERA_QOS)
         self.service = self.create_service(Trigger, "~/capture", self._on_trigger)
-        self.timer = self.create_timer(self.every, self._on_timer) if self.every > 0 else None
-        self.get_logger().info(f"capturing {self.subscription.topic_name} into {self.dataset}")
+        every = self.config.every
+        self.timer = self.create_timer(every, self._on_timer) if every > 0 else None
+        self.get_logger().info(f"capturing {self.subscription.topic_name} into {self.config.dataset}")
 
     def _on_heightmap(self, msg: Heightmap) -> None:
         self.latest = msg
@@ -109,10 +117,10 @@ class HeightmapCapture(Node):
             notes["calibration"] = self.calibration
         if self.camera_info is not None:
             notes["intrinsics"] = camera_info_dict(self.camera_info)
-        elif self.info_topic and not self._warned_no_info:
+        elif self.config.camera_info_topic and not self._warned_no_info:
             self._warned_no_info = True
-            self.get_logger().warning(f"no CameraInfo on {self.info_topic} yet: the dataset gets no intrinsics "
-                                      "(set camera_info_topic to '' if there is no such topic)")
+            self.get_logger().warning(f"no CameraInfo on {self.config.camera_info_topic} yet: the dataset gets no "
+                                      "intrinsics (set camera_info_topic to '' if there is no such topic)")
         return notes
 
     def capture_once(self) -> tuple[bool, str]:
@@ -122,13 +130,13 @@ class HeightmapCapture(Node):
         msg, frame = self.latest, self.received
         try:
             color, depth, workspace = msg_to_heightmap(msg)
-            sample_id = append_capture(self.dataset, color, depth, workspace, self.camera_notes(msg))
+            sample_id = append_capture(self.config.dataset, color, depth, workspace, self.camera_notes(msg))
         except ValueError as e:  # a bad message or a dataset that does not fit: say why, keep running
             self.get_logger().error(f"capture failed: {e}")
             return False, str(e)
         self.saved_frame = frame
         self.captured.append(sample_id)
-        message = f"saved sample {sample_id} ({len(self.captured)} this run) to {self.dataset}"
+        message = f"saved sample {sample_id} ({len(self.captured)} this run) to {self.config.dataset}"
         if self.log_captures:
             self.get_logger().info(message)
         return True, message
@@ -138,7 +146,7 @@ class HeightmapCapture(Node):
         return response
 
     def _on_timer(self) -> None:
-        if self.count and len(self.captured) >= self.count:
+        if self.config.count and len(self.captured) >= self.config.count:
             self.timer.cancel()
             self.get_logger().info(f"captured {len(self.captured)} heightmaps; the ~/capture service stays up")
             return

@@ -12,44 +12,50 @@ what was published before the recorder matched. The bag is closed (metadata.yaml
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from grasp_ros.bag import BagWriter, message_class
 from grasp_ros.node_main import spin_node
-from grasp_ros.params import ParameterError, declare
+from grasp_ros.params import ParameterError, declare_config, parameter
 
 READY_MESSAGE = "bag recorder ready"
+
+
+@dataclass(frozen=True)
+class BagRecorderConfig:
+    output: str = parameter("", "Bag folder to create (must not exist).", check=bool, requirement="a folder name")
+    topics: tuple[str, ...] = parameter(("/grasp/experience", "/propose_grasp/_service_event", "/grasp/model"),
+                                        "Topics to record (absolute names).",
+                                        check=lambda v: bool(v) and all(t.startswith("/") for t in v),
+                                        requirement="a list of absolute topic names")
+    depth: int = parameter(1000, "Subscription history depth (and transient-local backlog).", check=lambda v: v >= 1,
+                           requirement="depth >= 1")
 
 
 class BagRecorder(Node):
     def __init__(self, **kwargs):
         super().__init__("bag_recorder", **kwargs)
-        self.output = declare(self, "output", "", "Bag folder to create (must not exist).", check=bool,
-                              requirement="a folder name")
-        self.topics = declare(self, "topics", ["/grasp/experience", "/propose_grasp/_service_event", "/grasp/model"],
-                              "Topics to record (absolute names).",
-                              check=lambda v: bool(v) and all(t.startswith("/") for t in v),
-                              requirement="a list of absolute topic names")
-        self.depth = declare(self, "depth", 1000, "Subscription history depth (and transient-local backlog).",
-                             check=lambda v: v >= 1, requirement="depth >= 1")
+        self.config = declare_config(self, BagRecorderConfig)
         try:
-            self.bag = BagWriter(self.output, {})
+            self.bag = BagWriter(self.config.output, {})
         except (FileExistsError, OSError) as e:
-            raise ParameterError(f"output {self.output!r}: {e}") from None
-        self._waiting_topics = list(self.topics)
+            raise ParameterError(f"output {self.config.output!r}: {e}") from None
+        self._waiting_topics = list(self.config.topics)
         self._recording = {}
         self._waiting_since = time.monotonic()
         self.create_timer(0.5, self._subscribe_known)
-        self.get_logger().info(f"{READY_MESSAGE}: recording {self.topics} into {self.bag.path}")
+        self.get_logger().info(f"{READY_MESSAGE}: recording {list(self.config.topics)} into {self.bag.path}")
         self._subscribe_known()
 
     def _qos(self, topic: str) -> QoSProfile:
         publishers = self.get_publishers_info_by_topic(topic)
         latched = bool(publishers) and all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
                                            for p in publishers)
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.depth, reliability=ReliabilityPolicy.RELIABLE,
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.depth,
+                          reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
     def _subscribe_known(self) -> None:
