@@ -113,16 +113,18 @@ def _per_attempt(values: list[float], updates: list[float]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
+                        help="inference backends of the trunks to time, one after the other")
     parser.add_argument("--steps", type=int, default=30, help="attempts per backend")
     parser.add_argument("--warmup", type=int, default=3, help="first attempts left out of the means (exports)")
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--objects", type=int, default=10, help="objects per simulated scene")
+    parser.add_argument("--seed", type=int, default=0, help="world and network seed")
     parser.add_argument("--threads", type=int, default=1, help="torch (and onnxruntime) threads, as the harness's "
                         "--threads")
     parser.add_argument("--pretrained", default=None, help="a pretrained Q_s checkpoint (default: random weights; "
                         "the time per attempt does not depend on them)")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "learning_step.json"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "learning_step.json"),
+                        help="JSON file to write (a .md table beside it)")
     args = parser.parse_args(argv)
     if args.steps <= args.warmup:
         parser.error("--steps must be larger than --warmup")
