@@ -2,6 +2,8 @@
 # The ablation rows run_all.sh had left out (3 seeds x 200 attempts at 10 objects, the same Q_s), in order of
 # importance; run after run_curve.sh. Raw runs under runs/exp4/ablation/.
 #   nohup docs/results/sim_fast_v4/run_rows.sh > runs/exp4/run_rows.log 2>&1 &
+# What ran (third session): every row up to and including `boltzmann`; `gamma_0.5_target_net` was stopped
+# unfinished for the session's time, the last two did not start.
 set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"

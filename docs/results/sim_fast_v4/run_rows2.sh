@@ -2,6 +2,7 @@
 # More ablation rows, after run_rows.sh, on the final code (trunks in ONNX Runtime, the update reading Q from its
 # score cells): the default again (for a same-code reference), then two ways to learn faster from the same attempts.
 #   nohup docs/results/sim_fast_v4/run_rows2.sh > runs/exp4/run_rows2.log 2>&1 &
+# Not run yet: the third session ended first.
 set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"
