@@ -13,6 +13,7 @@ import torch
 
 from grasp_core.action_space import ActionSpaceConfig, choose_grasp
 from grasp_core.checkpoint import load_q_network
+from grasp_core.dqn import inference_for_training
 from grasp_core.exploration import FailedGraspMemory, check_epsilon
 from grasp_core.grasp_pose import top_down_quaternion
 from grasp_core.model_check import VET_ROTATIONS, check_model, probe_side_for
@@ -53,7 +54,9 @@ def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -
     profile = PROFILES.get(record.get("profile") or "")
     if profile is not None and profile.trunk != record["trunk"]:
         profile = None  # a renamed or custom profile: run with default options rather than wrong ones
-    return LoadedModel(network=network, options=profile.inference if profile else InferenceOptions(),
+    options = profile.inference if profile else InferenceOptions()
+    trainable = (record.get("config") or {}).get("trainable", "head")  # a learner's DQNConfig, if it saved one
+    return LoadedModel(network=network, options=inference_for_training(options, str(trainable)),
                        version=int(record["version"] if version is None else version), path=str(path),
                        trunk=record["trunk"], profile=profile.name if profile else record.get("profile"),
                        resolution=profile.resolution if profile else None)

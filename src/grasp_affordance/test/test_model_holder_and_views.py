@@ -1,4 +1,5 @@
 """The affordance node's ROS-free core (model loading, grasp choice) and its RViz views, without DDS."""
+import dataclasses
 import math
 
 import numpy as np
@@ -125,3 +126,16 @@ def test_a_request_with_the_object_mask_proposes_inside_the_footprint(tiny_check
         assert proposal.q_value == pytest.approx(0.5 * (q[proposal.rotation_index, proposal.v, proposal.u]
                                                         + q[(proposal.rotation_index + 2) % 4, proposal.v,
                                                             proposal.u]))
+
+
+def test_a_learner_that_trains_the_trunks_is_served_by_torch(tmp_path):
+    """Its trunks change with every version: the node must not re-export them to ONNX for each one."""
+    from grasp_core.dqn import DQNConfig, DQNLearner
+
+    fast = get_profile("fast")  # onnxruntime trunks on CPUs without native bf16
+    for trainable in ("all", "head"):
+        config = DQNConfig(trainable=trainable, inference=fast.inference, batch_size=1, replay_steps=0)
+        learner = DQNLearner(fast.build_q_network(), config, profile="fast")
+        options = load_checkpoint_model(learner.save(tmp_path / f"{trainable}.safetensors", version=1)).options
+        assert options == (fast.inference if trainable == "head" else
+                           dataclasses.replace(fast.inference, backend="torch"))

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,14 @@ REPLAY_SAMPLERS = ("vpg", "uniform")
 TRAINABLE = ("all", "head")
 PROBE_Q_LIMIT = 1e4  # |Q| above this on a probe heightmap is a divergence (true Q lies in [0, 1 / (1 - gamma)])
 FEATURE_CACHE_DTYPE = torch.bfloat16  # storage only (no bf16 arithmetic): half the memory of fp32
+
+
+def inference_for_training(options: InferenceOptions, trainable: str) -> InferenceOptions:
+    """Trunks that are trained change with every update; ONNX Runtime would re-export them each time (seconds,
+    more than it saves), so they run in torch. Trunks kept as pretrained ("head") keep the options as they are."""
+    if trainable != "head" and options.backend == "onnxruntime":
+        return replace(options, backend="torch")
+    return options
 
 
 @dataclass
@@ -88,6 +96,7 @@ class DQNConfig:
     def __post_init__(self) -> None:
         if isinstance(self.inference, dict):
             self.inference = InferenceOptions(**self.inference)
+        self.inference = inference_for_training(self.inference, self.trainable)
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.optimizer not in OPTIMIZERS:

@@ -134,3 +134,13 @@ def test_the_head_only_learner_caches_the_same_features_with_onnxruntime(qnet, h
         learner = DQNLearner(qnet, config, ReplayStore(tmp_path / backend))
         cached[backend] = learner._cached_features([experience, experience], [3, 11])
     torch.testing.assert_close(cached["onnxruntime"], cached["torch"], rtol=1e-2, atol=1e-3)  # bf16 storage
+
+
+def test_trained_trunks_run_in_torch_not_re_exported_every_update():
+    from grasp_core.dqn import DQNConfig, inference_for_training
+
+    ort = InferenceOptions(backend="onnxruntime", chunk_size=4)
+    assert DQNConfig(trainable="head", inference=ort).inference == ort  # fixed trunks: exported once
+    assert DQNConfig(trainable="all", inference=ort).inference == InferenceOptions(backend="torch", chunk_size=4)
+    assert inference_for_training(ort, "all").backend == "torch"
+    assert inference_for_training(InferenceOptions(), "all") == InferenceOptions()
