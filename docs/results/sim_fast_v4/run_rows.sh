@@ -3,7 +3,7 @@
 # importance; run after run_curve.sh. Raw runs under runs/exp4/ablation/.
 #   nohup docs/results/sim_fast_v4/run_rows.sh > runs/exp4/run_rows.log 2>&1 &
 # What ran (third session): every row up to and including `boltzmann`; `gamma_0.5_target_net` was stopped
-# unfinished for the session's time, the last two did not start.
+# unfinished for the session's time; the rows after it did not start.
 set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"
@@ -26,4 +26,9 @@ row boltzmann --set $EPS exploration.mode=boltzmann
 row gamma_0.5_target_net --set $EPS dqn.loss=smooth_l1 dqn.gamma=0.5 dqn.target_update_every=20 dqn.double_dqn=true
 row publish_every_10 --set $EPS publish_every=10
 row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5
+# Not run yet (the third session ended first): the default again on the final code, and two ways to learn faster
+# from the same attempts.
+row default_final_code --set $EPS
+row replay_steps_4 --set $EPS dqn.replay_steps=4
+row lr_3e-3 --set $EPS dqn.lr=3e-3
 echo "run_rows: done $(date -u)"
