@@ -100,7 +100,10 @@ class Viewer(Node):
                                      "/ grpc_port (demo: --viz-port)")
         rr.init("grasp_learning", spawn=False)
         try:
-            uri = rr.serve_grpc(grpc_port=config.grpc_port, default_blueprint=blueprint())
+            # The layout goes as its own message: serve_grpc(default_blueprint=...) hung for good in about 1 start of
+            # 12 here (rerun-sdk 0.25.1; 0.23.1 too), before the node could say it was ready.
+            uri = rr.serve_grpc(grpc_port=config.grpc_port)
+            rr.send_blueprint(blueprint())
             rr.serve_web_viewer(web_port=config.web_port, open_browser=False, connect_to=uri)
         except Exception as e:  # noqa: BLE001 - a port in use is the usual reason
             raise ParameterError(f"cannot serve the viewer on ports {config.web_port} / {config.grpc_port}: {e}; "
