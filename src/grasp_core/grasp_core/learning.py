@@ -142,6 +142,10 @@ class PublicationSchedule:
         self.publish_every = int(publish_every)
         self.since_last = 0
 
+    def due_after_next(self) -> bool:
+        """True when the next after_update() will publish (lets the learner skip a check the publication repeats)."""
+        return self.since_last + 1 >= self.publish_every
+
     def after_update(self) -> bool:
         """Count one update; True when a version is due now."""
         self.since_last += 1

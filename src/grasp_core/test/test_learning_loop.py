@@ -119,7 +119,12 @@ def test_presets_overrides_and_publication_schedule():
     with pytest.raises(ValueError, match="unknown learning preset"):
         learning_config("fastest")
     schedule = PublicationSchedule(3)
-    assert [schedule.after_update() for _ in range(7)] == [False, False, True, False, False, True, False]
+    due, published = [], []
+    for _ in range(7):
+        due.append(schedule.due_after_next())
+        published.append(schedule.after_update())
+    assert published == [False, False, True, False, False, True, False]
+    assert due == published  # the learner skips its own Q check exactly when the publication repeats it
 
 
 class ScriptedWorld:
