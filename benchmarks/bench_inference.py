@@ -59,10 +59,12 @@ class Case:
     resolution: float
     pad: str = "diagonal"
     back_rotation: str = "nearest"
+    input_sampling: str = "nearest"
 
     def build(self) -> RotatingQNetwork:
         # Random weights: timing does not depend on them (and poi's ImageNet file need not be present).
-        return RotatingQNetwork(build_fcn(self.trunk), self.num_rotations, self.zoom, self.back_rotation, self.pad)
+        return RotatingQNetwork(build_fcn(self.trunk), self.num_rotations, self.zoom, self.back_rotation, self.pad,
+                                self.input_sampling)
 
 
 def all_cases() -> dict[str, Case]:
@@ -71,14 +73,14 @@ def all_cases() -> dict[str, Case]:
         if p.name == "poi":  # the same network as fast_mobilenet_v2
             continue
         cases[f"profile:{p.name}"] = Case(f"profile:{p.name}", p.trunk, p.heightmap_size, p.num_rotations, p.zoom,
-                                          p.resolution, p.pad, p.back_rotation)
+                                          p.resolution, p.pad, p.back_rotation, p.input_sampling)
     fast = get_profile("fast")
     for trunk in TRUNKS:
         if trunk == "small_cnn" or any(p.trunk == trunk and p.heightmap_size == fast.heightmap_size
                                        and p.zoom == fast.zoom for p in PROFILES.values()):
             continue  # CI-only, or already timed as a profile with the same geometry
         cases[f"trunk:{trunk}"] = Case(f"trunk:{trunk}", trunk, fast.heightmap_size, fast.num_rotations, fast.zoom,
-                                       fast.resolution, fast.pad, fast.back_rotation)
+                                       fast.resolution, fast.pad, fast.back_rotation, fast.input_sampling)
     return cases
 
 
@@ -215,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Inference benchmark\n\nSeconds for the Q maps of all rotations of one heightmap on {args.threads} "
         f"threads ({platform.processor() or platform.machine()}, torch {torch.__version__}). `ratio` = VPG "
         f"reference ({reference if reference is None else round(reference, 2)} s: two DenseNet-121 trunks, 640 px "
-        "input, fp32, one rotation at a time as in VPG) / the case's best variant. `cells` = score-map side before upsampling; `cell cm` = "
+        "input, fp32, one rotation at a time as in VPG) / the case's best variant. `cells` = score-map side "
+        "before upsampling; `cell cm` = "
         f"workspace distance between cells. 1-min load average before/after: {load_before[0]:.1f} / "
         f"{os.getloadavg()[0]:.1f} (other work on the machine slows every number).\n\n{table}\n{_ort_notes(results)}")
     print(f"wrote {out} and {out.with_suffix('.md')}")

@@ -16,9 +16,10 @@ curve_row() {  # name, then --learning/--set arguments
   mkdir -p runs/exp6/$name
   ln -sfn ../../exp4/results/pretrained runs/exp6/$name/pretrained
   $GE run --methods ours --objects 10 --seeds 3 --steps 250 --jobs 2 --threads 1 --no-loss-comparison "$@" \
-    --checkpoint-every 50 --out runs/exp6/$name --quiet
-  scripts/in_env.sh python -m grasp_experiments.diagnosis --checkpoints runs/exp6/$name/runs/ours/objects_10/seed_* \
-    --objects 10 --scenes 40 --seed 7000 --threads 2 --out $OUT/$name.json
+    --checkpoint-every 50 --out runs/exp6/$name --quiet  # finished runs are skipped
+  [ -e $OUT/$name.json ] || scripts/in_env.sh python -m grasp_experiments.diagnosis \
+    --checkpoints runs/exp6/$name/runs/ours/objects_10/seed_* --objects 10 --scenes 40 --seed 7000 --threads 2 \
+    --out $OUT/$name.json
 }
 row() {  # a 200-attempt ablation row without checkpoints
   name=$1; shift
@@ -30,8 +31,8 @@ row() {  # a 200-attempt ablation row without checkpoints
 }
 curve_row replay_steps_4 --set $EPS dqn.replay_steps=4
 curve_row lr_3e-3 --set $EPS dqn.lr=3e-3
+curve_row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5
 row gamma_0.5_target_net --set $EPS dqn.loss=smooth_l1 dqn.gamma=0.5 dqn.target_update_every=20 dqn.double_dqn=true
 row publish_every_10 --set $EPS publish_every=10
 curve_row epsilon_decay_100 --set exploration.epsilon_decay_steps=100
-curve_row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5
 echo "run_greedy_rows: done $(date -u)"

@@ -171,6 +171,9 @@ def warm_start(qnet: RotatingQNetwork, source: str | os.PathLike | TwoStreamFCN)
     if record.get("pad", "diagonal") != qnet.pad:
         raise ValueError(f"{source} was pretrained with {record.get('pad', 'diagonal')!r} padding, the Q network "
                          f"uses {qnet.pad!r}: pretrain it again with this profile")
+    if record.get("input_sampling", "nearest") != qnet.input_sampling:
+        raise ValueError(f"{source} was pretrained with {record.get('input_sampling', 'nearest')!r} input sampling, "
+                         f"the Q network uses {qnet.input_sampling!r}: pretrain it again with this profile")
     return checkpoint.load_weights_into(qnet.fcn, source)
 
 
@@ -484,7 +487,8 @@ class DQNLearner:
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Weights + metadata at `path` (.safetensors), training state beside it (`x.state.safetensors`)."""
         path = checkpoint.save_model(path, self.qnet.fcn, num_rotations=self.qnet.num_rotations, zoom=self.qnet.zoom,
-                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad, profile=self.profile,
+                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad,
+                                     input_sampling=self.qnet.input_sampling, profile=self.profile,
                                      stage="dqn", version=self.step if version is None else version, step=self.step,
                                      config=self.config.as_dict())
         checkpoint.save_training_state(checkpoint.training_state_path(path), self.state_dict())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 # The choices of --profile and --loss, spelled out so that building the parser imports no torch
 # (src/grasp_core/test/test_pretrain_cli.py checks them against grasp_core.profiles.PROFILES and losses.LOSSES).
-PROFILE_NAMES = ("fast", "fast_mobilenet_v2", "paper", "poi", "tiny")
+PROFILE_NAMES = ("fast", "fast_bilinear", "fast_mobilenet_v2", "paper", "poi", "tiny")
 LOSS_NAMES = ("kl", "mse", "smooth_l1")
 # PretrainConfig's defaults (same check).
 DEFAULTS = {"epochs": 50, "batch_size": 4, "optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 2e-5}

@@ -4,6 +4,7 @@
 |---------------------|------------------------|-------|----|----|------|--------|---------------------------------|
 | `paper`             | densenet121            | 0.002 |224 | 16 | 2    | 3.2 cm | the seed / VPG, faithful        |
 | `fast`              | mobilenet_v3_small_s16 | 0.004 |112 | 16 | 2    | 3.2 cm | CPU demo (minutes on 2 cores)   |
+| `fast_bilinear`     | mobilenet_v3_small_s16 | 0.004 |112 | 16 | 2    | 3.2 cm | `fast`, input sampled bilinearly |
 | `fast_mobilenet_v2` | mobilenet_v2 (random)  | 0.004 |112 | 16 | 2    | 6.4 cm | `poi`'s architecture, random init |
 | `poi`               | mobilenet_v2 (ImageNet)| 0.004 |112 | 16 | 2    | 6.4 cm | PoI baseline: ImageNet trunks   |
 | `tiny`              | small_cnn              | 0.007 | 64 | 4  | 1    | 2.8 cm | CI tests and smoke runs         |
@@ -41,6 +42,8 @@ class Profile:
     imagenet: bool = False  # trunks start from ImageNet weights (only mobilenet_v2 has them offline)
     description: str = ""
     pad: str = "diagonal"  # heightmap padding before rotating (grasp_core.rotation): VPG's "diagonal" or "none"
+    input_sampling: str = "nearest"  # trunk input resampling (grasp_core.rotation): VPG's, or "bilinear" (1.7 of
+    # docs/learning.md: removes the rotation-index signature, measured no better)
 
     def __post_init__(self) -> None:
         trunk_info(self.trunk)
@@ -65,7 +68,7 @@ class Profile:
         fcn = self.build_fcn(imagenet_weights) if fcn is None else fcn
         if fcn.trunk_name != self.trunk:
             raise ValueError(f"profile {self.name} needs a {self.trunk} FCN, got {fcn.trunk_name}")
-        return RotatingQNetwork(fcn, self.num_rotations, self.zoom, self.back_rotation, self.pad)
+        return RotatingQNetwork(fcn, self.num_rotations, self.zoom, self.back_rotation, self.pad, self.input_sampling)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,9 @@ PROFILES: dict[str, Profile] = {
     "fast": Profile("fast", "mobilenet_v3_small_s16", 0.004, 112, 16, 2, pad="none", back_rotation="upsampled",
                     inference=_FAST_INFERENCE,
                     description="CPU demo: dilated MobileNetV3-Small trunks, 112 px at 4 mm, VPG's 3.2 cm cells."),
+    "fast_bilinear": Profile("fast_bilinear", "mobilenet_v3_small_s16", 0.004, 112, 16, 2, pad="none",
+                             back_rotation="upsampled", inference=_FAST_INFERENCE, input_sampling="bilinear",
+                             description="`fast` with its rotated input sampled bilinearly (docs/learning.md 1.7)."),
     "fast_mobilenet_v2": Profile("fast_mobilenet_v2", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled",
                                  inference=_CHUNKED_BF16, pad="none",
                                  description="MobileNetV2 trunks from random init: the PoI profile's architecture."),

@@ -27,6 +27,12 @@ map back, then upsample) every rotation's argmax lies on the same axis-aligned l
 rotates back at full size: each jaw angle then has its own rotated lattice, and the argmax over angles and
 pixels can land between the cells of any one of them.
 
+`input_sampling`: how the trunk's input is resampled from the heightmap. "nearest" is VPG's (zoom and rotate by
+nearest neighbour). It leaves a signature of the rotation index in the input (2 x 2 blocks at 0 and 90 degrees,
+staircases elsewhere) that the trunk's features carry, so a head trained on grasp outcomes learns per-index
+offsets instead of the object's orientation relative to the jaw (docs/learning.md 1.7). "bilinear" samples the
+rotated, zoomed grid from the heightmap by bilinear interpolation in one step: every angle looks alike.
+
 `pad="none"` pads only to the stride (112 px -> 112 at zoom 2 for a stride-16 trunk): half the pixels of the
 diagonal padding (2x less compute), at the price of the heightmap's corners outside the inscribed circle being
 cut off in the rotated views (objects there look like empty table at those angles).
@@ -61,6 +67,7 @@ def cpu_has_native_bf16() -> bool:
 PADDINGS = ("diagonal", "none")
 BACK_ROTATIONS = ("nearest", "bilinear", "upsampled")
 BACKENDS = ("torch", "onnxruntime")
+INPUT_SAMPLINGS = ("nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ class RotatingQNetwork(nn.Module):
     """Wraps a `TwoStreamFCN` (as `self.fcn`, its only parameters) into an R-rotation Q network."""
 
     def __init__(self, fcn: TwoStreamFCN, num_rotations: int = 16, zoom: int = 2,
-                 back_rotation: str = "nearest", pad: str = "diagonal"):
+                 back_rotation: str = "nearest", pad: str = "diagonal", input_sampling: str = "nearest"):
         super().__init__()
         if num_rotations < 1:
             raise ValueError(f"num_rotations must be >= 1, got {num_rotations}")
@@ -165,13 +172,17 @@ class RotatingQNetwork(nn.Module):
                              f"got {back_rotation!r}")
         if pad not in PADDINGS:
             raise ValueError(f"pad must be one of {PADDINGS}, got {pad!r}")
+        if input_sampling not in INPUT_SAMPLINGS:
+            raise ValueError(f"input_sampling must be one of {INPUT_SAMPLINGS} ('nearest' is VPG's), "
+                             f"got {input_sampling!r}")
         self.pad = pad
+        self.input_sampling = input_sampling
         self.fcn = fcn
         self.num_rotations = int(num_rotations)
         self.zoom = int(zoom)
         self.back_rotation = back_rotation
         self._readouts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see readout()
-        self._sources: dict[tuple, torch.Tensor] = {}  # see _source_pixels()
+        self._sources: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see _source_taps()
 
     def angle(self, index: int) -> float:
         """Jaw closing angle (radians) of rotation `index`."""
@@ -249,12 +260,18 @@ class RotatingQNetwork(nn.Module):
             raise ValueError(f"batch of {color.shape[0]} heightmaps for {n} rotations: need 1 or {n}")
         height, width = color.shape[-2:]
         zoomed_side = self.layout(height, width).zoomed_side
-        sources = torch.stack([self._source_pixels(r, height, width, color.device) for r in rotations])
+        taps = [self._source_taps(r, height, width, color.device) for r in rotations]
+        sources = torch.stack([t[0] for t in taps])  # (N, P, K): K = 1 (nearest) or 4 (bilinear) pixels
+        weights = torch.stack([t[1] for t in taps]).to(color.dtype)
+        k = sources.shape[-1]
         rotated = []
         for image in (color, depth):  # prepend the zero that padding and out-of-view pixels copy
+            channels = image.shape[1]
             flat = F.pad(image.flatten(2), (1, 0)).expand(n, -1, -1)
-            rotated.append(flat.gather(2, sources[:, None, :].expand(-1, image.shape[1], -1))
-                           .view(n, image.shape[1], zoomed_side, zoomed_side))
+            picked = flat.gather(2, sources.flatten(1)[:, None, :].expand(-1, channels, -1))
+            if k > 1:
+                picked = (picked.view(n, channels, -1, k) * weights[:, None]).sum(-1)
+            rotated.append(picked.view(n, channels, zoomed_side, zoomed_side))
         color, depth = rotated
         if channels_last:
             color = color.contiguous(memory_format=torch.channels_last)
@@ -282,22 +299,53 @@ class RotatingQNetwork(nn.Module):
         grid = F.affine_grid(before, [n, image.shape[1], *image.shape[-2:]], align_corners=False)
         return F.grid_sample(image, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
-    def _source_pixels(self, rotation: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-        """Which heightmap pixel (flat index + 1; 0 = padding) each trunk-input pixel of `rotation` copies.
+    def _source_taps(self, rotation: int, height: int, width: int, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pixels (P, K), weights (P, K)): which heightmap pixels (flat index + 1; 0 = padding) each of the P
+        trunk-input pixels of `rotation` mixes, and how. Found once per (rotation, size).
 
-        Zooming, padding and rotating with nearest neighbours only copy pixels, so they are one gather with this
-        map, found once per (rotation, size) by running `_zoom_pad_rotate` on an image of pixel numbers (exact
-        in float32 below 2^24 pixels): 16 rotations were ~5x cheaper than interpolate + pad + grid_sample.
+        nearest (K = 1): zooming, padding and rotating only copy pixels, so they are one gather, found by running
+        `_zoom_pad_rotate` on an image of pixel numbers (exact in float32 below 2^24 pixels): 16 rotations were
+        ~5x cheaper than interpolate + pad + grid_sample. bilinear (K = 4): the trunk-input pixel's centre, mapped
+        back through the rotation and the zoom, is interpolated from its 4 neighbouring heightmap pixels (edge
+        pixels repeat up to the heightmap's border; beyond it is padding).
         """
         key = (rotation, int(height), int(width), str(device))
         if key not in self._sources:
             if height * width >= 2 ** 24:
                 raise ValueError(f"a {height} x {width} heightmap is too large (2^24 pixels at most)")
-            with torch.inference_mode(False):  # a normal tensor: later gathers may be differentiated
-                numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device=device)
-                picked = self._zoom_pad_rotate(numbers.view(1, 1, height, width), [rotation])
-            self._sources[key] = picked.flatten().round().long()
+            with torch.inference_mode(False):  # normal tensors: later gathers may be differentiated
+                if self.input_sampling == "nearest":
+                    numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device=device)
+                    picked = self._zoom_pad_rotate(numbers.view(1, 1, height, width), [rotation])
+                    pixels = picked.flatten().round().long()[:, None]
+                    self._sources[key] = (pixels, torch.ones(pixels.shape, device=device))
+                else:
+                    self._sources[key] = self._bilinear_taps(rotation, height, width, device)
         return self._sources[key]
+
+    def _bilinear_taps(self, rotation: int, height: int, width: int, device: torch.device
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        layout = self.layout(height, width)
+        side = layout.zoomed_side
+        angle = torch.tensor([self.angle(rotation)], dtype=torch.float64)
+        before = _rotation_matrices(angle, inverse=False)
+        grid = F.affine_grid(before, [1, 1, side, side], align_corners=False)[0].reshape(-1, 2)
+        zoomed = ((grid + 1.0) * side - 1.0) / 2.0  # zoomed-square pixel coordinates (x, y) of each sample
+        x = (zoomed[:, 0] - layout.zoomed_left + 0.5) / self.zoom - 0.5  # heightmap pixel coordinates
+        y = (zoomed[:, 1] - layout.zoomed_top + 0.5) / self.zoom - 0.5
+        inside = (x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)
+        x, y = x.clamp(0, width - 1), y.clamp(0, height - 1)
+        x0 = x.floor().clamp(max=max(width - 2, 0))  # so that x1 = x0 + 1 is a pixel (weight 1 on x1 at the end)
+        y0 = y.floor().clamp(max=max(height - 2, 0))
+        fx, fy = x - x0, y - y0
+        x0, y0 = x0.long(), y0.long()
+        x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
+        pixels = torch.stack([y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1], 1) + 1
+        weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+        pixels[~inside] = 0
+        weights[~inside] = 0.0
+        return pixels.to(device), weights.float().to(device)
 
     def q_from_features(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
                         ) -> torch.Tensor:

@@ -10,7 +10,7 @@ from grasp_core.checkpoint import (CheckpointError, load_fcn, load_model, load_q
                                    load_weights_into, save_model, save_training_state, sidecar_path)
 from grasp_core.networks import build_fcn
 from grasp_core.profiles import PROFILES
-from grasp_core.rotation import BACK_ROTATIONS, PADDINGS
+from grasp_core.rotation import BACK_ROTATIONS, INPUT_SAMPLINGS, PADDINGS
 
 torch.set_num_threads(1)
 
@@ -49,21 +49,24 @@ def test_model_round_trip_with_metadata(tmp_path):
 
 @pytest.mark.parametrize("back_rotation", BACK_ROTATIONS)
 @pytest.mark.parametrize("pad", PADDINGS)
-def test_every_network_geometry_round_trips(tmp_path, back_rotation, pad):
+@pytest.mark.parametrize("input_sampling", INPUT_SAMPLINGS)
+def test_every_network_geometry_round_trips(tmp_path, back_rotation, pad, input_sampling):
     """A model saved with any geometry a profile may use loads back with that geometry (and is not refused)."""
-    path = save_model(tmp_path / "m.safetensors", _fcn(), num_rotations=4, back_rotation=back_rotation, pad=pad)
+    path = save_model(tmp_path / "m.safetensors", _fcn(), num_rotations=4, back_rotation=back_rotation, pad=pad,
+                      input_sampling=input_sampling)
     qnet, _ = load_q_network(path)
-    assert (qnet.back_rotation, qnet.pad) == (back_rotation, pad)
+    assert (qnet.back_rotation, qnet.pad, qnet.input_sampling) == (back_rotation, pad, input_sampling)
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_a_model_saved_with_each_profiles_geometry_loads(tmp_path, name):
     profile = PROFILES[name]
     path = save_model(tmp_path / "m.safetensors", _fcn(), num_rotations=profile.num_rotations, zoom=profile.zoom,
-                      back_rotation=profile.back_rotation, pad=profile.pad, profile=name)
+                      back_rotation=profile.back_rotation, pad=profile.pad, input_sampling=profile.input_sampling,
+                      profile=name)
     qnet, record = load_q_network(path)
-    assert (qnet.back_rotation, qnet.pad, qnet.zoom, record["profile"]) == \
-        (profile.back_rotation, profile.pad, profile.zoom, name)
+    assert (qnet.back_rotation, qnet.pad, qnet.input_sampling, qnet.zoom, record["profile"]) == \
+        (profile.back_rotation, profile.pad, profile.input_sampling, profile.zoom, name)
 
 
 def test_model_errors_are_clear(tmp_path):

@@ -88,7 +88,8 @@ def test_a_changed_trunk_weight_is_exported_again(qnet, heightmaps):
     np.testing.assert_allclose(qnet.predict(color_hm, depth_hm, ORT), before, rtol=1e-4, atol=1e-6)
     assert len(ort_trunks._sessions) == 1
     with torch.no_grad():
-        qnet.fcn.depth_trunk[0][0].weight.mul_(-2.0)
+        qnet.fcn.depth_trunk[0][0].weight.mul_(0.5)  # a change within the BatchNorm statistics' range (x -2 blew
+        # the activations up to ~1e3, where float32 sums in another order differ by ~1e-3 relative)
     after = qnet.predict(color_hm, depth_hm, ORT)
     reference = qnet.predict(color_hm, depth_hm, TORCH)
     assert len(ort_trunks._sessions) == 2

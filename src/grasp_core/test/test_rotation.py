@@ -342,6 +342,38 @@ def test_trunk_inputs_are_one_gather_equal_to_zoom_pad_rotate(zoom, height, widt
         qnet.trunk_features(color[:1], depth[:1, :, :-1], [0])
 
 
+@pytest.mark.parametrize("height,width,pad", [(48, 48, "diagonal"), (112, 112, "none"), (33, 33, "diagonal")])
+def test_bilinear_input_sampling_is_smooth_and_exact_under_quarter_turns(height, width, pad):
+    """input_sampling="bilinear": rotation 0 is the heightmap upsampled bilinearly (no 2 x 2 blocks), the
+    quarter turns are exact, and every angle samples the heightmap alike (weights summing to 1 inside it)."""
+    qnet = RotatingQNetwork(build_fcn("small_cnn"), 16, 2, "bilinear", pad, input_sampling="bilinear")
+    seen = {}
+    qnet.fcn.features = lambda color, depth: seen.update(color=color, depth=depth)
+    rng = np.random.default_rng(3)
+    depth = rng.random((height, width), dtype=np.float32)
+    color = rng.random((3, height, width), dtype=np.float32)
+
+    def trunk_input(d, rotations):
+        qnet.trunk_features(torch.from_numpy(np.ascontiguousarray(color[:, :d.shape[0], :d.shape[1]]))[None],
+                            torch.from_numpy(np.ascontiguousarray(d))[None, None], rotations)
+        return seen["depth"][:, 0]
+
+    layout = qnet.layout(height, width)
+    top, left = layout.zoomed_top, layout.zoomed_left
+    upsampled = F.interpolate(torch.from_numpy(depth)[None, None], scale_factor=2, mode="bilinear",
+                              align_corners=False)[0, 0]
+    inside = trunk_input(depth, [0])[0, top:top + 2 * height, left:left + 2 * width]
+    torch.testing.assert_close(inside[1:-1, 1:-1], upsampled[1:-1, 1:-1])  # the outer ring repeats the edge
+    quarter = trunk_input(np.rot90(depth, k=1).copy(), [0])[0]
+    torch.testing.assert_close(trunk_input(depth, [4])[0], quarter)
+    for rotation in range(16):
+        _, weights = qnet._source_taps(rotation, height, width, torch.device("cpu"))
+        sums = weights.sum(1)
+        assert torch.all((sums.abs() < 1e-6) | ((sums - 1).abs() < 1e-5))
+    with pytest.raises(ValueError, match="input_sampling"):
+        RotatingQNetwork(build_fcn("small_cnn"), 16, 2, input_sampling="bicubic")
+
+
 def test_index_maps_made_in_inference_mode_serve_a_training_step():
     """The affordance node predicts under torch.inference_mode; the same network may then be trained."""
     qnet = RotatingQNetwork(build_fcn("small_cnn"), 4, 1, "bilinear")

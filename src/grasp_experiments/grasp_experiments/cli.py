@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="objects per scene; one run per count")
     run.add_argument("--seeds", type=int, default=8, help="seeds per method and object count")
     run.add_argument("--steps", type=int, default=1000, help="grasp attempts (= DQN updates) per run")
-    run.add_argument("--profile", default="fast", choices=["paper", "fast", "tiny"],
+    run.add_argument("--profile", default="fast", choices=["paper", "fast", "fast_bilinear", "tiny"],
                      help="network profile (grasp_core.profiles)")
     run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
     run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from grasp_core.networks import TwoStreamFCN, build_fcn, trunk_info
+from grasp_core.networks import TwoStreamFCN, trunk_info
 from grasp_core.profiles import Profile, get_profile
 from grasp_core.rotation import RotatingQNetwork
 
@@ -104,8 +104,7 @@ def build_q_network(method: str, profile: Profile, imagenet_weights: str | os.Pa
         info = trunk_info("densenet121")
         fcn = TwoStreamFCN(load_densenet121_imagenet(imagenet_weights), load_densenet121_imagenet(imagenet_weights),
                            info.channels, info.stride, trunk_name="densenet121")
-        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation, profile.pad)
+        return profile.build_q_network(fcn=fcn)
     if profile.imagenet:
-        fcn = build_fcn(profile.trunk, imagenet=True, imagenet_weights=imagenet_weights)
-        return RotatingQNetwork(fcn, profile.num_rotations, profile.zoom, profile.back_rotation, profile.pad)
+        return profile.build_q_network(imagenet_weights=imagenet_weights)
     return profile.build_q_network()

@@ -144,7 +144,8 @@ def _save_model(path: Path, learner: DQNLearner, profile: str, spec: RunSpec) ->
     qnet = learner.qnet
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save_model(path, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, profile=profile, stage="dqn",
+                          back_rotation=qnet.back_rotation, pad=qnet.pad, input_sampling=qnet.input_sampling,
+                          profile=profile, stage="dqn",
                           version=learner.step, step=learner.step, config={"run": asdict(spec)})
 
 
