@@ -117,7 +117,7 @@ class AffordanceNode(Node):
         self._rng = np.random.default_rng(config.seed)
         self._latest_heightmap: Heightmap | None = None
         self._stats_lock = threading.Lock()
-        self._stats = {"served": 0, "failed": 0, "seconds": 0.0}
+        self._stats = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}
 
         # Service calls may run concurrently (decoding, responses); inference itself is serialised by the lock.
         self._service_group = ReentrantCallbackGroup()
@@ -329,6 +329,10 @@ class AffordanceNode(Node):
                 except Exception as e:  # noqa: BLE001 - refused alone; _on_propose reports it
                     item.error = e
             results = propose_many(model, [grasp for _, grasp in ready], self._rng) if ready else []
+            if ready:
+                with self._stats_lock:
+                    self._stats["batches"] += 1
+                    self._stats["batched"] += len(ready)
             for (item, _), result in zip(ready, results):
                 if isinstance(result, Exception):
                     item.error = result
@@ -379,13 +383,14 @@ class AffordanceNode(Node):
 
     def _log_stats(self) -> None:
         with self._stats_lock:
-            stats, self._stats = self._stats, {"served": 0, "failed": 0, "seconds": 0.0}
+            stats, self._stats = self._stats, {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}
         calls = stats["served"] + stats["failed"]
         if calls:
             version = self.model_version
             self.get_logger().info(f"last 10 s: {stats['served']} grasps proposed, {stats['failed']} refused, "
-                                   f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, model "
-                                   f"{'none' if version is None else f'v{version}'}")
+                                   f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, "
+                                   f"{stats['batched'] / max(stats['batches'], 1):.1f} requests per inference batch, "
+                                   f"model {'none' if version is None else f'v{version}'}")
 
 
 def action_space_from_request(request: ProposeGrasp.Request) -> ActionSpaceConfig:
