@@ -20,7 +20,7 @@ import dataclasses
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECT
                            configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
+NO_STATS = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}  # the 10 s log's counters
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class _Waiting:
     received: float  # time.perf_counter() when the call arrived
     done: bool = False
     result: tuple[GraspProposal, LoadedModel] | None = None
-    error: Exception | None = field(default=None, repr=False)
+    error: Exception | None = None
 
 
 class AffordanceNode(Node):
@@ -112,12 +113,12 @@ class AffordanceNode(Node):
 
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()  # guards _model, inference and _rng
-        self._waiting: list[_Waiting] = []  # decoded requests in arrival order (see _run_waiting)
+        self._waiting: list[_Waiting] = []  # decoded requests in arrival order (see _run_batch)
         self._waiting_lock = threading.Lock()
         self._rng = np.random.default_rng(config.seed)
         self._latest_heightmap: Heightmap | None = None
         self._stats_lock = threading.Lock()
-        self._stats = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}
+        self._stats = dict(NO_STATS)
 
         # Service calls may run concurrently (decoding, responses); inference itself is serialised by the lock.
         self._service_group = ReentrantCallbackGroup()
@@ -338,11 +339,10 @@ class AffordanceNode(Node):
                     item.error = result
                 else:
                     item.result = (result, model)
-        except Exception as e:  # noqa: BLE001 - the network failed for the whole batch
+        except Exception as e:  # noqa: BLE001 - the network failed: the batch's unserved requests get its error
             for item in batch:
-                if item.result is None and item.error is None:
-                    item.error = e
-        finally:
+                item.error = item.error or (None if item.result else e)
+        finally:  # whatever happened, no caller waits for ever
             for item in batch:
                 if item.result is None and item.error is None:
                     item.error = RuntimeError("the batch stopped before this request was served")
@@ -383,7 +383,7 @@ class AffordanceNode(Node):
 
     def _log_stats(self) -> None:
         with self._stats_lock:
-            stats, self._stats = self._stats, {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}
+            stats, self._stats = self._stats, dict(NO_STATS)
         calls = stats["served"] + stats["failed"]
         if calls:
             version = self.model_version

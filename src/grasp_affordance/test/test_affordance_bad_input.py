@@ -304,6 +304,19 @@ def test_a_bad_request_in_a_batch_is_refused_alone(make_node, batch_sizes):
     assert all("max_queue_seconds" in r.message for r in propose_together(late, requests))
 
 
+def test_a_batch_whose_network_fails_answers_every_request_and_the_node_keeps_serving(make_node, monkeypatch):
+    node = make_node(allow_untrained=True, max_batch=4)
+    serve = affordance_node.propose_many
+
+    def broken(model, requests, rng):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(affordance_node, "propose_many", broken)
+    responses = propose_together(node, mixed_requests()[:3])
+    assert all(not r.success and "internal error" in r.message and "out of memory" in r.message for r in responses)
+    monkeypatch.setattr(affordance_node, "propose_many", serve)
+    assert propose(node, heightmap()).success and not node._waiting
+
+
 def test_max_batch_must_be_at_least_one(make_node):
     with pytest.raises(ParameterError, match="max_batch"):
         make_node(max_batch=0)
