@@ -4,10 +4,15 @@ The node runs as its own process (installed executable, `fast` profile by defaul
 weights do not change the cost); each client is a separate process with its own rclpy node, sending the same
 simulated-scene heightmap (rendered by grasp_core.sim, projected at the profile's resolution) in every request,
 so the timing covers DDS transport of the heightmap both ways, decoding, inference over all rotations,
-the choice of the grasp and the response. Prints p50/p90/p99 latency, throughput and failures; writes
-benchmarks/results/propose_grasp.json.
+the choice of the grasp and the response. Prints p50/p90/p99 latency, throughput, failures and the node's CPU
+seconds per call (user + system, all its threads: less moved by other work on the machine than the wall times);
+writes benchmarks/results/propose_grasp.json (or --output).
 
-    scripts/in_env.sh python benchmarks/bench_propose_grasp.py [--calls 1000] [--clients 4] [--profile fast]
+    scripts/in_env.sh python benchmarks/bench_propose_grasp.py [--calls 1000] [--clients 4] [--profile fast] \
+        [--max-batch 4]
+
+Compare settings (e.g. --max-batch 1 against 4) as ratios of runs made back to back: the load of other work on the
+machine moves every number.
 """
 from __future__ import annotations
 
@@ -96,6 +101,15 @@ def client_worker(index: int, calls: int, heightmap_file: str, domain_id: int, s
         rclpy.try_shutdown(context=context)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile_ms(values, q) -> float:
     return round(1e3 * float(np.percentile(values, q)), 1) if len(values) else float("nan")
 
@@ -110,10 +124,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="concurrent service clients")
     parser.add_argument("--profile", default="fast", help="network profile of the affordance node")
     parser.add_argument("--torch-threads", type=int, default=0, help="the node's torch threads (0: default)")
+    parser.add_argument("--max-batch", type=int, default=4,
+                        help="the node's max_batch: most waiting requests run through the network together")
     parser.add_argument("--output", default=str(RESULTS), help="JSON file for the results")
     args = parser.parse_args(argv)
     if args.calls < args.clients or args.clients < 1:
         parser.error("need --clients >= 1 and --calls >= --clients")
+    if args.max_batch < 1:
+        parser.error("need --max-batch >= 1")
     return args
 
 
@@ -147,7 +165,8 @@ def run_clients(per_client: list[int], heightmap_file: Path, domain_id: int) -> 
     return results, wall
 
 
-def summarise(args, profile, shape, results: list[dict], wall: float, node_log: str) -> dict:
+def summarise(args, profile, shape, results: list[dict], wall: float, node_log: str, load_at_start,
+              node_cpu: float) -> dict:
     """The JSON record of the run: latency percentiles, throughput, failures and the machine."""
     latencies = np.concatenate([r["latencies"] for r in results]) if results else np.zeros(0)
     messages: dict = {}
@@ -163,7 +182,9 @@ def summarise(args, profile, shape, results: list[dict], wall: float, node_log: 
                        "p99": percentile_ms(latencies, 99), "mean": round(1e3 * float(latencies.mean()), 1),
                        "max": round(1e3 * float(latencies.max()), 1)},
         "throughput_per_s": round(len(latencies) / wall, 2), "wall_seconds": round(wall, 1),
-        "torch_threads": args.torch_threads or "default", "cpu_count": os.cpu_count(),
+        "node_cpu_seconds": round(node_cpu, 2), "node_cpu_ms_per_call": round(1e3 * node_cpu / args.calls, 1),
+        "torch_threads": args.torch_threads or "default", "max_batch": args.max_batch, "cpu_count": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in load_at_start],
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
         "node_stats_lines": [line.split("]: ", 1)[-1] for line in node_log.splitlines() if "last 10 s" in line][-3:],
     }
@@ -186,14 +207,18 @@ def main(argv=None) -> int:
                   for i in range(args.clients)]
     print(f"bench_propose_grasp: {args.calls} calls from {args.clients} client processes, profile {profile.name} "
           f"({profile.trunk}, {profile.num_rotations} rotations, {depth.shape[1]}x{depth.shape[0]} px), "
-          f"ROS_DOMAIN_ID={domain_id}", flush=True)
+          f"max_batch {args.max_batch}, ROS_DOMAIN_ID={domain_id}", flush=True)
     with ProcessGraph(tmp / "logs", domain_id=domain_id) as graph:
         node = graph.start(NodeSpec("grasp_affordance", "affordance_node", params={
-            "profile": profile.name, "allow_untrained": True, "torch_threads": args.torch_threads}))
-        if not graph.wait_for_log(node.label, "affordance node ready", 120.0):
+            "profile": profile.name, "allow_untrained": True, "torch_threads": args.torch_threads,
+            "max_batch": args.max_batch}))
+        if not graph.wait_for_log(node.label, "affordance node ready", 300.0):  # slow imports on a busy machine
             print(node.log_tail(30))
             return 1
+        load_at_start = os.getloadavg()
+        cpu_before = cpu_seconds(node.process.pid)  # start-up and warm-up left out
         ran = run_clients(per_client, heightmap_file, domain_id)
+        node_cpu = cpu_seconds(node.process.pid) - cpu_before
         if ran is None:
             return 1
         results, wall = ran
@@ -202,13 +227,14 @@ def main(argv=None) -> int:
     if errors:
         print("client errors:", errors)
         return 1
-    result = summarise(args, profile, depth.shape, results, wall, node_log)
+    result = summarise(args, profile, depth.shape, results, wall, node_log, load_at_start, node_cpu)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     lat = result["latency_ms"]
     print(f"latency p50 {lat['p50']} ms, p90 {lat['p90']} ms, p99 {lat['p99']} ms (mean {lat['mean']}, max "
           f"{lat['max']}); throughput {result['throughput_per_s']} calls/s; failures {result['failures']}/{args.calls}")
+    print(f"node CPU {result['node_cpu_ms_per_call']} ms per call")
     print(f"wrote {out}")
     return 0 if result["failures"] == 0 else 1
 

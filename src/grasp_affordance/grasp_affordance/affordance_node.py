@@ -9,6 +9,10 @@ lock, checked (metadata field by field, finite weights, finite Q maps on the lat
 whole; a file that fails any of that is logged and the old model stays. Bad requests get `success = false` and a
 message saying why (too large, depth outside [0, z_max - z_min], ...); the node keeps serving. A request that
 waited longer than `max_queue_seconds` for the model is refused without inference: its client has given up.
+
+Requests that wait for the model together (several robots share the node) run through the network as one batch
+of up to `max_batch` (grasp_affordance.model_holder.propose_many): one predict over their heightmaps, then each
+request's own choice, in arrival order, with the same Q maps and random draws as one after another.
 """
 from __future__ import annotations
 
@@ -29,13 +33,14 @@ from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from grasp_affordance.model_holder import (GraspProposal, LoadedModel, load_checkpoint_model, propose, untrained_model,
-                                           vet_model)
+from grasp_affordance.model_holder import (GraspProposal, GraspRequest, LoadedModel, load_checkpoint_model,
+                                           propose_many, untrained_model, vet_model)
 from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
     heightmap_points, point_cloud
 from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory, check_epsilon
 from grasp_core.profiles import PROFILES
+from grasp_core.workspace import WorkspaceLimits
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import declare_config, in_range, one_of, parameter, watch_live_parameters
@@ -43,6 +48,7 @@ from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECT
                            configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
+NO_STATS = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}  # the 10 s log's counters
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,23 @@ class AffordanceConfig:
                                          "for the model (its client has given up; the executor's propose_timeout "
                                          "is 60 s). 0 = never.", check=in_range(0.0, 3600.0),
                                          requirement="0 <= max_queue_seconds <= 3600")
+    max_batch: int = parameter(4, "Most requests waiting for the model that run through the network together (one "
+                               "predict over their heightmaps; each still gets its own choice, the same as alone). "
+                               "1 = one request at a time.", check=in_range(1, 64), requirement="1 <= max_batch <= 64")
+
+
+@dataclass
+class _Waiting:
+    """A decoded request waiting for the model; `done` (with `result` or `error`) once its batch has run."""
+
+    request: ProposeGrasp.Request
+    color: np.ndarray
+    depth: np.ndarray
+    workspace: WorkspaceLimits
+    received: float  # time.perf_counter() when the call arrived
+    done: bool = False
+    result: tuple[GraspProposal, LoadedModel] | None = None
+    error: Exception | None = None
 
 
 class AffordanceNode(Node):
@@ -90,10 +113,12 @@ class AffordanceNode(Node):
 
         self._model: LoadedModel | None = None
         self._model_lock = threading.Lock()  # guards _model, inference and _rng
+        self._waiting: list[_Waiting] = []  # decoded requests in arrival order (see _run_batch)
+        self._waiting_lock = threading.Lock()
         self._rng = np.random.default_rng(config.seed)
         self._latest_heightmap: Heightmap | None = None
         self._stats_lock = threading.Lock()
-        self._stats = {"served": 0, "failed": 0, "seconds": 0.0}
+        self._stats = dict(NO_STATS)
 
         # Service calls may run concurrently (decoding, responses); inference itself is serialised by the lock.
         self._service_group = ReentrantCallbackGroup()
@@ -275,13 +300,53 @@ class AffordanceNode(Node):
             self.get_logger().warning(f"heightmap resolution {workspace.resolution} m/px differs from the model "
                                       f"profile's {model.resolution} m/px: grasps may be poor",
                                       throttle_duration_sec=60.0)
+        waiting = _Waiting(request, color, depth, workspace, received)
+        with self._waiting_lock:
+            self._waiting.append(waiting)
         with self._model_lock:
-            self._check_queue_time(received)
-            model = self._model  # the newest model, consistent with what runs
-            proposal = propose(model, color, depth, workspace, float(request.epsilon), self._rng,
-                               *exploration_from_request(request, model.num_rotations),
-                               actions=action_space_from_request(request))
+            while not waiting.done:  # another call's batch may have taken it already
+                self._run_batch()
+        if waiting.error is not None:
+            raise waiting.error
+        proposal, model = waiting.result
         return proposal, heightmap, model, color
+
+    def _run_batch(self) -> None:
+        """Under the model lock: the oldest `max_batch` waiting requests through the newest model, each checked
+        (queue time, exploration and action space) and chosen on alone; every one of them ends `done`."""
+        with self._waiting_lock:
+            batch = self._waiting[:self.config.max_batch]
+            del self._waiting[:len(batch)]
+        model = self._model  # the newest model, consistent with what runs
+        try:
+            ready = []
+            for item in batch:
+                try:
+                    self._check_queue_time(item.received)
+                    ready.append((item, GraspRequest(item.color, item.depth, item.workspace,
+                                                     float(item.request.epsilon),
+                                                     *exploration_from_request(item.request, model.num_rotations),
+                                                     actions=action_space_from_request(item.request))))
+                except Exception as e:  # noqa: BLE001 - refused alone; _on_propose reports it
+                    item.error = e
+            results = propose_many(model, [grasp for _, grasp in ready], self._rng) if ready else []
+            if ready:
+                with self._stats_lock:
+                    self._stats["batches"] += 1
+                    self._stats["batched"] += len(ready)
+            for (item, _), result in zip(ready, results):
+                if isinstance(result, Exception):
+                    item.error = result
+                else:
+                    item.result = (result, model)
+        except Exception as e:  # noqa: BLE001 - the network failed: the batch's unserved requests get its error
+            for item in batch:
+                item.error = item.error or (None if item.result else e)
+        finally:  # whatever happened, no caller waits for ever
+            for item in batch:
+                if item.result is None and item.error is None:
+                    item.error = RuntimeError("the batch stopped before this request was served")
+                item.done = True
 
     def _check_queue_time(self, received: float) -> None:
         """Refuse a request that queued so long for the model that its client has most likely given up."""
@@ -318,13 +383,14 @@ class AffordanceNode(Node):
 
     def _log_stats(self) -> None:
         with self._stats_lock:
-            stats, self._stats = self._stats, {"served": 0, "failed": 0, "seconds": 0.0}
+            stats, self._stats = self._stats, dict(NO_STATS)
         calls = stats["served"] + stats["failed"]
         if calls:
             version = self.model_version
             self.get_logger().info(f"last 10 s: {stats['served']} grasps proposed, {stats['failed']} refused, "
-                                   f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, model "
-                                   f"{'none' if version is None else f'v{version}'}")
+                                   f"mean {1e3 * stats['seconds'] / calls:.0f} ms per call, "
+                                   f"{stats['batched'] / max(stats['batches'], 1):.1f} requests per inference batch, "
+                                   f"model {'none' if version is None else f'v{version}'}")
 
 
 def action_space_from_request(request: ProposeGrasp.Request) -> ActionSpaceConfig:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -101,21 +102,62 @@ class GraspProposal:
     best_rotation: int  # rotation holding the greedy argmax (shown in the affordance image)
 
 
+@dataclass(frozen=True)
+class GraspRequest:
+    """One request's heightmap and how to choose a grasp on it: everything but the model and the random stream,
+    so requests that wait for the model together can run in one `propose_many`."""
+
+    color_hm: np.ndarray
+    depth_hm: np.ndarray
+    workspace: WorkspaceLimits
+    epsilon: float
+    mode: str = "uniform"
+    temperature: float = 0.1
+    excluded: FailedGraspMemory | None = None  # failed grasps not to propose again
+    actions: ActionSpaceConfig | None = None  # the object mask and jaw symmetry (none by default)
+
+    def __post_init__(self) -> None:
+        check_epsilon(self.epsilon)  # before the network runs
+
+
 def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, workspace: WorkspaceLimits,
             epsilon: float, rng: np.random.Generator, mode: str = "uniform", temperature: float = 0.1,
             excluded: FailedGraspMemory | None = None, actions: ActionSpaceConfig | None = None) -> GraspProposal:
     """Q maps for every rotation, then a grasp chosen by grasp_core.action_space.choose_grasp (`excluded`: failed
     grasps not to propose again; `actions`: the object mask and jaw symmetry, none by default), as a pose in the
     workspace (base) frame."""
-    check_epsilon(epsilon)  # before the network runs
+    request = GraspRequest(color_hm, depth_hm, workspace, epsilon, mode, temperature, excluded, actions)
+    (result,) = propose_many(model, [request], rng)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def propose_many(model: LoadedModel, requests: Sequence[GraspRequest], rng: np.random.Generator
+                 ) -> list[GraspProposal | Exception]:
+    """`propose` for several requests: their Q maps in one `predict_many`, then each request's grasp in the given
+    order (so `rng` is drawn as by one `propose` after another). A request whose choice fails (NaN Q maps, bad
+    exclusions, a depth off the workspace) gets its exception in its place; the others still get their grasps."""
     with torch.inference_mode():
-        q_maps = model.network.predict(color_hm, depth_hm, model.options)
+        q_all = model.network.predict_many([(r.color_hm, r.depth_hm) for r in requests], model.options)
+    results: list[GraspProposal | Exception] = []
+    for request, q_maps in zip(requests, q_all):
+        try:
+            results.append(_choose(model, request, q_maps, rng))
+        except Exception as e:  # noqa: BLE001 - one request's failure is its own, not the batch's
+            results.append(e)
+    return results
+
+
+def _choose(model: LoadedModel, request: GraspRequest, q_maps: np.ndarray, rng: np.random.Generator
+            ) -> GraspProposal:
+    depth_hm, workspace, excluded = request.depth_hm, request.workspace, request.excluded
     if excluded is not None and excluded.num_rotations != q_maps.shape[0]:
         raise ValueError(f"excluded grasps are for {excluded.num_rotations} rotations, the model has "
                          f"{q_maps.shape[0]}")
     mask = excluded.excluded(*depth_hm.shape) if excluded is not None else None
-    action = choose_grasp(q_maps, depth_hm, workspace.resolution, actions or ActionSpaceConfig(), epsilon, rng,
-                          mode=mode, temperature=temperature, excluded=mask)
+    action = choose_grasp(q_maps, depth_hm, workspace.resolution, request.actions or ActionSpaceConfig(),
+                          request.epsilon, rng, mode=request.mode, temperature=request.temperature, excluded=mask)
     rotation, v, u = action.rotation, action.v, action.u
     angle = model.network.angle(rotation)
     position = workspace.pixel_to_point(u, v, float(depth_hm[v, u]))

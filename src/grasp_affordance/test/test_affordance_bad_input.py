@@ -1,12 +1,16 @@
-"""affordance_node in-process (no DDS): what a bad update or a bad request gets (issue 11).
+"""affordance_node in-process (no DDS): what a bad update or a bad request gets (issue 11), and requests that
+wait for the model together and run as one batch (issue 12).
 
 - an announced checkpoint with metadata of the wrong types, NaN/inf weights, or finite weights that give NaN Q
   maps is refused and the old model keeps serving (defects 2, 3);
 - a heightmap larger than max_heightmap_pixels is refused before it is decoded (defect 4);
 - depth outside [0, z_max - z_min] is refused instead of becoming a pose at z = -5 or 1e30 (defect 5);
-- a request that queued longer than max_queue_seconds is refused without inference (the load note).
+- a request that queued longer than max_queue_seconds is refused without inference (the load note);
+- a batch of waiting requests gets the responses they would get one at a time, and a bad one is refused alone.
 """
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,11 +22,13 @@ from grasp_interfaces.srv import ProposeGrasp  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from grasp_affordance import affordance_node  # noqa: E402
 from grasp_affordance.affordance_node import AffordanceNode  # noqa: E402
 from grasp_core import checkpoint  # noqa: E402
 from grasp_core.profiles import get_profile  # noqa: E402
 from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 from grasp_ros.conversions import heightmap_to_msg  # noqa: E402
+from grasp_ros.params import ParameterError  # noqa: E402
 
 torch.set_num_threads(1)
 WS = VPG_SIM_WORKSPACE.with_resolution(0.007)  # 64 x 64, the tiny profile's size
@@ -208,3 +214,109 @@ def test_odd_sized_heightmaps_are_served(make_node, side):
     response = propose(node, heightmap(workspace=workspace))
     assert response.success, response.message
     assert 0 <= response.center_px[0] < side and 0 <= response.center_px[1] < side
+
+
+# ------------------------------------------------------------------------------------------------ batches
+def mixed_requests():
+    """Greedy and exploring requests (three modes), exclusions, the object mask, two heightmap sizes."""
+    small = WS.with_resolution(0.448 / 48)  # 48 x 48
+    return [ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(seed=1)),
+            ProposeGrasp.Request(epsilon=1.0, heightmap=heightmap(seed=2)),
+            ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(seed=3), exclude_rotation_index=[0, 1, 2, 3],
+                                 exclude_pixel_x=[35, 35, 35, 35], exclude_pixel_y=[25, 25, 25, 25],
+                                 exclude_radius_px=4.0, object_mask=True, object_min_height=0.01, symmetric_q=True),
+            ProposeGrasp.Request(epsilon=1.0, exploration_mode="boltzmann", temperature=0.2,
+                                 heightmap=heightmap(seed=4, workspace=small)),
+            ProposeGrasp.Request(epsilon=1.0, exploration_mode="affordance", heightmap=heightmap(seed=1)),
+            ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(seed=5, workspace=small))]
+
+
+def summary(response):
+    p, o = response.pose.pose.position, response.pose.pose.orientation
+    return (response.success, response.message, response.rotation_index, tuple(response.center_px),
+            response.q_value, response.explored, response.angle, (p.x, p.y, p.z), (o.x, o.y, o.z, o.w),
+            response.model_version)
+
+
+def propose_together(node, requests):
+    """Call the node from one thread per request while the model is busy, so the requests queue up in this order
+    and run as batches when it is free; the responses in request order."""
+    responses = [None] * len(requests)
+
+    def call(i):
+        responses[i] = node._on_propose(requests[i], ProposeGrasp.Response())
+    threads = []
+    with node._model_lock:
+        for i in range(len(requests)):
+            threads.append(threading.Thread(target=call, args=(i,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 30.0
+            while len(node._waiting) < i + 1:  # queued before the next one starts: a fixed arrival order
+                assert time.monotonic() < deadline, "a request never reached the queue"
+                time.sleep(0.005)
+    for thread in threads:
+        thread.join(timeout=120.0)
+    assert not any(thread.is_alive() for thread in threads)
+    return responses
+
+
+@pytest.fixture
+def batch_sizes(monkeypatch):
+    sizes = []
+
+    def recording(model, requests, rng):
+        sizes.append(len(requests))
+        return propose_many(model, requests, rng)
+    propose_many = affordance_node.propose_many
+    monkeypatch.setattr(affordance_node, "propose_many", recording)
+    return sizes
+
+
+def test_waiting_requests_run_as_batches_and_get_the_responses_they_would_alone(make_node, batch_sizes):
+    requests = mixed_requests()
+    alone = make_node(allow_untrained=True, max_batch=1)  # same seed: same weights, same random stream
+    expected = [summary(alone._on_propose(r, ProposeGrasp.Response())) for r in requests]
+    assert batch_sizes == [1] * len(requests)
+    assert all(e[0] for e in expected), expected
+    assert any(e[5] for e in expected) and not all(e[5] for e in expected)  # greedy and explored ones
+    batch_sizes.clear()
+    batched = make_node(allow_untrained=True, max_batch=4)
+    responses = propose_together(batched, requests)
+    assert batch_sizes == [4, 2]  # oldest first, at most max_batch
+    assert [summary(r) for r in responses] == expected
+    batch_sizes.clear()
+    one_at_a_time = make_node(allow_untrained=True, max_batch=1)
+    assert [summary(r) for r in propose_together(one_at_a_time, requests)] == expected
+    assert batch_sizes == [1] * len(requests)
+
+
+def test_a_bad_request_in_a_batch_is_refused_alone(make_node, batch_sizes):
+    requests = mixed_requests()[:3]
+    bad = ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(seed=6), exclude_rotation_index=[9],
+                               exclude_pixel_x=[1], exclude_pixel_y=[1])
+    node = make_node(allow_untrained=True, max_batch=4)
+    responses = propose_together(node, [requests[0], bad, *requests[1:]])
+    assert batch_sizes == [3]  # the bad one never reaches the network
+    assert not responses[1].success and "exclude_rotation_index 9" in responses[1].message
+    assert all(r.success for r in responses[:1] + responses[2:])
+    late = make_node(allow_untrained=True, max_batch=4, max_queue_seconds=1e-9)
+    assert not any(r.success for r in propose_together(late, requests))
+    assert all("max_queue_seconds" in r.message for r in propose_together(late, requests))
+
+
+def test_a_batch_whose_network_fails_answers_every_request_and_the_node_keeps_serving(make_node, monkeypatch):
+    node = make_node(allow_untrained=True, max_batch=4)
+    serve = affordance_node.propose_many
+
+    def broken(model, requests, rng):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(affordance_node, "propose_many", broken)
+    responses = propose_together(node, mixed_requests()[:3])
+    assert all(not r.success and "internal error" in r.message and "out of memory" in r.message for r in responses)
+    monkeypatch.setattr(affordance_node, "propose_many", serve)
+    assert propose(node, heightmap()).success and not node._waiting
+
+
+def test_max_batch_must_be_at_least_one(make_node):
+    with pytest.raises(ParameterError, match="max_batch"):
+        make_node(max_batch=0)

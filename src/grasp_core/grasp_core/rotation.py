@@ -76,7 +76,7 @@ class InferenceOptions:
 
     channels_last: bool = False  # NHWC convolutions (faster on CPU with bf16)
     bf16: bool = False  # torch.autocast("cpu", dtype=torch.bfloat16) for the trunks and head
-    chunk_size: int | None = None  # rotations per forward: None = all in one batch, 1 = sequential
+    chunk_size: int | None = None  # rotations per forward: None = all of one heightmap in one batch, 1 = sequential
     backend: str = "torch"  # "onnxruntime": the trunks in fp32 by grasp_core.ort_trunks, the head in torch
 
     def __post_init__(self) -> None:
@@ -414,8 +414,25 @@ class RotatingQNetwork(nn.Module):
         With `options.channels_last` the network's weights are converted to channels_last once (in place).
         """
         if color.shape[0] != 1:
-            raise ValueError(f"q_maps takes one heightmap (batch 1), got a batch of {color.shape[0]}")
+            raise ValueError(f"q_maps takes one heightmap (batch 1), got a batch of {color.shape[0]}: use "
+                             "q_maps_many for several")
+        return self.q_maps_many(color, depth, options, rotations)[0]
+
+    @torch.no_grad()
+    def q_maps_many(self, color: torch.Tensor, depth: torch.Tensor,
+                    options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None
+                    ) -> torch.Tensor:
+        """(B, R, H, W) float32 for B heightmaps of one size (colour (B, 3, H, W), depth (B, 1, H, W)), in eval mode.
+
+        Why: one call for the requests that wait for the model together. Their (heightmap, rotation) inputs run
+        in order, `options.chunk_size` per forward (None: the R rotations of one heightmap); a chunk size that
+        divides R gives every heightmap exactly the forwards `q_maps` runs, so its maps are bitwise the same.
+        """
+        if color.dim() != 4 or depth.dim() != 4 or color.shape[0] != depth.shape[0] or color.shape[0] < 1:
+            raise ValueError(f"expected colour (B, 3, H, W) and depth (B, 1, H, W) with B >= 1 heightmaps, got "
+                             f"{tuple(color.shape)} and {tuple(depth.shape)}")
         rotations = list(range(self.num_rotations)) if rotations is None else list(rotations)
+        inputs = [(k, r) for k in range(color.shape[0]) for r in rotations]
         if options.channels_last:
             self.to(memory_format=torch.channels_last)
         chunk = options.chunk_size or len(rotations)
@@ -425,17 +442,41 @@ class RotatingQNetwork(nn.Module):
             autocast = torch.autocast("cpu", dtype=torch.bfloat16) if options.bf16 else nullcontext()
             outputs = []
             with autocast:
-                for start in range(0, len(rotations), chunk):
-                    outputs.append(self.forward(color, depth, rotations[start:start + chunk],
+                for start in range(0, len(inputs), chunk):
+                    part = inputs[start:start + chunk]
+                    first, last = part[0][0], part[-1][0]
+                    if first == last:  # one heightmap under every rotation of the chunk (B = 1 in forward)
+                        part_color, part_depth = color[first:first + 1], depth[first:first + 1]
+                    else:
+                        index = torch.tensor([k for k, _ in part], device=color.device)
+                        part_color, part_depth = color[index], depth[index]
+                    outputs.append(self.forward(part_color, part_depth, [r for _, r in part],
                                                 channels_last=options.channels_last,
                                                 backend=options.backend).float())
         finally:
             self.train(was_training)
-        return torch.cat(outputs, 0)
+        return torch.cat(outputs, 0).view(color.shape[0], len(rotations), *color.shape[-2:])
 
     def predict(self, color_hm: np.ndarray, depth_hm: np.ndarray,
                 options: InferenceOptions = InferenceOptions()) -> np.ndarray:
         """Heightmaps (uint8 (H, W, 3), float (H, W) m) -> Q maps float32 (R, H, W) as numpy."""
-        color, depth = heightmaps_to_tensors(color_hm, depth_hm)
+        return self.predict_many([(color_hm, depth_hm)], options)[0]
+
+    def predict_many(self, heightmaps: Sequence[tuple[np.ndarray, np.ndarray]],
+                     options: InferenceOptions = InferenceOptions()) -> list[np.ndarray]:
+        """`predict` for several (colour, depth) heightmaps at once: heightmaps of one size run together
+        (`q_maps_many`); the Q maps come back in the given order."""
+        if not heightmaps:
+            raise ValueError("predict_many needs at least one heightmap")
+        tensors = [heightmaps_to_tensors(color_hm, depth_hm) for color_hm, depth_hm in heightmaps]
         device = next(self.parameters()).device
-        return self.q_maps(color.to(device), depth.to(device), options).cpu().numpy()
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, (color, _) in enumerate(tensors):
+            by_size.setdefault(tuple(color.shape[-2:]), []).append(i)
+        q_maps: list[np.ndarray | None] = [None] * len(tensors)
+        for indices in by_size.values():
+            color = torch.cat([tensors[i][0] for i in indices]).to(device)
+            depth = torch.cat([tensors[i][1] for i in indices]).to(device)
+            for i, q in zip(indices, self.q_maps_many(color, depth, options).cpu().numpy()):
+                q_maps[i] = q
+        return q_maps

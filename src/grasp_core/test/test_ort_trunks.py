@@ -78,6 +78,16 @@ def test_chunks_and_rotation_subsets_share_one_session(qnet, heightmaps):
     assert len(ort_trunks._sessions) == 1
 
 
+def test_predict_many_equals_predict_one_at_a_time(qnet, heightmaps):
+    """The affordance node's batch on the fast profile's options: chunks of 4 of 16 rotations never mix two
+    heightmaps, so each one's Q maps are bitwise those of its own predict."""
+    options = InferenceOptions(backend="onnxruntime", chunk_size=4)  # the fast profile's without native bf16
+    batch = heightmaps[:4]
+    many = qnet.predict_many(batch, options)
+    for q, (color_hm, depth_hm) in zip(many, batch):
+        np.testing.assert_array_equal(q, qnet.predict(color_hm, depth_hm, options))
+
+
 def test_a_changed_trunk_weight_is_exported_again(qnet, heightmaps):
     color_hm, depth_hm = heightmaps[1]
     before = qnet.predict(color_hm, depth_hm, ORT)

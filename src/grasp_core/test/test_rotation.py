@@ -128,6 +128,33 @@ def test_fast_inference_options_agree_with_fp32_one_batch():
     assert rnet.training  # q_maps restores the mode it found
 
 
+def test_predict_many_gives_each_heightmap_its_own_predict():
+    """The affordance node's batch: Q maps of several heightmaps (two sizes, in any order) in one call equal
+    predict's one at a time, bitwise when the chunks hold one heightmap each, to fp tolerance when they mix."""
+    torch.manual_seed(2)
+    rnet = RotatingQNetwork(build_fcn("small_cnn"), num_rotations=8, zoom=2).eval()
+    rng = np.random.default_rng(2)
+    sizes = [(40, 40), (40, 40), (33, 47), (40, 40)]
+    heightmaps = [(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), rng.random((h, w), dtype=np.float32) * 0.05)
+                  for h, w in sizes]
+    for options, exact in ((InferenceOptions(), True), (InferenceOptions(chunk_size=4), True),
+                           (InferenceOptions(chunk_size=3), False)):
+        single = [rnet.predict(c, d, options) for c, d in heightmaps]
+        many = rnet.predict_many(heightmaps, options)
+        assert len(many) == len(heightmaps)
+        for q, expected in zip(many, single):
+            assert q.shape == expected.shape and q.dtype == np.float32
+            if exact:
+                np.testing.assert_array_equal(q, expected)
+            else:
+                np.testing.assert_allclose(q, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    with pytest.raises(ValueError, match="at least one heightmap"):
+        rnet.predict_many([])
+    color, depth = heightmaps_to_tensors(*heightmaps[0])
+    with pytest.raises(ValueError, match="use q_maps_many"):
+        rnet.q_maps(color.expand(2, -1, -1, -1), depth.expand(2, -1, -1, -1))
+
+
 def test_forward_batch_one_rotation_per_input_and_bad_input():
     torch.manual_seed(2)
     qnet = RotatingQNetwork(build_fcn("small_cnn"), num_rotations=4, zoom=1).eval()
