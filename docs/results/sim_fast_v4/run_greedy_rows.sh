@@ -21,17 +21,11 @@ curve_row() {  # name, then --learning/--set arguments
     --checkpoints runs/exp6/$name/runs/ours/objects_10/seed_* --objects 10 --scenes 40 --seed 7000 --threads 2 \
     --out $OUT/$name.json
 }
-row() {  # a 200-attempt ablation row without checkpoints
-  name=$1; shift
-  echo "row $name: $(date -u)"
-  mkdir -p runs/exp4/ablation/$name
-  ln -sfn ../../results/pretrained runs/exp4/ablation/$name/pretrained
-  $GE run --methods ours --objects 10 --seeds 3 --steps 200 --jobs 2 --threads 1 --no-loss-comparison "$@" \
-    --out runs/exp4/ablation/$name --quiet
-}
+source docs/results/sim_fast_v4/rows_lib.sh
 curve_row replay_steps_4 --set $EPS dqn.replay_steps=4
 curve_row lr_3e-3 --set $EPS dqn.lr=3e-3
 curve_row full_network --set $EPS dqn.trainable=all dqn.batch_size=4 dqn.replay_steps=0 dqn.lr=3e-5
+# gamma_0.5_target_net was stopped after ~70 attempts per seed (~10 s per attempt; docs/learning.md 3.1)
 row gamma_0.5_target_net --set $EPS dqn.loss=smooth_l1 dqn.gamma=0.5 dqn.target_update_every=20 dqn.double_dqn=true
 row publish_every_10 --set $EPS publish_every=10
 curve_row epsilon_decay_100 --set exploration.epsilon_decay_steps=100

@@ -8,14 +8,7 @@ set -u
 cd "$(dirname "$0")/../../.."
 GE="scripts/in_env.sh python -m grasp_experiments.cli"
 EPS="exploration.epsilon_decay_steps=250"
-row() {  # name, then --learning/--set arguments
-  name=$1; shift
-  echo "row $name: $(date -u)"
-  mkdir -p runs/exp4/ablation/$name
-  ln -sfn ../../results/pretrained runs/exp4/ablation/$name/pretrained
-  $GE run --methods ours --objects 10 --seeds 3 --steps 200 --jobs 2 --threads 1 --no-loss-comparison "$@" \
-    --out runs/exp4/ablation/$name --quiet
-}
+source docs/results/sim_fast_v4/rows_lib.sh
 row seed --learning seed --set $EPS
 row uniform_exploration --set $EPS exploration.mode=uniform
 row no_exclusion --set $EPS exploration.exclude_failed=false
