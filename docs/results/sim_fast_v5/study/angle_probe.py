@@ -10,7 +10,6 @@ random angle (what an attempt gives), and judged on the test scenes by the angle
 import argparse
 import copy
 import json
-import math
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
