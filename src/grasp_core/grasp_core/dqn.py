@@ -168,12 +168,10 @@ def warm_start(qnet: RotatingQNetwork, source: str | os.PathLike | TwoStreamFCN)
         raise ValueError(f"cannot warm-start {qnet.fcn.trunk_name} trunks from {source}, a {record['trunk']} Q_s")
     if record.get("zoom", qnet.zoom) != qnet.zoom:
         raise ValueError(f"{source} was pretrained at zoom {record['zoom']}, the Q network uses zoom {qnet.zoom}")
-    if record.get("pad", "diagonal") != qnet.pad:
-        raise ValueError(f"{source} was pretrained with {record.get('pad', 'diagonal')!r} padding, the Q network "
-                         f"uses {qnet.pad!r}: pretrain it again with this profile")
-    if record.get("input_sampling", "nearest") != qnet.input_sampling:
-        raise ValueError(f"{source} was pretrained with {record.get('input_sampling', 'nearest')!r} input sampling, "
-                         f"the Q network uses {qnet.input_sampling!r}: pretrain it again with this profile")
+    for key, default, what in (("pad", "diagonal", "padding"), ("input_sampling", "nearest", "input sampling")):
+        if record.get(key, default) != getattr(qnet, key):
+            raise ValueError(f"{source} was pretrained with {record.get(key, default)!r} {what}, the Q network uses "
+                             f"{getattr(qnet, key)!r}: pretrain it again with this profile")
     return checkpoint.load_weights_into(qnet.fcn, source)
 
 
@@ -486,9 +484,7 @@ class DQNLearner:
 
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Weights + metadata at `path` (.safetensors), training state beside it (`x.state.safetensors`)."""
-        path = checkpoint.save_model(path, self.qnet.fcn, num_rotations=self.qnet.num_rotations, zoom=self.qnet.zoom,
-                                     back_rotation=self.qnet.back_rotation, pad=self.qnet.pad,
-                                     input_sampling=self.qnet.input_sampling, profile=self.profile,
+        path = checkpoint.save_model(path, self.qnet.fcn, **self.qnet.geometry(), profile=self.profile,
                                      stage="dqn", version=self.step if version is None else version, step=self.step,
                                      config=self.config.as_dict())
         checkpoint.save_training_state(checkpoint.training_state_path(path), self.state_dict())

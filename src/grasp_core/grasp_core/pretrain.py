@@ -269,9 +269,7 @@ class PretrainedQs:
     def save(self, path: str | Path, config: dict) -> Path:
         """The checkpoint (stage "pretrain", version 0) at `path` (.safetensors), `config` in its metadata."""
         qnet = self.qnet
-        return checkpoint.save_model(path, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                                     back_rotation=qnet.back_rotation, pad=qnet.pad,
-                                     input_sampling=qnet.input_sampling, profile=self.profile.name,
+        return checkpoint.save_model(path, qnet.fcn, **qnet.geometry(), profile=self.profile.name,
                                      stage="pretrain", version=0, step=self.result.steps, config=config)
 
 

@@ -182,7 +182,12 @@ class RotatingQNetwork(nn.Module):
         self.zoom = int(zoom)
         self.back_rotation = back_rotation
         self._readouts: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see readout()
-        self._sources: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # see _source_taps()
+        self._sources: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}  # see _source_taps()
+
+    def geometry(self) -> dict:
+        """What a checkpoint records to rebuild this network around its FCN (grasp_core.checkpoint.save_model)."""
+        return {"num_rotations": self.num_rotations, "zoom": self.zoom, "back_rotation": self.back_rotation,
+                "pad": self.pad, "input_sampling": self.input_sampling}
 
     def angle(self, index: int) -> float:
         """Jaw closing angle (radians) of rotation `index`."""
@@ -262,8 +267,8 @@ class RotatingQNetwork(nn.Module):
         zoomed_side = self.layout(height, width).zoomed_side
         taps = [self._source_taps(r, height, width, color.device) for r in rotations]
         sources = torch.stack([t[0] for t in taps])  # (N, P, K): K = 1 (nearest) or 4 (bilinear) pixels
-        weights = torch.stack([t[1] for t in taps]).to(color.dtype)
         k = sources.shape[-1]
+        weights = torch.stack([t[1] for t in taps]).to(color.dtype) if k > 1 else None
         rotated = []
         for image in (color, depth):  # prepend the zero that padding and out-of-view pixels copy
             channels = image.shape[1]
@@ -300,9 +305,9 @@ class RotatingQNetwork(nn.Module):
         return F.grid_sample(image, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
     def _source_taps(self, rotation: int, height: int, width: int, device: torch.device
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pixels (P, K), weights (P, K)): which heightmap pixels (flat index + 1; 0 = padding) each of the P
-        trunk-input pixels of `rotation` mixes, and how. Found once per (rotation, size).
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(pixels (P, K), weights (P, K) or None for a plain copy): which heightmap pixels (flat index + 1;
+        0 = padding) each of the P trunk-input pixels of `rotation` mixes, and how. Found once per (rotation, size).
 
         nearest (K = 1): zooming, padding and rotating only copy pixels, so they are one gather, found by running
         `_zoom_pad_rotate` on an image of pixel numbers (exact in float32 below 2^24 pixels): 16 rotations were
@@ -318,8 +323,7 @@ class RotatingQNetwork(nn.Module):
                 if self.input_sampling == "nearest":
                     numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device=device)
                     picked = self._zoom_pad_rotate(numbers.view(1, 1, height, width), [rotation])
-                    pixels = picked.flatten().round().long()[:, None]
-                    self._sources[key] = (pixels, torch.ones(pixels.shape, device=device))
+                    self._sources[key] = (picked.flatten().round().long()[:, None], None)
                 else:
                     self._sources[key] = self._bilinear_taps(rotation, height, width, device)
         return self._sources[key]

@@ -143,9 +143,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
 def _save_model(path: Path, learner: DQNLearner, profile: str, spec: RunSpec) -> None:
     qnet = learner.qnet
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_model(path, qnet.fcn, num_rotations=qnet.num_rotations, zoom=qnet.zoom,
-                          back_rotation=qnet.back_rotation, pad=qnet.pad, input_sampling=qnet.input_sampling,
-                          profile=profile, stage="dqn",
+    checkpoint.save_model(path, qnet.fcn, **qnet.geometry(), profile=profile, stage="dqn",
                           version=learner.step, step=learner.step, config={"run": asdict(spec)})
 
 
