@@ -22,6 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from grasp_core.jaw_geometry import JawGeometry
 from grasp_core.networks import TRUNKS, TwoStreamFCN, build_fcn
 from grasp_core.rotation import BACK_ROTATIONS, INPUT_SAMPLINGS, PADDINGS
 
@@ -104,6 +105,7 @@ def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int
               "trunk_channels": fcn.trunk_channels, "stride": fcn.stride, "num_rotations": int(num_rotations),
               "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad,
               "input_sampling": input_sampling, "profile": profile,
+              "jaw_geometry": None if fcn.jaw_geometry is None else fcn.jaw_geometry.geometry.to_record(),
               "version": int(version), "step": int(step), "config": config or {}}
     _write(path, fcn.state_dict(), record)
     return path
@@ -147,6 +149,19 @@ def _string_or_null(value) -> bool:
 _string_or_null.requirement = "a non-empty string or null"
 
 
+def _jaw_geometry_or_null(value) -> bool:
+    if value is None:
+        return True
+    try:
+        JawGeometry(**value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_jaw_geometry_or_null.requirement = "null or the fields of grasp_core.jaw_geometry.JawGeometry"
+
+
 def _object(value) -> bool:
     return isinstance(value, dict)
 
@@ -168,6 +183,7 @@ MODEL_RECORD_FIELDS = {
     "stage": (False, _string),
     "profile": (False, _string_or_null),
     "config": (False, _object),
+    "jaw_geometry": (False, _jaw_geometry_or_null),
 }
 
 
@@ -234,6 +250,8 @@ def load_fcn(path: str | os.PathLike) -> tuple[TwoStreamFCN, dict]:
     if record["trunk"] not in TRUNKS:
         raise CheckpointError(f"{path}: unknown trunk {record['trunk']!r}; known: {sorted(TRUNKS)}")
     fcn = build_fcn(record["trunk"])
+    if record.get("jaw_geometry") is not None:
+        fcn.enable_jaw_geometry(JawGeometry(**record["jaw_geometry"]))
     load_weights_into(fcn, path)
     return fcn, record
 

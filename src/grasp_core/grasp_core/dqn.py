@@ -19,6 +19,11 @@ weight decay 2e-5), smooth L1, gamma 0.9 and BatchNorm in train mode (`grasp_cor
 Options for the ablations: Adam, gradient clipping, BatchNorm frozen (running statistics in updates too, as at
 inference), a target network (optionally double DQN), and head-only updates for the first N updates.
 
+Jaw geometry (`jaw_geometry`): the head also scores fixed maps of what the jaw would meet (grasp_core.jaw_geometry)
+through a zero-initialised 1x1 conv, added when the learner starts (so the warm start's Q is unchanged) and
+trained at its own rate `geometry_lr`: four weights that must reach a few units from ~100 labels, where the head's
+thousands move by lr.
+
 With gamma 0 the target is the reward alone (a grasp-only episode with a 0/1 reward is a contextual bandit) and
 `loss="bce"` treats Q as the logit of the success probability: a success can only raise its Q and a failure only
 lower it. Under a regression loss a success whose Q is above 1 (half the peaks of a calibrated Q_s) is pushed
@@ -90,6 +95,8 @@ class DQNConfig:
     head_only_updates: int = 0  # the first this many updates train the head only (trunks kept as pretrained)
     trainable: str = "all"  # "head": the trunks stay as pretrained for good; their features are cached
     anchor_weight: float = 0.0  # > 0: also pull every score cell towards the warm start's (module docstring)
+    jaw_geometry: bool = False  # the head also scores the jaw-geometry maps (module docstring)
+    geometry_lr: float = 0.1  # learning rate of the geometry head's weights
     seed: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
 
@@ -107,6 +114,8 @@ class DQNConfig:
             raise ValueError(f"replay_sampler must be one of {REPLAY_SAMPLERS}, got {self.replay_sampler!r}")
         if self.bn_mode not in ("train", "frozen"):
             raise ValueError(f"bn_mode must be 'train' or 'frozen', got {self.bn_mode!r}")
+        if not (math.isfinite(self.geometry_lr) and self.geometry_lr > 0):
+            raise ValueError(f"geometry_lr must be > 0, got {self.geometry_lr}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if not (math.isfinite(self.anchor_weight) and self.anchor_weight >= 0):
@@ -205,6 +214,7 @@ class DQNLearner:
             raise ValueError(f"train_opposite_rotation needs an even number of rotations, got {qnet.num_rotations}")
         self.replay = replay
         self.profile = profile
+        self._add_jaw_geometry(qnet, profile)
         if self.config.loss == "bce":  # Q becomes a logit: move the warm start's 0 / 1 scale to p = 0.05 / 0.75
             with torch.no_grad():
                 conv = qnet.fcn.head.conv1
@@ -227,12 +237,32 @@ class DQNLearner:
             for index, reward in enumerate(replay.rewards):
                 self.sampler.add(index, float(reward), 0.0)
 
+    def _add_jaw_geometry(self, qnet: RotatingQNetwork, profile: str | None) -> None:
+        """Give the network its jaw-geometry head if the config asks for one (a resumed one already has it)."""
+        has_geometry = qnet.fcn.jaw_geometry is not None
+        if not self.config.jaw_geometry:
+            if has_geometry:
+                raise ValueError("this network scores jaw geometry but the DQN config has jaw_geometry=False: "
+                                 "resume it with dqn.jaw_geometry=true")
+            return
+        if has_geometry:
+            return
+        if profile is None:
+            raise ValueError("jaw_geometry needs the heightmap resolution: pass profile=, or call "
+                             "qnet.enable_jaw_geometry(resolution_m) before making the learner")
+        from grasp_core.profiles import get_profile  # profiles builds networks: imported when needed
+        qnet.enable_jaw_geometry(get_profile(profile).resolution)
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
-        params = self.qnet.fcn.head.parameters() if c.trainable == "head" else self.qnet.parameters()
+        fcn = self.qnet.fcn
+        geometry = [] if fcn.geometry_head is None else list(fcn.geometry_head.parameters())
+        others = [p for p in (fcn.head_parameters() if c.trainable == "head" else self.qnet.parameters())
+                  if all(p is not g for g in geometry)]
+        groups = [{"params": others}] + ([{"params": geometry, "lr": c.geometry_lr}] if geometry else [])
         if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
 
     @torch.no_grad()
     def _cached_features(self, experiences: list[Experience], rotations: list[int]) -> torch.Tensor:
@@ -344,9 +374,9 @@ class DQNLearner:
             cells, weights = cells.to(features.device), weights.to(features.device)
             if c.bn_mode == "frozen" and self._anchor is None:
                 picked = features.flatten(2).gather(2, cells[:, None, :].expand(-1, features.shape[1], -1))
-                cell_scores = self.qnet.fcn.head(picked.unsqueeze(-1))[:, 0, :, 0]
+                cell_scores = self.qnet.fcn.score(picked.unsqueeze(-1))[:, 0, :, 0]
             else:
-                score = self.qnet.fcn.head(features)
+                score = self.qnet.fcn.score(features)
                 cell_scores = score.flatten(1).gather(1, cells)
         finally:
             self.qnet.eval()
@@ -356,7 +386,7 @@ class DQNLearner:
             with torch.no_grad():
                 anchor_features = features if c.trainable == "head" else \
                     self._anchor.trunk_features(color, depth, rotations)
-                anchor_score = self._anchor.fcn.head(anchor_features)
+                anchor_score = self._anchor.fcn.score(anchor_features)
             anchor_loss = F.mse_loss(score.float(), anchor_score.float())
         wanted = torch.tensor(targets, dtype=predicted.dtype, device=predicted.device)
         if c.loss == "mse":
@@ -374,7 +404,7 @@ class DQNLearner:
         loss.backward()
         if self.step < c.head_only_updates:
             for name, p in self.qnet.named_parameters():
-                if not name.startswith("fcn.head."):
+                if not name.startswith(("fcn.head.", "fcn.geometry_head.")):
                     p.grad = None
         params = [p for p in self.qnet.parameters() if p.grad is not None]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, c.grad_clip if c.grad_clip > 0 else float("inf")))

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from grasp_core.jaw_geometry import JawGeometry, JawGeometryMaps
+
 COLOR_MEAN = (0.485, 0.456, 0.406)  # ImageNet, as VPG
 COLOR_STD = (0.229, 0.224, 0.225)
 DEPTH_MEAN = 0.01  # VPG trainer.forward
@@ -176,7 +178,8 @@ def make_head(in_channels: int) -> nn.Sequential:
 class TwoStreamFCN(nn.Module):
     """Q_s: raw colour + depth heightmaps -> one affordance/Q logit per pixel.
 
-    State-dict keys: `color_trunk.*`, `depth_trunk.*`, `head.*` (plus the normalisation buffers).
+    State-dict keys: `color_trunk.*`, `depth_trunk.*`, `head.*` (plus the normalisation buffers), and
+    `geometry_head.*` once `enable_jaw_geometry` has been called.
     """
 
     def __init__(self, color_trunk: nn.Module, depth_trunk: nn.Module, trunk_channels: int, stride: int,
@@ -192,6 +195,49 @@ class TwoStreamFCN(nn.Module):
         self.stride = int(stride)
         self.register_buffer("color_mean", torch.tensor(COLOR_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("color_std", torch.tensor(COLOR_STD).view(1, 3, 1, 1), persistent=False)
+        self.jaw_geometry: JawGeometryMaps | None = None
+        self.geometry_head: nn.Conv2d | None = None
+
+    def enable_jaw_geometry(self, geometry: JawGeometry) -> None:
+        """Score the jaw-geometry maps too (grasp_core.jaw_geometry): `with_geometry` appends them to the trunk
+        features and a 1x1 conv, zero at first so that Q is unchanged, adds them to the head's score."""
+        if self.jaw_geometry is not None:
+            raise ValueError(f"this network already scores jaw geometry ({self.jaw_geometry.geometry})")
+        self.jaw_geometry = JawGeometryMaps(geometry, self.stride)
+        reference = next(self.head.parameters())
+        self.geometry_head = nn.Conv2d(self.jaw_geometry.channels, 1, kernel_size=1, bias=False).to(
+            device=reference.device, dtype=reference.dtype)
+        nn.init.zeros_(self.geometry_head.weight)
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels `score` takes: both trunks' features and the jaw-geometry maps, if any."""
+        return 2 * self.trunk_channels + (0 if self.jaw_geometry is None else self.jaw_geometry.channels)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """What a head-only update trains: the head and the geometry head."""
+        return [p for m in (self.head, self.geometry_head) if m is not None for p in m.parameters()]
+
+    def with_geometry(self, features: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The trunks' features (B, 2C, h, w) of raw `depth` (B, 1, H, W), with its jaw-geometry maps appended."""
+        if self.jaw_geometry is None:
+            return features
+        maps = self.jaw_geometry(depth).to(device=features.device, dtype=features.dtype)
+        if maps.shape[0] != features.shape[0] or maps.shape[-2:] != features.shape[-2:]:
+            raise ValueError(f"jaw-geometry maps {tuple(maps.shape)} do not match the features "
+                             f"{tuple(features.shape)}: pass the depth the features were computed from")
+        return torch.cat((features, maps), dim=1)
+
+    def score(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) logits from `with_geometry`'s features (B, feature_channels, h, w)."""
+        if features.shape[1] != self.feature_channels:
+            raise ValueError(f"features have {features.shape[1]} channels, the head takes {self.feature_channels}"
+                             + ("" if self.jaw_geometry is None else " (trunk features + jaw geometry: "
+                                "use with_geometry)"))
+        if self.geometry_head is None:
+            return self.head(features)
+        trunk = 2 * self.trunk_channels
+        return self.head(features[:, :trunk]) + self.geometry_head(features[:, trunk:])
 
     def normalize(self, color: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if color.dim() != 4 or color.shape[1] != 3 or depth.dim() != 4 or depth.shape[1] != 1 \
@@ -212,7 +258,7 @@ class TwoStreamFCN(nn.Module):
 
     def score_map(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(B, 1, H / stride, W / stride) logits before upsampling."""
-        return self.head(self.features(color, depth))
+        return self.score(self.with_geometry(self.features(color, depth), depth))
 
     def forward(self, color: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) logits for one non-rotated input (bilinear upsampling of `score_map`)."""

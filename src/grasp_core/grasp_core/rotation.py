@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grasp_core.jaw_geometry import JawGeometry
 from grasp_core.networks import TwoStreamFCN, heightmaps_to_tensors
 
 
@@ -189,6 +190,10 @@ class RotatingQNetwork(nn.Module):
         return {"num_rotations": self.num_rotations, "zoom": self.zoom, "back_rotation": self.back_rotation,
                 "pad": self.pad, "input_sampling": self.input_sampling}
 
+    def enable_jaw_geometry(self, resolution_m: float) -> None:
+        """Score the jaw geometry too (grasp_core.jaw_geometry), for heightmaps of `resolution_m` metres per pixel."""
+        self.fcn.enable_jaw_geometry(JawGeometry(pixel_m=float(resolution_m) / self.zoom, downsample=self.zoom))
+
     def angle(self, index: int) -> float:
         """Jaw closing angle (radians) of rotation `index`."""
         if not 0 <= index < self.num_rotations:
@@ -249,7 +254,8 @@ class RotatingQNetwork(nn.Module):
 
     def trunk_features(self, color: torch.Tensor, depth: torch.Tensor, rotations: Sequence[int],
                        channels_last: bool = False, backend: str = "torch") -> torch.Tensor:
-        """The trunks' features (N, 2C, h, w) of the padded, zoomed and rotated heightmaps (see forward).
+        """The features (N, fcn.feature_channels, h, w) of the padded, zoomed and rotated heightmaps (see
+        forward): both trunks', and the jaw-geometry maps of the rotated depth if the FCN scores them.
 
         backend "onnxruntime" (no gradient, eval-mode BatchNorm) runs the trunks in grasp_core.ort_trunks.
         """
@@ -286,8 +292,8 @@ class RotatingQNetwork(nn.Module):
                 raise ValueError("backend 'onnxruntime' runs the trunks as at inference (BatchNorm running "
                                  "statistics, no gradient): call it in eval mode")
             from grasp_core import ort_trunks  # imports onnxruntime only when asked for
-            return ort_trunks.trunk_features(self.fcn, color, depth)
-        return self.fcn.features(color, depth)
+            return self.fcn.with_geometry(ort_trunks.trunk_features(self.fcn, color, depth), depth)
+        return self.fcn.with_geometry(self.fcn.features(color, depth), depth)
 
     def _zoom_pad_rotate(self, image: torch.Tensor, rotations: list[int]) -> torch.Tensor:
         """(B, C, H, W) -> (N, C, S * zoom, S * zoom): zoomed (nearest), zero-padded to the square and rotated
@@ -354,7 +360,7 @@ class RotatingQNetwork(nn.Module):
     def q_from_features(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
                         ) -> torch.Tensor:
         """Q logits (N, height, width): the head on trunk features, rotated back, upsampled and cropped."""
-        return self.score_to_q(self.fcn.head(features), rotations, height, width)
+        return self.score_to_q(self.fcn.score(features), rotations, height, width)
 
     def score_to_q(self, score: torch.Tensor, rotations: Sequence[int], height: int, width: int) -> torch.Tensor:
         """Score maps (N, 1, h, w) in the rotated frames -> Q logits (N, height, width) in the heightmap frame."""
