@@ -251,6 +251,15 @@ def test_dry_run_without_the_robot(monkeypatch):
     assert heightmap["calibration_file"].endswith("ur3_sim_calibration.yaml")
 
 
+
+@pytest.mark.parametrize("param_file", ["ur5_sim.yaml", "ur3_sim_camera.yaml"])
+def test_the_heightmap_node_hears_grasp_sim_reliably(param_file):
+    """Wherever grasp_sim is the camera, heightmap_node subscribes reliably: grasp_sim sends one ~1.5 MB frame per
+    action, which Fast DDS's default transports lose whenever the subscriber drains them late, and only a reliable
+    subscription gets it back (docs/reliability.md; tests/test_camera_delivery.py)."""
+    params = yaml.safe_load((ROOT / "config" / param_file).read_text())["/**/heightmap_node"]["ros__parameters"]
+    assert params["camera_qos"] == "reliable"
+
 def test_calibrated_kinematics_reach_the_driver_and_moveit(monkeypatch):
     started, _ = run(ROOT / "launch" / "real_ur3.launch.py", SCENARIOS["real_ur3.launch.py"][2], monkeypatch)
     assert included(started, "ur_robot_driver")["kinematics_params_file"] == "/cal/ur3_factory.yaml"

@@ -39,7 +39,7 @@ def graph_specs(tmp):
         specs += [
             NodeSpec("grasp_sim", "sim_node", ns, params={"num_objects": 4, "seed": 10 + i}),
             NodeSpec("grasp_perception", "heightmap_node", ns, params={
-                "resolution": 0.007, "use_tf": False,
+                "resolution": 0.007, "use_tf": False, "camera_qos": "reliable",  # as config/ur5_sim.yaml
                 "calibration_file": str(REPO / "config" / "ur5_sim_calibration.yaml")}),
             NodeSpec("grasp_execution", "executor_node", ns, params={"propose_service": "/propose_grasp"}),
         ]

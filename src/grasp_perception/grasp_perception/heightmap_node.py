@@ -6,6 +6,13 @@ messages out: `grasp/heightmap` (LATEST_QOS, so a late affordance node gets the 
 
 The camera subscriptions use the sensor-data QoS (best effort) by default (`camera_qos`), so both best-effort
 cameras (realsense2_camera with `*_qos:=SENSOR_DATA`, bag replays) and reliable ones (the default, grasp_sim) connect.
+Best effort loses frames: a 640x480 frame (~1.5 MB) overflows Fast DDS's default transport buffers (a 512 KiB
+shared-memory segment, ~208 KiB UDP socket buffers) whenever this process drains them late, and nothing resends
+the fragments. Harmless at 30 Hz, fatal for a camera that sends one frame per action (grasp_sim: give it
+`camera_qos:=reliable`, as config/ur5_sim.yaml does). No image goes silently: the ones the middleware reports lost
+are logged and counted (`lost_in_transport`), so are images dropped without a partner of the other stream
+(`unpaired`) and frames whose CameraInfo (small, so it gets through) came but whose images did not (`missing_images`:
+once a newer frame's images came, or `MISSING_AFTER` s / max_age later).
 
 Colour and depth are paired by stamp (stamp_sync.StampPairer, `max_stamp_skew`). The camera pose is the
 tf2 transform base_frame <- the images' frame when tf2_ros is importable and `use_tf` is true, else the fixed
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +38,7 @@ from grasp_ros.node_main import spin_node
 from grasp_ros.params import ParameterError, declare_config, in_range, parameter
 from grasp_ros.qos import CAMERA_QOS_CHOICES, LATEST_QOS, SENSOR_QOS, camera_qos
 from grasp_interfaces.msg import Heightmap
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
@@ -41,6 +49,8 @@ from grasp_perception.stamp_sync import StampPairer
 
 COLOR_ENCODINGS = ("rgb8", "bgr8")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")  # 16-bit: millimetres (RealSense); 32FC1: metres (REP 118)
+MISSING_AFTER = 5.0  # s (or max_age if longer): a frame whose CameraInfo came and whose images have not is missing
+SAME_FRAME_NS = 1_000_000  # a CameraInfo and a colour image this close in stamp are one frame (the same stamp)
 
 
 class FrameRejected(ValueError):
@@ -124,6 +134,8 @@ class HeightmapNode(Node):
         self.pairer = StampPairer(config.max_stamp_skew, config.queue_size)
         self.camera_info: CameraInfo | None = None
         self._waiting_for_info = None  # the newest pair that arrived before any CameraInfo
+        self._announced: deque[int] = deque(maxlen=1000)  # CameraInfo stamps (ns) whose images have not come yet
+        self._last_pair_ns = -1  # stamp of the newest colour/depth pair
         self.published = 0
         self.dropped: Counter[str] = Counter()
         self.last_drop: tuple[str, str] | None = None
@@ -136,8 +148,8 @@ class HeightmapNode(Node):
             self.color_pub = self.create_publisher(Image, config.heightmap_topic + "/color", SENSOR_QOS)
             self.depth_pub = self.create_publisher(Image, config.heightmap_topic + "/depth", SENSOR_QOS)
         cam_qos = camera_qos(config.camera_qos)
-        self.create_subscription(Image, config.color_topic, lambda m: self._on_image("color", m), cam_qos)
-        self.create_subscription(Image, config.depth_topic, lambda m: self._on_image("depth", m), cam_qos)
+        for stream, topic in (("color", config.color_topic), ("depth", config.depth_topic)):
+            self._subscribe_images(stream, topic, cam_qos)
         self.create_subscription(CameraInfo, config.camera_info_topic, self._on_camera_info, cam_qos)
         h, w = self.workspace.shape
         self.get_logger().info(
@@ -180,19 +192,89 @@ class HeightmapNode(Node):
                                f"{self.calibration.camera_frame} at ({t[0]:.3f}, {t[1]:.3f}, {t[2]:.3f}) in "
                                f"{self.base_frame}")
 
+    def _subscribe_images(self, stream: str, topic: str, qos) -> None:
+        """One image stream, with the middleware's message-lost event when it has one (rmw_fastrtps does)."""
+        def on_image(msg: Image) -> None:
+            self._on_image(stream, msg)
+
+        def on_lost(info) -> None:
+            self._on_lost(stream, info)
+        try:
+            self.create_subscription(Image, topic, on_image, qos,
+                                     event_callbacks=SubscriptionEventCallbacks(message_lost=on_lost))
+        except UnsupportedEventTypeError:
+            self.get_logger().info(f"this middleware does not report lost messages: images lost on "
+                                   f"{self.resolve_topic_name(topic)} cannot be logged")
+            self.create_subscription(Image, topic, on_image, qos)
+
     # ------------------------------------------------------------------------------------------------ input
+    def _on_lost(self, stream: str, info) -> None:
+        """The middleware lost `stream` images on the way (best effort: they are never resent)."""
+        count = int(info.total_count_change)
+        if count <= 0:
+            return
+        hint = (" (best-effort subscription: nothing resends them; a camera that publishes reliably, e.g. grasp_sim, "
+                "wants camera_qos:=reliable)" if self.config.camera_qos == "sensor_data" else "")
+        self._drop("lost_in_transport", f"{count} {stream} image(s) lost between the camera and this node, "
+                                        f"{int(info.total_count)} on this stream so far{hint}", count)
+
     def _on_camera_info(self, msg: CameraInfo) -> None:
         first = self.camera_info is None
         self.camera_info = msg
+        self._announce(stamp_ns(msg.header.stamp))
         if first and self._waiting_for_info is not None:
             # The frame that arrived before the first CameraInfo (callback order is not publication order).
             pair, self._waiting_for_info = self._waiting_for_info, None
             self._handle(pair)
 
+    # A camera sends CameraInfo with each frame, with the images' stamp. It is small, so it gets through where a
+    # large image does not: a CameraInfo whose images never come is a frame lost on the way.
+    def _announce(self, stamp: int) -> None:
+        """A CameraInfo stamped `stamp`: expect its images (unless they came already or it repeats)."""
+        if stamp <= 0:  # not stamped
+            return
+        patience = int(max(MISSING_AFTER, self.config.max_age) * 1e9)
+        newest = max(self._last_pair_ns, self._announced[-1] if self._announced else -1)
+        if stamp + patience < newest:  # time went back (a looped bag, a restarted camera): start over
+            self._announced.clear()
+            self._last_pair_ns = -1
+        elif stamp <= self._last_pair_ns + SAME_FRAME_NS or (self._announced and stamp <= self._announced[-1]):
+            return
+        self._announced.append(stamp)
+        self._report_missing(lambda s: s < stamp - patience, f"no images within {patience * 1e-9:.1f} s")
+
+    def _images_came(self, stamp: int) -> None:
+        """A colour/depth pair stamped `stamp` was made: frames announced before it that never came are missing."""
+        self._last_pair_ns = max(self._last_pair_ns, stamp)
+        self._report_missing(lambda s: s < stamp - SAME_FRAME_NS, "a newer frame's images came")
+        while self._announced and self._announced[0] <= stamp + SAME_FRAME_NS:
+            self._announced.popleft()
+
+    def _report_missing(self, overdue, why: str) -> None:
+        missing = []
+        while self._announced and overdue(self._announced[0]):
+            missing.append(self._announced.popleft())
+        if not missing:
+            return
+        stamps = ", ".join(f"{s // 10**9}.{s % 10**9:09d}" for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        hint = (" (best effort: nothing resends them; a camera that publishes reliably, e.g. grasp_sim, wants "
+                "camera_qos:=reliable)" if self.config.camera_qos == "sensor_data" else "")
+        self._drop("missing_images", f"{len(missing)} frame(s) whose CameraInfo came never came as colour + depth "
+                                     f"images ({why}), stamps {stamps}: lost on the way{hint}, or the camera stamps "
+                                     "its CameraInfo differently from its images", len(missing))
+
     def _on_image(self, stream: str, msg: Image) -> None:
+        unpaired = self.pairer.unpaired
         pair = self.pairer.add(stream, stamp_ns(msg.header.stamp), msg)
+        if self.pairer.unpaired > unpaired:
+            n = self.pairer.unpaired - unpaired
+            self._drop("unpaired", f"{n} image(s) dropped without a partner of the other stream within "
+                                   f"max_stamp_skew {self.config.max_stamp_skew} s (its partner was lost, the "
+                                   f"queue of {self.config.queue_size} overflowed, or time went back); "
+                                   f"waiting: {self.pairer.pending()}", n)
         if pair is None:
             return
+        self._images_came(stamp_ns(pair.color.header.stamp))
         if self.camera_info is None:
             superseded, self._waiting_for_info = self._waiting_for_info, pair
             if superseded is not None:
@@ -278,8 +360,8 @@ class HeightmapNode(Node):
                                                 f"{type(e).__name__}: {e}") from None
         return transform_to_matrix(transform.transform)
 
-    def _drop(self, reason: str, message: str) -> None:
-        self.dropped[reason] += 1
+    def _drop(self, reason: str, message: str, count: int = 1) -> None:
+        self.dropped[reason] += count
         self.last_drop = (reason, message)
         now = time.monotonic()
         if now - self._last_drop_log.get(reason, -float("inf")) >= self.config.drop_log_period:

@@ -220,8 +220,58 @@ def test_bad_frames_are_logged_dropped_and_the_node_keeps_going(harness):
     # ... and the next good frame still becomes a heightmap.
     msg = h.expect_heightmap(*messages(now(h)))
     assert msg_to_heightmap(msg)[1].max() > 0.04 and h.node.published == 2
-    assert sum(h.node.dropped.values()) == 7
+    assert sum(h.node.dropped.values()) == 7, h.node.dropped
 
+
+
+def test_images_without_a_partner_and_images_lost_on_the_way_are_logged_and_counted(harness):
+    """No camera image disappears silently: one dropped because its partner never came is an `unpaired` drop, a
+    frame whose CameraInfo came but whose images did not is `missing_images`, and images the middleware reports lost
+    (RMW message-lost event) are `lost_in_transport`; each is counted and logged."""
+    from rclpy.event_handler import QoSSubscriptionEventType  # noqa: PLC0415
+
+    h = harness
+    base = h.node.get_clock().now().nanoseconds
+
+    def stamp(tenths):  # explicit stamps 0.1 s apart: frames, not a fast loop's neighbouring clock readings
+        return rclpy.time.Time(nanoseconds=base + tenths * 100_000_000).to_msg()
+
+    def info(at):
+        h.info_pub.publish(CameraInfo(header=Header(stamp=at, frame_id=FRAME), width=W, height=H,
+                                      k=K.reshape(-1).tolist()))
+        h.spin_until(lambda: h.node.camera_info is not None and h.node.camera_info.header.stamp == at, "CameraInfo")
+
+    # A colour image whose depth never came: dropped as unpaired once a newer pair is made, and its frame (its
+    # CameraInfo came) is missing.
+    lonely_color, _ = messages(stamp(1))
+    info(stamp(1))
+    h.color_pub.publish(lonely_color)
+    h.spin_until(lambda: h.node.pairer.pending()["color"] == 1, "the colour image to wait for its depth")
+    assert h.node.dropped["missing_images"] == 0  # not yet: its depth may still come
+    msg = h.expect_heightmap(*messages(stamp(2)))
+    assert msg_to_heightmap(msg)[1].max() > 0.04
+    assert h.node.dropped["unpaired"] == 1 and h.node.dropped["missing_images"] == 1
+
+    # A frame whose CameraInfo came and neither image did (both lost on the way): missing, once a newer frame's
+    # images come, with its stamp in the log.
+    info(stamp(3))
+    h.expect_heightmap(*messages(stamp(4)))
+    assert h.node.dropped["missing_images"] == 2 and h.node.dropped["unpaired"] == 1
+    reason, message = h.node.last_drop
+    assert reason == "missing_images" and f"stamps {stamp(3).sec}.{stamp(3).nanosec:09d}" in message
+
+    # Every image subscription listens for the middleware's lost-message event...
+    for sub in h.node.subscriptions:
+        if sub.msg_type is Image and sub.topic_name.startswith("/camera/"):
+            assert QoSSubscriptionEventType.RCL_SUBSCRIPTION_MESSAGE_LOST in [e.event_type for e in sub.event_handlers]
+    # ... and counts and logs what it reports (over DDS: tests/test_camera_delivery.py).
+
+    class Lost:
+        total_count, total_count_change = 3, 3
+    h.node._on_lost("depth", Lost())
+    assert h.node.dropped["lost_in_transport"] == 3
+    reason, message = h.node.last_drop
+    assert reason == "lost_in_transport" and "3 depth image(s) lost" in message and "camera_qos:=reliable" in message
 
 def test_bad_parameters_stop_the_node_with_a_clear_message(calibration_file, tmp_path):
     rclpy.init()

@@ -24,7 +24,10 @@ LATEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Re
 # Subscriptions to camera streams (colour, aligned depth, CameraInfo): the ROS sensor-data profile (best effort,
 # volatile, keep last 5). A best-effort subscription connects to best-effort publishers (realsense2_camera with
 # `*_qos:=SENSOR_DATA`, many bag replays) *and* to reliable ones (realsense2_camera's default, grasp_sim); a reliable
-# one would not hear the former at all.
+# one would not hear the former at all. Best effort loses large frames: a 640x480 rgb8 + 16UC1 pair (~1.5 MB) is
+# more than Fast DDS's default transport buffers hold (512 KiB shared-memory segment, ~208 KiB UDP socket buffers),
+# so fragments are lost whenever the subscriber drains them late and nothing resends them. Fine for a 30 Hz stream;
+# a camera that sends one frame per action (grasp_sim) needs camera_qos "reliable" (config/ur5_sim.yaml).
 CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
 CAMERA_QOS_CHOICES = ("sensor_data", "reliable")
