@@ -20,10 +20,10 @@ from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/jaw_geometry.json")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--pairs", type=int, default=20, help="timed (with, without) pairs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out", default="benchmarks/results/jaw_geometry.json", help="JSON file to write")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profile = get_profile("fast")

@@ -71,7 +71,7 @@ PRESETS: dict[str, LearningConfig] = {
     # every update.
     "default": LearningConfig(
         name="default",
-        dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=1e-3, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
+        dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=3e-4, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
                       batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
                       train_opposite_rotation=True, jaw_geometry=True, geometry_lr=0.1),
         exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
