@@ -261,10 +261,17 @@ class PoolFCN(nn.Module):
         super().__init__()
         self.stride = stride
         self.unused = nn.Parameter(torch.zeros(1))  # predict() asks for the parameters' device
-        self.head = nn.Identity()  # RotatingQNetwork runs head(features(...)), as TwoStreamFCN.score_map does
+        self.head = nn.Identity()
 
     def features(self, color, depth):
         return F.avg_pool2d(color.mean(1, keepdim=True) + depth, self.stride)
+
+    # RotatingQNetwork runs score(with_geometry(features(...), depth)), as TwoStreamFCN.score_map does
+    def with_geometry(self, features, depth):
+        return features  # no jaw geometry
+
+    def score(self, features):
+        return self.head(features)
 
     def score_map(self, color, depth):
         return self.head(self.features(color, depth))
