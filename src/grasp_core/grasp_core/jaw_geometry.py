@@ -4,11 +4,11 @@ Why: the key-point warm start says where an object is, not which jaw angle works
 The trunks' features carry the angle poorly: a head trained on them picked the right angle at 0.83 of new scenes
 from ~1000 labelled grasps, against 0.75 for a random angle. Two fixed maps of the rotated depth the trunks see
 carry it well: how high things stand under each finger when the jaw opens, and how much of the jaw's span the
-object fills (0.90-0.92 from the same labels, docs/learning.md 1.8). They are not learned; the head learns how
+object fills (0.89-0.93 from the same labels, docs/learning.md 1.8). They are not learned; the head learns how
 much each one counts (`TwoStreamFCN.geometry_head`, zero at the warm start, so Q_s is unchanged).
 
-In a rotated trunk input the jaw closes along the image rows (u), as in VPG: rotation i turns the heightmap by
--angle_i. Channels, each averaged over a score cell (the trunk stride):
+In a rotated trunk input the jaw closes along the image's u axis (horizontal), as in VPG: rotation i turns the
+heightmap by -angle_i. Channels, each averaged over a score cell (the trunk stride):
     0  span_u:   fraction of the jaw's stroke, along u through the pixel, that stands above `occupied_m`
     1  finger_u: the higher of the two open fingers' footprints (max height under each), / `height_scale_m`
     2  span_v, 3 finger_v: the same across the jaw (a reference the head can compare with)
