@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Why do vanilla and MoG end above ours once the jaw geometry is scored (docs/learning.md 4.1)? Candidate fixes, ours
 # at 10 objects, 3 seeds x 250 attempts, 1 job each; raw runs under runs/exp10/<row>. The fifth session ran
-# head_lr_1e-4 (stopped after 2 seeds for time) and stopped fast_bilinear_geometry before its first attempt.
+# head_lr_1e-4 (stopped after 2 seeds for time) and, at the end, fast_bilinear_geometry (3 seeds).
 #   nohup docs/results/sim_fast_v6/run_extra_rows.sh head_lr_1e-4 > runs/exp10/head_lr_1e-4.log 2>&1 &
 set -u
 cd "$(dirname "$0")/../../.."
