@@ -213,10 +213,15 @@ class HeightmapNode(Node):
         count = int(info.total_count_change)
         if count <= 0:
             return
-        hint = (" (best-effort subscription: nothing resends them; a camera that publishes reliably, e.g. grasp_sim, "
-                "wants camera_qos:=reliable)" if self.config.camera_qos == "sensor_data" else "")
         self._drop("lost_in_transport", f"{count} {stream} image(s) lost between the camera and this node, "
-                                        f"{int(info.total_count)} on this stream so far{hint}", count)
+                                        f"{int(info.total_count)} on this stream so far{self._qos_hint()}", count)
+
+    def _qos_hint(self) -> str:
+        """What to do about lost images, when the subscription is what lets them be lost."""
+        if self.config.camera_qos != "sensor_data":
+            return ""
+        return (" (best-effort subscription: nothing resends them; a camera that publishes reliably, e.g. grasp_sim, "
+                "wants camera_qos:=reliable)")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         first = self.camera_info is None
@@ -257,11 +262,9 @@ class HeightmapNode(Node):
         if not missing:
             return
         stamps = ", ".join(f"{s // 10**9}.{s % 10**9:09d}" for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        hint = (" (best effort: nothing resends them; a camera that publishes reliably, e.g. grasp_sim, wants "
-                "camera_qos:=reliable)" if self.config.camera_qos == "sensor_data" else "")
         self._drop("missing_images", f"{len(missing)} frame(s) whose CameraInfo came never came as colour + depth "
-                                     f"images ({why}), stamps {stamps}: lost on the way{hint}, or the camera stamps "
-                                     "its CameraInfo differently from its images", len(missing))
+                                     f"images ({why}), stamps {stamps}: lost on the way{self._qos_hint()}, or the "
+                                     "camera stamps its CameraInfo differently from its images", len(missing))
 
     def _on_image(self, stream: str, msg: Image) -> None:
         unpaired = self.pairer.unpaired
