@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 
 from grasp_core.jaw_geometry import JawGeometry
 from grasp_core.networks import TRUNKS, TwoStreamFCN, build_fcn
-from grasp_core.rotation import BACK_ROTATIONS, INPUT_SAMPLINGS, PADDINGS
+from grasp_core.rotation import ANGLE_SOURCES, BACK_ROTATIONS, INPUT_SAMPLINGS, PADDINGS
 
 FORMAT = "grasp-checkpoint"
 # 2: the head's last conv has a bias (Q-scale calibration); version-1 files lack that tensor.
@@ -96,7 +96,7 @@ def _read(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, torc
 def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int, zoom: int = 1,
                back_rotation: str = "nearest", profile: str | None = None, stage: str = "dqn",
                version: int = 0, step: int = 0, config: dict | None = None, pad: str = "diagonal",
-               input_sampling: str = "nearest") -> Path:
+               input_sampling: str = "nearest", angle_source: str = "network") -> Path:
     """Write the FCN's weights and metadata (`stage`: "pretrain" for Q_s, "dqn" for the learner)."""
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -104,7 +104,7 @@ def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "stage": stage, "trunk": fcn.trunk_name,
               "trunk_channels": fcn.trunk_channels, "stride": fcn.stride, "num_rotations": int(num_rotations),
               "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad,
-              "input_sampling": input_sampling, "profile": profile,
+              "input_sampling": input_sampling, "angle_source": angle_source, "profile": profile,
               "jaw_geometry": None if fcn.jaw_geometry is None else fcn.jaw_geometry.geometry.to_record(),
               "version": int(version), "step": int(step), "config": config or {}}
     _write(path, fcn.state_dict(), record)
@@ -178,6 +178,7 @@ MODEL_RECORD_FIELDS = {
     "back_rotation": (False, _one_of(*BACK_ROTATIONS)),
     "pad": (False, _one_of(*PADDINGS)),
     "input_sampling": (False, _one_of(*INPUT_SAMPLINGS)),
+    "angle_source": (False, _one_of(*ANGLE_SOURCES)),
     "trunk_channels": (False, _int_in(1)),
     "stride": (False, _int_in(1)),
     "stage": (False, _string),
@@ -263,7 +264,7 @@ def load_q_network(path: str | os.PathLike):
     fcn, record = load_fcn(path)
     return RotatingQNetwork(fcn, record["num_rotations"], record.get("zoom", 1),
                             record.get("back_rotation", "nearest"), record.get("pad", "diagonal"),
-                            record.get("input_sampling", "nearest")), record
+                            record.get("input_sampling", "nearest"), record.get("angle_source", "network")), record
 
 
 # --------------------------------------------------------------------------------------------- training state

@@ -22,7 +22,9 @@ inference), a target network (optionally double DQN), and head-only updates for 
 Jaw geometry (`jaw_geometry`): the head also scores fixed maps of what the jaw would meet (grasp_core.jaw_geometry)
 through a zero-initialised 1x1 conv, added when the learner starts (so the warm start's Q is unchanged) and
 trained at its own rate `geometry_lr`: four weights that must reach a few units from ~100 labels, where the head's
-thousands move by lr.
+thousands move by lr. With `angle_source="jaw_geometry"` the head's term is averaged over all R rotations at the
+grasp's pixel (grasp_core.rotation), so the head learns where to grasp and the geometry alone at which angle; each
+experience's trunk features are then kept at its pixel's score cells under every rotation.
 
 With gamma 0 the target is the reward alone (a grasp-only episode with a 0/1 reward is a contextual bandit) and
 `loss="bce"` treats Q as the logit of the success probability: a success can only raise its Q and a failure only
@@ -54,7 +56,7 @@ import torch.nn.functional as F
 from grasp_core import checkpoint
 from grasp_core.networks import TwoStreamFCN
 from grasp_core.replay import Experience, ReplayStore, VPGReplaySampler
-from grasp_core.rotation import InferenceOptions, RotatingQNetwork
+from grasp_core.rotation import ANGLE_SOURCES, InferenceOptions, RotatingQNetwork
 
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("smooth_l1", "mse", "bce")
@@ -97,6 +99,7 @@ class DQNConfig:
     anchor_weight: float = 0.0  # > 0: also pull every score cell towards the warm start's (module docstring)
     jaw_geometry: bool = False  # the head also scores the jaw-geometry maps (module docstring)
     geometry_lr: float = 0.1  # learning rate of the geometry head's weights
+    angle_source: str = "network"  # "jaw_geometry": only the geometry term differs between angles (module docstring)
     seed: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
 
@@ -132,6 +135,12 @@ class DQNConfig:
             raise ValueError(f"trainable must be one of {TRAINABLE}, got {self.trainable!r}")
         if self.loss == "bce" and self.gamma != 0.0:
             raise ValueError("loss 'bce' treats Q as the logit of the success probability: it needs gamma 0")
+        if self.angle_source not in ANGLE_SOURCES:
+            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES}, got {self.angle_source!r}")
+        if self.angle_source == "jaw_geometry" and not (
+                self.jaw_geometry and self.trainable == "head" and self.bn_mode == "frozen" and not self.anchor_weight):
+            raise ValueError("angle_source 'jaw_geometry' needs jaw_geometry=true, trainable='head', bn_mode='frozen' "
+                             "and anchor_weight=0 (the head is trained on cached features at the grasp's pixel)")
         if self.double_dqn and not self.target_update_every:
             raise ValueError("double_dqn needs a target network (target_update_every > 0)")
 
@@ -214,7 +223,7 @@ class DQNLearner:
             raise ValueError(f"train_opposite_rotation needs an even number of rotations, got {qnet.num_rotations}")
         self.replay = replay
         self.profile = profile
-        self._add_jaw_geometry(qnet, profile)
+        self._set_angle_source(qnet, resumed=self._add_jaw_geometry(qnet, profile))
         if self.config.loss == "bce":  # Q becomes a logit: move the warm start's 0 / 1 scale to p = 0.05 / 0.75
             with torch.no_grad():
                 conv = qnet.fcn.head.conv1
@@ -228,6 +237,7 @@ class DQNLearner:
         self.target_net: RotatingQNetwork | None = None
         self._cache: dict[int, Experience] = {}  # decoded replay records (the store reads them from disk)
         self._features: dict[tuple[str, int], torch.Tensor] = {}  # trainable="head": frozen trunk features
+        self._pixel_features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # angle_source="jaw_geometry"
         self._anchor: RotatingQNetwork | None = None  # the warm-start network, for anchor_weight > 0
         if self.config.anchor_weight > 0:
             self._anchor = copy.deepcopy(qnet).eval()
@@ -237,21 +247,34 @@ class DQNLearner:
             for index, reward in enumerate(replay.rewards):
                 self.sampler.add(index, float(reward), 0.0)
 
-    def _add_jaw_geometry(self, qnet: RotatingQNetwork, profile: str | None) -> None:
-        """Give the network its jaw-geometry head if the config asks for one (a resumed one already has it)."""
+    def _add_jaw_geometry(self, qnet: RotatingQNetwork, profile: str | None) -> bool:
+        """Give the network its jaw-geometry head if the config asks for one; True if it had one already (a
+        network resumed from the learner's checkpoint)."""
         has_geometry = qnet.fcn.jaw_geometry is not None
         if not self.config.jaw_geometry:
             if has_geometry:
                 raise ValueError("this network scores jaw geometry but the DQN config has jaw_geometry=False: "
                                  "resume it with dqn.jaw_geometry=true")
-            return
+            return False
         if has_geometry:
-            return
+            return True
         if profile is None:
             raise ValueError("jaw_geometry needs the heightmap resolution: pass profile=, or call "
                              "qnet.enable_jaw_geometry(resolution_m) before making the learner")
         from grasp_core.profiles import get_profile  # profiles builds networks: imported when needed
         qnet.enable_jaw_geometry(get_profile(profile).resolution)
+        return False
+
+    def _set_angle_source(self, qnet: RotatingQNetwork, resumed: bool) -> None:
+        """A warm start takes the config's angle source; a resumed network must already have it (changing it
+        would change every Q it learned)."""
+        wanted = self.config.angle_source
+        if qnet.angle_source == wanted:
+            return
+        if resumed or qnet.angle_source != "network":
+            raise ValueError(f"this network takes its angle from {qnet.angle_source!r} but the DQN config has "
+                             f"angle_source={wanted!r}: resume it with dqn.angle_source={qnet.angle_source}")
+        qnet.set_angle_source(wanted)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -280,6 +303,39 @@ class DQNLearner:
             for k, f in zip(missing, features):
                 self._features[(experiences[k].id, rotations[k])] = f.to(FEATURE_CACHE_DTYPE)
         return torch.stack([self._features[(e.id, r)] for e, r in zip(experiences, rotations)]).float()
+
+    @torch.no_grad()
+    def _features_at_pixels(self, experiences: list[Experience]) -> tuple[torch.Tensor, torch.Tensor]:
+        """angle_source "jaw_geometry": each experience's features at its pixel's score cells under all R
+        rotations, (N, R, C, K), and the cells' readout weights (N, R, K); computed once per experience and kept
+        (the trunks are frozen). K is at most a few cells, so this keeps less than one full map would."""
+        rotations = list(range(self.qnet.num_rotations))
+        for experience in experiences:
+            if experience.id in self._pixel_features:
+                continue
+            color = torch.from_numpy(experience.color_hm).permute(2, 0, 1)[None].float().div_(255.0)
+            depth = torch.from_numpy(experience.depth_hm.astype(np.float32))[None, None]
+            self.qnet.eval()
+            features = self.qnet.trunk_features(color, depth, rotations, backend=self.config.inference.backend)
+            height, width = experience.depth_hm.shape
+            cells, weights = self.qnet.readout(rotations, [experience.pixel] * len(rotations), height, width,
+                                               features.shape[-2:])
+            picked = features.flatten(2).gather(2, cells[:, None, :].expand(-1, features.shape[1], -1))
+            self._pixel_features[experience.id] = (picked.to(FEATURE_CACHE_DTYPE), weights)
+        kept = [self._pixel_features[e.id] for e in experiences]
+        k = max(f.shape[-1] for f, _ in kept)  # pixels differ in how many cells they read: pad with zero weight
+        return (torch.stack([F.pad(f, (0, k - f.shape[-1])) for f, _ in kept]).float(),
+                torch.stack([F.pad(w, (0, k - w.shape[-1])) for _, w in kept]))
+
+    def _angle_pooled_q(self, experiences: list[Experience], rotations: list[int]) -> torch.Tensor:
+        """Q (N,) of each (experience, rotation) at its pixel under angle_source "jaw_geometry": the head's term
+        averaged over all rotations plus the geometry term of that rotation (RotatingQNetwork.pool_angles)."""
+        features, weights = self._features_at_pixels(experiences)
+        n, r, channels, k = features.shape
+        head, geometry = self.qnet.fcn.score_parts(features.view(n * r, channels, k, 1))
+        head_q = (head.view(n, r, k).float() * weights).sum(-1)
+        geometry_q = (geometry.view(n, r, k).float() * weights).sum(-1)
+        return head_q.mean(1) + geometry_q[torch.arange(n), torch.tensor(rotations)]
 
     # -- targets ---------------------------------------------------------------------------------------------
     def q_maps(self, color_hm: np.ndarray, depth_hm: np.ndarray) -> np.ndarray:
@@ -357,6 +413,10 @@ class DQNLearner:
                 depths.append(experience.depth_hm)
                 items.append(experience)
         height, width = colors[0].shape[:2]
+        if c.angle_source == "jaw_geometry":
+            self.qnet.eval()
+            predicted = self._angle_pooled_q(items, rotations)
+            return self._step_on(predicted, targets, len(batch), anchor_loss=None)
         if c.trainable == "head":
             features = self._cached_features(items, rotations)
         else:
@@ -388,6 +448,12 @@ class DQNLearner:
                     self._anchor.trunk_features(color, depth, rotations)
                 anchor_score = self._anchor.fcn.score(anchor_features)
             anchor_loss = F.mse_loss(score.float(), anchor_score.float())
+        return self._step_on(predicted, targets, len(batch), anchor_loss)
+
+    def _step_on(self, predicted: torch.Tensor, targets: list[float], batch_size: int,
+                 anchor_loss: torch.Tensor | None) -> tuple[float, list[float], float]:
+        """The loss of `predicted` Q against `targets`, one clipped optimiser step; see _gradient_step."""
+        c = self.config
         wanted = torch.tensor(targets, dtype=predicted.dtype, device=predicted.device)
         if c.loss == "mse":
             per_pixel = F.mse_loss(predicted, wanted, reduction="none")
@@ -395,7 +461,7 @@ class DQNLearner:
             per_pixel = F.binary_cross_entropy_with_logits(predicted, wanted, reduction="none")
         else:
             per_pixel = F.smooth_l1_loss(predicted, wanted, reduction="none", beta=c.smooth_l1_beta)
-        loss = per_pixel.sum() / len(batch)  # summed over an experience's rotations, mean over experiences
+        loss = per_pixel.sum() / batch_size  # summed over an experience's rotations, mean over experiences
         if anchor_loss is not None:
             loss = loss + c.anchor_weight * anchor_loss
         if not torch.isfinite(loss):
@@ -412,7 +478,7 @@ class DQNLearner:
             raise DivergenceError(f"non-finite gradient norm {grad_norm}")
         self.optimizer.step()
         values = torch.sigmoid(predicted.detach()) if c.loss == "bce" else predicted.detach()
-        per_experience = values.view(len(batch), -1)[:, 0].tolist()  # compared with the targets (surprise)
+        per_experience = values.view(batch_size, -1)[:, 0].tolist()  # compared with the targets (surprise)
         return float(loss.detach()), per_experience, grad_norm
 
     def _snapshot(self) -> tuple[dict, dict]:
@@ -433,7 +499,9 @@ class DQNLearner:
         """Finite weights can still give inf or NaN Q: run the new experience's state (its rotation, eval mode)."""
         rotations = [experience.rotation_index]
         height, width = experience.depth_hm.shape
-        if self.config.trainable == "head":
+        if self.config.angle_source == "jaw_geometry":  # Q of every angle at its pixel (the head is per cell)
+            q = self._angle_pooled_q([experience] * self.qnet.num_rotations, list(range(self.qnet.num_rotations)))
+        elif self.config.trainable == "head":
             q = self.qnet.q_from_features(self._cached_features([experience], rotations), rotations, height, width)
         else:
             color = torch.from_numpy(experience.color_hm).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)

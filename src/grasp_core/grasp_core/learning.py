@@ -66,14 +66,16 @@ PRESETS: dict[str, LearningConfig] = {
     "seed": LearningConfig(name="seed", publish_every=10),
     # What docs/learning.md measured best: grasps chosen by the jaw-symmetric Q among pixels well inside an
     # object's footprint; a contextual bandit (gamma 0) on the success probability (bce) that trains the head on
-    # cached trunk features, both jaw orientations of each grasp, and the jaw geometry scored too; exploration
+    # cached trunk features, both jaw orientations of each grasp, and the jaw geometry scored too, as the only
+    # term that differs between jaw angles (the head's is pooled over them: grasp_core.rotation); exploration
     # drawn from the map at a low temperature; failed grasps on an unchanged scene excluded; a new model after
     # every update.
     "default": LearningConfig(
         name="default",
         dqn=DQNConfig(gamma=0.0, optimizer="adam", lr=3e-4, weight_decay=0.0, grad_clip=1.0, bn_mode="frozen",
                       batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
-                      train_opposite_rotation=True, jaw_geometry=True, geometry_lr=0.1),
+                      train_opposite_rotation=True, jaw_geometry=True, geometry_lr=0.1,
+                      angle_source="jaw_geometry"),
         exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
         actions=ActionSpaceConfig(object_mask=True, edge_margin_m=0.016, symmetric_q=True),
         publish_every=1),

@@ -230,14 +230,21 @@ class TwoStreamFCN(nn.Module):
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """(B, 1, h, w) logits from `with_geometry`'s features (B, feature_channels, h, w)."""
+        head, geometry = self.score_parts(features)
+        return head if geometry is None else head + geometry
+
+    def score_parts(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`score`'s two terms, each (B, 1, h, w): the head's on the trunk features, and the geometry head's on
+        the jaw-geometry maps (None without them). Why apart: the angle can be left to the geometry alone
+        (RotatingQNetwork's angle_source)."""
         if features.shape[1] != self.feature_channels:
             raise ValueError(f"features have {features.shape[1]} channels, the head takes {self.feature_channels}"
                              + ("" if self.jaw_geometry is None else " (trunk features + jaw geometry: "
                                 "use with_geometry)"))
         if self.geometry_head is None:
-            return self.head(features)
+            return self.head(features), None
         trunk = 2 * self.trunk_channels
-        return self.head(features[:, :trunk]) + self.geometry_head(features[:, trunk:])
+        return self.head(features[:, :trunk]), self.geometry_head(features[:, trunk:])
 
     def normalize(self, color: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if color.dim() != 4 or color.shape[1] != 3 or depth.dim() != 4 or depth.shape[1] != 1 \

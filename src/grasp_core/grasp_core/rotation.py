@@ -36,6 +36,12 @@ rotated, zoomed grid from the heightmap by bilinear interpolation in one step: e
 `pad="none"` pads only to the stride (112 px -> 112 at zoom 2 for a stride-16 trunk): half the pixels of the
 diagonal padding (2x less compute), at the price of the heightmap's corners outside the inscribed circle being
 cut off in the rotated views (objects there look like empty table at those angles).
+
+`angle_source`: what may make Q differ between the jaw angles at a pixel. "network" (VPG): each rotation's own
+score. "jaw_geometry": the head's score averaged over all R rotations at each heightmap pixel, plus each rotation's
+jaw-geometry term, so the head says where to grasp and only the jaw geometry says at which angle. Why: the
+key-point labels carry no angle, and what the trunks' features say about it is mostly the rotation index
+(docs/learning.md 1.7, 1.9).
 """
 from __future__ import annotations
 
@@ -69,6 +75,7 @@ PADDINGS = ("diagonal", "none")
 BACK_ROTATIONS = ("nearest", "bilinear", "upsampled")
 BACKENDS = ("torch", "onnxruntime")
 INPUT_SAMPLINGS = ("nearest", "bilinear")
+ANGLE_SOURCES = ("network", "jaw_geometry")
 
 
 @dataclass(frozen=True)
@@ -136,12 +143,12 @@ class PaddedLayout:
 
 
 def _read_back(score: torch.Tensor, layout: PaddedLayout, height: int, width: int) -> torch.Tensor:
-    """Score maps (N, 1, n, n) over the padded square -> Q (N, H, W) at the heightmap's pixel centres (bilinear)."""
+    """Score maps (N, C, n, n) over the padded square -> (N, C, H, W) at the heightmap's pixel centres (bilinear)."""
     side = layout.side
     if layout.whole_pixels:  # upsample to S x S and crop (VPG)
         top, left = int(layout.top), int(layout.left)
         score = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
-        return score[:, 0, top:top + height, left:left + width]
+        return score[:, :, top:top + height, left:left + width]
     return _sample_pixel_centres(score, float(layout.top), float(layout.left), side, height, width)
 
 
@@ -155,14 +162,15 @@ def _sample_pixel_centres(score: torch.Tensor, top: float, left: float, side: in
     grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), -1)  # (H, W, 2) as (x, y)
     grid = grid.to(device=score.device, dtype=score.dtype).expand(n, height, width, 2)
     # "border" = interpolate's clamping of source indices at the edges
-    return F.grid_sample(score, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
+    return F.grid_sample(score, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class RotatingQNetwork(nn.Module):
     """Wraps a `TwoStreamFCN` (as `self.fcn`, its only parameters) into an R-rotation Q network."""
 
     def __init__(self, fcn: TwoStreamFCN, num_rotations: int = 16, zoom: int = 2,
-                 back_rotation: str = "nearest", pad: str = "diagonal", input_sampling: str = "nearest"):
+                 back_rotation: str = "nearest", pad: str = "diagonal", input_sampling: str = "nearest",
+                 angle_source: str = "network"):
         super().__init__()
         if num_rotations < 1:
             raise ValueError(f"num_rotations must be >= 1, got {num_rotations}")
@@ -176,9 +184,13 @@ class RotatingQNetwork(nn.Module):
         if input_sampling not in INPUT_SAMPLINGS:
             raise ValueError(f"input_sampling must be one of {INPUT_SAMPLINGS} ('nearest' is VPG's), "
                              f"got {input_sampling!r}")
+        if angle_source not in ANGLE_SOURCES:
+            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES} ('network' is VPG's), got {angle_source!r}")
         self.pad = pad
         self.input_sampling = input_sampling
         self.fcn = fcn
+        self.angle_source = "network"
+        self.set_angle_source(angle_source)
         self.num_rotations = int(num_rotations)
         self.zoom = int(zoom)
         self.back_rotation = back_rotation
@@ -188,7 +200,16 @@ class RotatingQNetwork(nn.Module):
     def geometry(self) -> dict:
         """What a checkpoint records to rebuild this network around its FCN (grasp_core.checkpoint.save_model)."""
         return {"num_rotations": self.num_rotations, "zoom": self.zoom, "back_rotation": self.back_rotation,
-                "pad": self.pad, "input_sampling": self.input_sampling}
+                "pad": self.pad, "input_sampling": self.input_sampling, "angle_source": self.angle_source}
+
+    def set_angle_source(self, angle_source: str) -> None:
+        """Choose what makes Q differ between angles (module docstring); "jaw_geometry" needs the jaw geometry."""
+        if angle_source not in ANGLE_SOURCES:
+            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES}, got {angle_source!r}")
+        if angle_source == "jaw_geometry" and self.fcn.jaw_geometry is None:
+            raise ValueError("angle_source 'jaw_geometry' leaves the angle to the jaw-geometry term, and this network "
+                             "has none: call enable_jaw_geometry(resolution_m) first")
+        self.angle_source = angle_source
 
     def enable_jaw_geometry(self, resolution_m: float) -> None:
         """Score the jaw geometry too (grasp_core.jaw_geometry), for heightmaps of `resolution_m` metres per pixel."""
@@ -239,8 +260,12 @@ class RotatingQNetwork(nn.Module):
         """Q logits (N, H, W) for N = len(rotations).
 
         colour (B, 3, H, W) in [0, 1] and depth (B, 1, H, W) metres, with B = N (one rotation per input,
-        e.g. a training batch) or B = 1 (the same heightmap under every rotation).
+        e.g. a training batch) or B = 1 (the same heightmap under every rotation; angle_source "jaw_geometry"
+        needs this, with all R rotations).
         """
+        if self.angle_source != "network" and color.shape[0] != 1:
+            raise ValueError(f"angle_source {self.angle_source!r} pools the head over the rotations of one heightmap: "
+                             f"give one heightmap (batch 1), got {color.shape[0]}")
         features = self.trunk_features(color, depth, rotations, channels_last, backend)
         return self.q_from_features(features, rotations, color.shape[-2], color.shape[-1])
 
@@ -359,11 +384,39 @@ class RotatingQNetwork(nn.Module):
 
     def q_from_features(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
                         ) -> torch.Tensor:
-        """Q logits (N, height, width): the head on trunk features, rotated back, upsampled and cropped."""
-        return self.score_to_q(self.fcn.score(features), rotations, height, width)
+        """Q logits (N, height, width): the head on trunk features, rotated back, upsampled and cropped. With
+        angle_source "jaw_geometry" the N maps must be the R rotations of one heightmap, in order."""
+        if self.angle_source == "network":
+            return self.score_to_q(self.fcn.score(features), rotations, height, width)
+        head, geometry = self.q_parts(features, rotations, height, width)
+        return self.pool_angles(head[None], geometry[None], rotations)[0]
+
+    def q_parts(self, features: torch.Tensor, rotations: Sequence[int], height: int, width: int
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's and the jaw geometry's terms of `q_from_features` (each (N, height, width); None without
+        the geometry), before any pooling over angles."""
+        head, geometry = self.fcn.score_parts(features)
+        if geometry is None:
+            return self.score_to_q(head, rotations, height, width), None
+        both = self._scores_to_maps(torch.cat((head, geometry), dim=1), rotations, height, width)  # one resampling
+        return both[:, 0], both[:, 1]
+
+    def pool_angles(self, head_q: torch.Tensor, geometry_q: torch.Tensor, rotations: Sequence[int]) -> torch.Tensor:
+        """angle_source "jaw_geometry": (B, R, H, W) head and geometry terms -> Q (B, R, H, W) whose head term is
+        the same at every angle (its mean over the R rotations)."""
+        if list(rotations) != list(range(self.num_rotations)):
+            raise ValueError("angle_source 'jaw_geometry' averages the head's score over all "
+                             f"{self.num_rotations} rotations of a heightmap: ask for all of them (rotations=None), "
+                             f"not {list(rotations)}")
+        return head_q.mean(dim=1, keepdim=True) + geometry_q
 
     def score_to_q(self, score: torch.Tensor, rotations: Sequence[int], height: int, width: int) -> torch.Tensor:
         """Score maps (N, 1, h, w) in the rotated frames -> Q logits (N, height, width) in the heightmap frame."""
+        return self._scores_to_maps(score, rotations, height, width)[:, 0]
+
+    def _scores_to_maps(self, score: torch.Tensor, rotations: Sequence[int], height: int, width: int
+                        ) -> torch.Tensor:
+        """`score_to_q` for C maps per rotation at once: (N, C, h, w) -> (N, C, height, width)."""
         rotations = self._check_rotations(rotations)
         layout = self.layout(height, width)
         score = score.float()
@@ -450,7 +503,8 @@ class RotatingQNetwork(nn.Module):
         self.eval()
         try:
             autocast = torch.autocast("cpu", dtype=torch.bfloat16) if options.bf16 else nullcontext()
-            outputs = []
+            pooled = self.angle_source != "network"
+            outputs, geometry_outputs = [], []
             with autocast:
                 for start in range(0, len(inputs), chunk):
                     part = inputs[start:start + chunk]
@@ -460,12 +514,24 @@ class RotatingQNetwork(nn.Module):
                     else:
                         index = torch.tensor([k for k, _ in part], device=color.device)
                         part_color, part_depth = color[index], depth[index]
-                    outputs.append(self.forward(part_color, part_depth, [r for _, r in part],
-                                                channels_last=options.channels_last,
-                                                backend=options.backend).float())
+                    part_rotations = [r for _, r in part]
+                    if not pooled:
+                        outputs.append(self.forward(part_color, part_depth, part_rotations,
+                                                    channels_last=options.channels_last,
+                                                    backend=options.backend).float())
+                        continue
+                    features = self.trunk_features(part_color, part_depth, part_rotations,
+                                                   options.channels_last, options.backend)
+                    head, geometry = self.q_parts(features, part_rotations, *color.shape[-2:])
+                    outputs.append(head.float())
+                    geometry_outputs.append(geometry.float())
         finally:
             self.train(was_training)
-        return torch.cat(outputs, 0).view(color.shape[0], len(rotations), *color.shape[-2:])
+        shape = (color.shape[0], len(rotations), *color.shape[-2:])
+        if pooled:
+            return self.pool_angles(torch.cat(outputs, 0).view(shape), torch.cat(geometry_outputs, 0).view(shape),
+                                    rotations)
+        return torch.cat(outputs, 0).view(shape)
 
     def predict(self, color_hm: np.ndarray, depth_hm: np.ndarray,
                 options: InferenceOptions = InferenceOptions()) -> np.ndarray:

@@ -307,7 +307,7 @@ def test_reading_q_at_pixel_centres_is_upsample_and_crop_for_whole_offsets():
     score = torch.randn(3, 1, 10, 10)
     side, top, left, height, width = 40, 7, 5, 27, 30
     reference = F.interpolate(score, size=(side, side), mode="bilinear", align_corners=False)
-    reference = reference[:, 0, top:top + height, left:left + width]
+    reference = reference[:, :, top:top + height, left:left + width]
     torch.testing.assert_close(_sample_pixel_centres(score, top, left, side, height, width), reference,
                                rtol=1e-5, atol=1e-5)
 
