@@ -66,11 +66,13 @@ def check_finite_q(qnet: RotatingQNetwork, color: np.ndarray, depth: np.ndarray,
                    options: InferenceOptions = InferenceOptions(), what: str = "the model",
                    rotations: Sequence[int] | None = None) -> np.ndarray:
     """Q maps (R, H, W) of the probe heightmap (all rotations, or the given ones); ModelCheckError if any value
-    is NaN or inf. One rotation costs 1/R of a full check and catches what breaks the whole network (BatchNorm)."""
+    is NaN or inf. One rotation costs 1/R of a full check and catches what breaks the whole network (BatchNorm);
+    for a few rotations of a network that pools its head over the angles, their own (unpooled) scores."""
     colour_t, depth_t = heightmaps_to_tensors(color, depth)
     device = next(qnet.parameters()).device
     with torch.inference_mode():
-        q = qnet.q_maps(colour_t.to(device), depth_t.to(device), options, rotations).cpu().numpy()
+        q = qnet.q_maps(colour_t.to(device), depth_t.to(device), options, rotations,
+                        pool_angles=rotations is None).cpu().numpy()
     finite = np.isfinite(q)
     if not finite.all():
         bad_rotations = sorted({int(i) for i in np.nonzero(~finite)[0]})

@@ -470,21 +470,23 @@ class RotatingQNetwork(nn.Module):
 
     @torch.no_grad()
     def q_maps(self, color: torch.Tensor, depth: torch.Tensor,
-               options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None
-               ) -> torch.Tensor:
+               options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None,
+               pool_angles: bool = True) -> torch.Tensor:
         """All (or the given) rotations of one heightmap, (R, H, W) float32, in eval mode (BN running stats).
 
         With `options.channels_last` the network's weights are converted to channels_last once (in place).
+        `pool_angles=False`: each rotation's own score even under angle_source "jaw_geometry" (what a check of a
+        few rotations can compute without the others).
         """
         if color.shape[0] != 1:
             raise ValueError(f"q_maps takes one heightmap (batch 1), got a batch of {color.shape[0]}: use "
                              "q_maps_many for several")
-        return self.q_maps_many(color, depth, options, rotations)[0]
+        return self.q_maps_many(color, depth, options, rotations, pool_angles)[0]
 
     @torch.no_grad()
     def q_maps_many(self, color: torch.Tensor, depth: torch.Tensor,
-                    options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None
-                    ) -> torch.Tensor:
+                    options: InferenceOptions = InferenceOptions(), rotations: Sequence[int] | None = None,
+                    pool_angles: bool = True) -> torch.Tensor:
         """(B, R, H, W) float32 for B heightmaps of one size (colour (B, 3, H, W), depth (B, 1, H, W)), in eval mode.
 
         Why: one call for the requests that wait for the model together. Their (heightmap, rotation) inputs run
@@ -503,7 +505,7 @@ class RotatingQNetwork(nn.Module):
         self.eval()
         try:
             autocast = torch.autocast("cpu", dtype=torch.bfloat16) if options.bf16 else nullcontext()
-            pooled = self.angle_source != "network"
+            pooled = self.angle_source != "network" and pool_angles
             outputs, geometry_outputs = [], []
             with autocast:
                 for start in range(0, len(inputs), chunk):
@@ -515,13 +517,12 @@ class RotatingQNetwork(nn.Module):
                         index = torch.tensor([k for k, _ in part], device=color.device)
                         part_color, part_depth = color[index], depth[index]
                     part_rotations = [r for _, r in part]
-                    if not pooled:
-                        outputs.append(self.forward(part_color, part_depth, part_rotations,
-                                                    channels_last=options.channels_last,
-                                                    backend=options.backend).float())
-                        continue
                     features = self.trunk_features(part_color, part_depth, part_rotations,
                                                    options.channels_last, options.backend)
+                    if not pooled:
+                        outputs.append(self.score_to_q(self.fcn.score(features), part_rotations,
+                                                       *color.shape[-2:]).float())
+                        continue
                     head, geometry = self.q_parts(features, part_rotations, *color.shape[-2:])
                     outputs.append(head.float())
                     geometry_outputs.append(geometry.float())

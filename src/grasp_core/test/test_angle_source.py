@@ -141,3 +141,16 @@ def test_a_pooled_config_without_what_it_needs_is_refused():
         DQNConfig(**{**POOLED, "bn_mode": "train"})
     with pytest.raises(ValueError, match="angle_source must be one of"):
         DQNConfig(**{**POOLED, "angle_source": "head"})
+
+
+def test_a_model_check_of_a_few_rotations_works_on_a_pooled_network_and_still_catches_nan():
+    from grasp_core.model_check import ModelCheckError, check_model
+
+    qnet = _network_with_geometry()
+    qnet.set_angle_source("jaw_geometry")
+    check_model(qnet, options=InferenceOptions(), rotations=[0], probe_side=32)  # the vetting nodes' cheap check
+    check_model(qnet, options=InferenceOptions(), probe_side=32)  # and the full one
+    with torch.no_grad():
+        qnet.fcn.head.conv1.bias.fill_(float("nan"))
+    with pytest.raises(ModelCheckError, match="NaN or inf"):
+        check_model(qnet, options=InferenceOptions(), rotations=[0], probe_side=32)
