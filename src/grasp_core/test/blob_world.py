@@ -97,3 +97,14 @@ def run_episode_steps(learner, world: BlobWorld, steps: int, prefix: str = "s", 
                                   explored=action.explored, predicted_q=action.q))
         successes.append(success)
     return successes, float(np.mean(chance))
+
+
+def bar_scene(seed: int = 0, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Three 3 x 5 px bars, 3 cm tall, on random colour: a heightmap whose jaw-geometry maps are not all zero."""
+    rng = np.random.default_rng(seed)
+    depth = np.zeros((side, side), np.float32)
+    for _ in range(3):
+        u, v = rng.integers(4, side - 8, size=2)
+        depth[v:v + 5, u:u + 3] = 0.03
+    color = (rng.random((side, side, 3)) * 255).astype(np.uint8)
+    return color, depth

@@ -1,5 +1,8 @@
 """angle_source "jaw_geometry": the head's score is the same at every jaw angle (its mean over the rotations), the
 jaw geometry alone tells the angles apart; inference, checkpoints and the learner's cached-cell Q agree on it."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,18 +14,11 @@ from grasp_core.profiles import get_profile
 from grasp_core.replay import Experience, ReplayStore
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
 
+sys.path.insert(0, os.path.dirname(__file__))
+from blob_world import bar_scene  # noqa: E402
+
 torch.set_num_threads(1)
 GEOMETRY_WEIGHTS = torch.tensor([0.5, -4.0, 0.3, 1.0]).view(1, 4, 1, 1)
-
-
-def _scene(seed=0, side=32):
-    rng = np.random.default_rng(seed)
-    depth = np.zeros((side, side), np.float32)
-    for _ in range(3):
-        u, v = rng.integers(4, side - 8, size=2)
-        depth[v:v + 5, u:u + 3] = 0.03
-    color = (rng.random((side, side, 3)) * 255).astype(np.uint8)
-    return color, depth
 
 
 def _network_with_geometry(weights=GEOMETRY_WEIGHTS) -> RotatingQNetwork:
@@ -35,7 +31,7 @@ def _network_with_geometry(weights=GEOMETRY_WEIGHTS) -> RotatingQNetwork:
 
 
 def test_the_head_term_is_pooled_over_angles_and_the_geometry_term_is_kept_per_angle():
-    color, depth = _scene()
+    color, depth = bar_scene()
     qnet = _network_with_geometry()
     per_rotation = qnet.predict(color, depth, InferenceOptions())
     head_only = _network_with_geometry(torch.zeros(1, 4, 1, 1)).predict(color, depth, InferenceOptions())
@@ -47,7 +43,7 @@ def test_the_head_term_is_pooled_over_angles_and_the_geometry_term_is_kept_per_a
     np.testing.assert_allclose(pooled, head_only.mean(0, keepdims=True) + geometry_term, atol=1e-5)
     one_at_a_time = qnet.predict(color, depth, InferenceOptions(chunk_size=1))  # pooled after the chunks
     np.testing.assert_allclose(one_at_a_time, pooled, atol=1e-6)
-    both = qnet.predict_many([(color, depth), _scene(3)], InferenceOptions())
+    both = qnet.predict_many([(color, depth), bar_scene(3)], InferenceOptions())
     np.testing.assert_allclose(both[0], pooled, atol=1e-6)  # a second heightmap is pooled on its own
 
     with torch.no_grad():
@@ -74,7 +70,7 @@ def test_pooling_asks_for_the_geometry_one_heightmap_and_every_rotation():
 
 
 def test_checkpoints_keep_the_angle_source(tmp_path):
-    color, depth = _scene(1)
+    color, depth = bar_scene(1)
     qnet = _network_with_geometry()
     qnet.set_angle_source("jaw_geometry")
     path = checkpoint.save_model(tmp_path / "pooled.safetensors", qnet.fcn, **qnet.geometry(), profile="tiny")
@@ -103,7 +99,7 @@ def test_the_learner_trains_the_q_that_inference_serves(tmp_path):
     qnet = tiny.build_q_network()
     learner = DQNLearner(qnet, config, ReplayStore(tmp_path / "replay"), profile="tiny")
     assert qnet.angle_source == "jaw_geometry"
-    scenes = [_scene(k, tiny.heightmap_size) for k in range(3)]
+    scenes = [bar_scene(k, tiny.heightmap_size) for k in range(3)]
     gaps = []
     for i in range(8):
         color, depth = scenes[i % 3]

@@ -1,5 +1,8 @@
 """Jaw-geometry features: the maps say what the jaw meets, the head adds them without changing the warm start,
 checkpoints keep them, and the learner trains their weights."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,9 @@ from grasp_core.networks import build_fcn
 from grasp_core.profiles import get_profile
 from grasp_core.replay import Experience, ReplayStore
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
+
+sys.path.insert(0, os.path.dirname(__file__))
+from blob_world import bar_scene  # noqa: E402
 
 torch.set_num_threads(1)
 PIXEL_M = 0.002
@@ -60,20 +66,10 @@ def test_bad_geometry_and_inputs_are_refused():
         JawGeometryMaps(JawGeometry(pixel_m=0.002), 4)(torch.zeros(1, 3, 8, 8))
 
 
-def _scene(seed=0, side=32):
-    rng = np.random.default_rng(seed)
-    depth = np.zeros((side, side), np.float32)
-    for _ in range(3):
-        u, v = rng.integers(4, side - 8, size=2)
-        depth[v:v + 5, u:u + 3] = 0.03
-    color = (rng.random((side, side, 3)) * 255).astype(np.uint8)
-    return color, depth
-
-
 def test_the_geometry_head_starts_at_zero_and_checkpoints_keep_it(tmp_path):
     torch.manual_seed(0)
     qnet = RotatingQNetwork(build_fcn("small_cnn"), 4, 2, "upsampled", "none").eval()
-    color, depth = _scene()
+    color, depth = bar_scene()
     before = qnet.predict(color, depth, InferenceOptions())
     qnet.enable_jaw_geometry(0.004)
     assert qnet.fcn.feature_channels == 2 * 64 + len(CHANNELS)
@@ -112,7 +108,7 @@ def test_the_learner_adds_the_geometry_head_and_trains_it_at_its_own_rate(tmp_pa
     learner = DQNLearner(qnet, config, ReplayStore(tmp_path / "replay"), profile="tiny")
     assert qnet.fcn.jaw_geometry is not None and qnet.fcn.jaw_geometry.geometry.pixel_m == tiny.resolution
     assert [g["lr"] for g in learner.optimizer.param_groups] == [1e-3, 0.05]
-    color, depth = _scene(1, tiny.heightmap_size)
+    color, depth = bar_scene(1, tiny.heightmap_size)
     for i in range(6):
         learner.update(_experience(i, color, depth, i % 4, (20 + i, 30), float(i % 2)))
     assert float(qnet.fcn.geometry_head.weight.detach().abs().max()) > 0.05  # moved by ~geometry_lr per step

@@ -20,6 +20,7 @@ from grasp_core.learning import learning_config  # noqa: E402
 from grasp_core.profiles import get_profile  # noqa: E402
 from grasp_core.sim import GraspWorld, SimConfig  # noqa: E402
 from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
+from q_terms import head_and_geometry_terms  # noqa: E402  (this folder)
 
 SCENES = range(7000, 7040)
 
@@ -36,19 +37,13 @@ def main():
     for path in paths:
         qnet, _ = load_q_network(path)
         qnet.eval()
-        weight = qnet.fcn.geometry_head.weight.detach().clone()
         successes = {"full": [], "pooled": [], "full_pixel_geometry_angle": []}
         angle_spread = {"head": [], "geometry": []}
         for seed in SCENES:
             world.reset(seed=seed)
             color, depth = world.heightmap()
-            q_full = qnet.predict(color, depth, profile.inference)
-            with torch.no_grad():
-                qnet.fcn.geometry_head.weight.zero_()
-            q_head = qnet.predict(color, depth, profile.inference)
-            with torch.no_grad():
-                qnet.fcn.geometry_head.weight.copy_(weight)
-            q_geometry = q_full - q_head
+            q_head, q_geometry = head_and_geometry_terms(qnet, color, depth, profile.inference)
+            q_full = q_head + q_geometry
             pooled = q_head.mean(axis=0, keepdims=True) + q_geometry
             for name, q in (("full", q_full), ("pooled", pooled)):
                 a = choose_grasp(q, depth, profile.resolution, actions, 0.0, rng)
