@@ -74,8 +74,8 @@ def test_learning_raises_greedy_success_over_the_warm_start(tmp_path, monkeypatc
     for seed in (0, 1):
         qnet = _weak_warm_start(seed)
         before = _greedy_success(qnet)
-        config = learning_config("default", ["exploration.epsilon_decay_steps=150", "dqn.trainable=all",
-                                             "dqn.lr=0.001"], seed=seed)
+        config = learning_config("default", ["exploration.epsilon_decay_steps=150", "dqn.lr=0.001"],
+                                 seed=seed)  # the default's loop: head on cached features, pooled over angles
         learner = DQNLearner(qnet, config.dqn, ReplayStore(tmp_path / f"replay_{seed}"), profile="tiny")
         loop = LearningLoop(learner, config, BlobSim(seed), WORKSPACE, seed=seed)
         records = [loop.step() for _ in range(150)]
