@@ -184,8 +184,6 @@ class RotatingQNetwork(nn.Module):
         if input_sampling not in INPUT_SAMPLINGS:
             raise ValueError(f"input_sampling must be one of {INPUT_SAMPLINGS} ('nearest' is VPG's), "
                              f"got {input_sampling!r}")
-        if angle_source not in ANGLE_SOURCES:
-            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES} ('network' is VPG's), got {angle_source!r}")
         self.pad = pad
         self.input_sampling = input_sampling
         self.fcn = fcn
@@ -205,7 +203,7 @@ class RotatingQNetwork(nn.Module):
     def set_angle_source(self, angle_source: str) -> None:
         """Choose what makes Q differ between angles (module docstring); "jaw_geometry" needs the jaw geometry."""
         if angle_source not in ANGLE_SOURCES:
-            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES}, got {angle_source!r}")
+            raise ValueError(f"angle_source must be one of {ANGLE_SOURCES} ('network' is VPG's), got {angle_source!r}")
         if angle_source == "jaw_geometry" and self.fcn.jaw_geometry is None:
             raise ValueError("angle_source 'jaw_geometry' leaves the angle to the jaw-geometry term, and this network "
                              "has none: call enable_jaw_geometry(resolution_m) first")
