@@ -140,7 +140,8 @@ class DQNConfig:
         if self.angle_source == "jaw_geometry" and not (
                 self.jaw_geometry and self.trainable == "head" and self.bn_mode == "frozen" and not self.anchor_weight):
             raise ValueError("angle_source 'jaw_geometry' needs jaw_geometry=true, trainable='head', bn_mode='frozen' "
-                             "and anchor_weight=0 (the head is trained on cached features at the grasp's pixel)")
+                             "and anchor_weight=0 (the head is trained on cached features at the grasp's pixel); "
+                             "set dqn.angle_source=network to train otherwise")
         if self.double_dqn and not self.target_update_every:
             raise ValueError("double_dqn needs a target network (target_update_every > 0)")
 
