@@ -46,7 +46,7 @@ class Chromium:
 
     def __init__(self, executable: str, width: int = 1300, height: int = 850, timeout: float = 20.0):
         self.timeout = timeout
-        self.profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        self.profile = tempfile.TemporaryDirectory(prefix="chromium-profile-", ignore_cleanup_errors=True)
         to_chrome_r, to_chrome_w = os.pipe()
         from_chrome_r, from_chrome_w = os.pipe()
         # Copies at 10 and above, so putting them on 3 and 4 in the child cannot overwrite one with the other.
@@ -160,7 +160,15 @@ class Chromium:
                         os.close(fd)
                     except OSError:
                         pass
-            self.profile.cleanup()
+            for _ in range(10):  # Chromium's helper processes can still write to the profile for a moment
+                try:
+                    shutil.rmtree(self.profile.name)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            self.profile.cleanup()  # ignore_cleanup_errors: a left-over temporary profile must not fail a test
 
     def __enter__(self) -> "Chromium":
         return self
