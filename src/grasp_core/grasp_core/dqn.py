@@ -403,7 +403,7 @@ class DQNLearner:
         """One optimiser step on Q[i, v, u] of every (experience, target); returns (loss, predictions before the
         step, gradient norm before clipping). Raises DivergenceError before stepping on a non-finite loss."""
         c = self.config
-        rotations, pixels, targets, colors, depths, items = [], [], [], [], [], []
+        rotations, targets, items = [], [], []  # one entry per trained (experience, rotation)
         for experience, target in batch:
             if experience.num_rotations != self.qnet.num_rotations:
                 raise ValueError(f"experience {experience.id} has {experience.num_rotations} rotations, the "
@@ -413,22 +413,21 @@ class DQNLearner:
                 own.append((experience.rotation_index + self.qnet.num_rotations // 2) % self.qnet.num_rotations)
             for r in own:
                 rotations.append(r)
-                pixels.append(experience.pixel)
                 targets.append(target)
-                colors.append(experience.color_hm)
-                depths.append(experience.depth_hm)
                 items.append(experience)
-        height, width = colors[0].shape[:2]
         if c.angle_source == "jaw_geometry":
             self.qnet.eval()
             predicted = self._angle_pooled_q(items, rotations)
             return self._step_on(predicted, targets, len(batch), anchor_loss=None)
+        pixels = [e.pixel for e in items]
+        height, width = items[0].color_hm.shape[:2]
         if c.trainable == "head":
             features = self._cached_features(items, rotations)
         else:
             device = next(self.qnet.parameters()).device
-            color = torch.from_numpy(np.stack(colors)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
-            depth = torch.from_numpy(np.stack(depths).astype(np.float32)).unsqueeze(1).to(device)
+            color = torch.from_numpy(np.stack([e.color_hm for e in items])).permute(0, 3, 1, 2).float().div_(255.0)
+            depth = torch.from_numpy(np.stack([e.depth_hm for e in items]).astype(np.float32)).unsqueeze(1)
+            color, depth = color.to(device), depth.to(device)
         self.qnet.train(c.bn_mode == "train")
         try:
             if c.trainable != "head":

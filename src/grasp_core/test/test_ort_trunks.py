@@ -29,12 +29,12 @@ def heightmaps():
     return scenes
 
 
-@pytest.fixture()
-def qnet(heightmaps):
-    """A randomly initialised `fast` network whose BatchNorm statistics come from the scenes (realistic scales)."""
+def calibrated_network(profile: str, heightmaps):
+    """A randomly initialised network of `profile` whose BatchNorm statistics come from the scenes (realistic
+    scales)."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    net = get_profile("fast").build_q_network()
+    net = get_profile(profile).build_q_network()
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None  # cumulative average over the calibration batches
@@ -47,11 +47,26 @@ def qnet(heightmaps):
     return net.eval()
 
 
+@pytest.fixture()
+def qnet(heightmaps):
+    return calibrated_network("fast", heightmaps)
+
+
 def argmax3(q: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(q)), q.shape))
 
 
 def test_q_maps_agree_with_torch_fp32(qnet, heightmaps):
+    assert_agrees_with_torch_fp32(qnet, heightmaps)
+
+
+def test_mobilenet_v2_q_maps_agree_with_torch_fp32(heightmaps):
+    """The PoI profile's trunks (here from random weights: the same graph as its ImageNet ones). Its 17 inverted
+    residual blocks add up more float32 rounding than MobileNetV3-Small's (measured: 4.9e-4 at |Q| 4.8)."""
+    assert_agrees_with_torch_fp32(calibrated_network("fast_mobilenet_v2", heightmaps), heightmaps, relative=1e-3)
+
+
+def assert_agrees_with_torch_fp32(qnet, heightmaps, relative: float = 1e-4):
     agree, worst, scale = 0, 0.0, 0.0
     for color_hm, depth_hm in heightmaps:
         reference = qnet.predict(color_hm, depth_hm, TORCH)
@@ -63,7 +78,7 @@ def test_q_maps_agree_with_torch_fp32(qnet, heightmaps):
     print(f"argmax (rotation, pixel) agreement {agree}/{len(heightmaps)}, max abs error {worst:.2e} "
           f"(max |Q| {scale:.2e})")
     assert agree >= 0.99 * len(heightmaps)
-    assert worst <= 1e-4 * scale
+    assert worst <= relative * scale
 
 
 def test_chunks_and_rotation_subsets_share_one_session(qnet, heightmaps):
