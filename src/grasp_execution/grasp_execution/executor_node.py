@@ -199,6 +199,11 @@ class ExecutorNode(Node):
         try:
             self._loop()
         except Exception as e:  # noqa: BLE001 - report, then let main() exit
+            if self._stop.is_set() and not self.context.ok():
+                # Shut down while an attempt was being published: the context went first. Not a fault of the cell.
+                self.get_logger().warning(f"grasp loop stopped by the shutdown after {self.attempts} attempts (an "
+                                          f"attempt under way is not recorded): {type(e).__name__}: {e}")
+                return
             self.error = f"{type(e).__name__}: {e}"
             self.get_logger().fatal(f"grasp loop stopped: {self.error}\n{traceback.format_exc()}")
         finally:
@@ -339,7 +344,6 @@ class ExecutorNode(Node):
                         outcome: GraspOutcome, done_ns: int) -> Heightmap | None:
         """Reward, next state or terminal, experience, CSV, logs, reset. Returns the next state (None: wait)."""
         config = self.config
-        self.attempts += 1
         reward = 1.0 if outcome.grasp_success else 0.0
         if self.rules is None or self.rules.memory.num_rotations != int(proposal.num_rotations):
             self.rules = AttemptRules(self.learning, int(proposal.num_rotations), state.resolution)
@@ -348,9 +352,18 @@ class ExecutorNode(Node):
         if outcome.objects_remaining != 0 and (limit == 0 or outcome.grasp_success
                                                or self.consecutive_failures + 1 < limit):
             next_state = self._wait_heightmap(done_ns, config.heightmap_timeout)
+            if next_state is None and self._stop.is_set():
+                # Shutting down (Ctrl-C, or the demo's end): the context may already be gone, so nothing can be
+                # published. Say so rather than report a missing heightmap.
+                self.get_logger().warning(
+                    f"stopped during attempt {self.attempts + 1} ({'success' if reward else 'failure'}, "
+                    f"{outcome.message}): the node is shutting down before its next heightmap came, so this "
+                    "grasp is not recorded as an experience")
+                return None
             if next_state is None:
-                self.get_logger().error(f"attempt {self.attempts}: no heightmap within {config.heightmap_timeout} s "
-                                        "after the grasp; closing it as terminal")
+                self.get_logger().error(f"attempt {self.attempts + 1}: no heightmap within "
+                                        f"{config.heightmap_timeout} s after the grasp; closing it as terminal")
+        self.attempts += 1
         next_depth = None if next_state is None else image_to_numpy(next_state.depth, ("32FC1",))
         decision = self.rules.after_attempt(int(proposal.rotation_index), int(round(proposal.center_px[0])),
                                             int(round(proposal.center_px[1])), bool(outcome.grasp_success),

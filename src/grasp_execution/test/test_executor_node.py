@@ -263,3 +263,35 @@ def test_a_cell_whose_every_proposal_is_refused_says_so_and_stops(tmp_path):
     assert executor_node.error is not None and "5 proposals in a row were refused" in executor_node.error
     assert "stub: no model yet" in executor_node.error and "max_refused_proposals = 5" in executor_node.error
     assert len(proposer.requests) == 7 + 1 + 5 and executor_node.attempts == 0 and backend.grasps == 1
+
+
+def test_a_shutdown_during_an_attempt_is_not_reported_as_a_fault():
+    """The demo stops the graph after its last attempt, possibly while the executor waits for the heightmap after
+    one more grasp: that attempt is dropped with a warning, not closed as terminal and published (the context may
+    be gone), and the node does not end with an error."""
+    from grasp_core.workspace import VPG_SIM_WORKSPACE
+    from grasp_ros.conversions import heightmap_to_msg
+
+    from grasp_execution.backend import GraspOutcome
+
+    rclpy.init()
+    try:
+        node = ExecutorNode(parameter_overrides=[Parameter("heightmap_timeout", value=30.0)])
+        ws = VPG_SIM_WORKSPACE
+        depth = np.zeros(ws.shape, np.float32)
+        depth[100:120, 100:120] = 0.05
+        state = heightmap_to_msg(np.zeros(ws.shape + (3,), np.uint8), depth, ws)
+        published = []
+        node.experience_pub.publish = published.append
+        proposal = ProposeGrasp.Response(success=True, rotation_index=4, num_rotations=16, center_px=[110.0, 110.0])
+        outcome = GraspOutcome(executed=True, grasp_success=True, failure_reason=0, message="grasped object_00",
+                               objects_remaining=3)
+        node._stop.set()
+        started = time.monotonic()
+        assert node._finish_attempt(state, proposal, proposal.pose, 0.1, outcome, node._now_ns()) is None
+        assert time.monotonic() - started < 5.0  # it did not sit out heightmap_timeout
+        assert node.attempts == 0 and published == [] and node.log.outcomes == []
+        assert node.error is None
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
