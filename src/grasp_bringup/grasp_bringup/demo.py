@@ -389,7 +389,7 @@ def write_results(out: Path, args, progress, info: dict, timings: dict) -> dict:
         start = "warm start from key-point pretraining" if not args.no_pretrain else "random init (vanilla)"
         ax.set_title(f"Simulated grasp learning ({args.profile}, {args.objects} objects, {start})")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8)  # below: never over G
         fig.tight_layout()
         fig.savefig(out / "learning_curve.png")
         plt.close(fig)
