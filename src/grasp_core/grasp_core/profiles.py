@@ -77,19 +77,17 @@ class Profile:
 # From benchmarks/bench_inference.py (2 cores): channels_last + bf16 wins or ties on CPUs with native bf16; on
 # CPUs without it (bf16 emulated, 6-20x slower) fp32 in chunks of 4 rotations was the fastest torch variant. For
 # the fast profile's MobileNetV3 trunks, onnxruntime (grasp_core.ort_trunks) beat every torch variant there
-# (benchmarks/results/inference.md), and for the MobileNetV2 trunks of `poi` too (0.25 s against 0.73 s for fp32
-# chunks, quiet machine: benchmarks/results/inference_mobilenet_v2_ort.md); it was not measured on a CPU with native
-# bf16, which keeps bf16. DenseNet-121 (`paper`) stays in torch: its agreement with fp32 has no test (too slow for CI).
+# (benchmarks/results/inference.md), and so it did for the MobileNetV2 trunks of `poi` (0.25 s against 0.73 s for
+# fp32 chunks) and the DenseNet-121 trunks of `paper` (21 s against 39 s; quiet machine,
+# benchmarks/results/inference_ort_profiles.md). It was not measured on a CPU with native bf16, which keeps bf16.
 _HAS_BF16 = cpu_has_native_bf16()
-_CHUNKED_BF16 = InferenceOptions(channels_last=True, bf16=True, chunk_size=4) if _HAS_BF16 else \
-    InferenceOptions(chunk_size=4)
 _ORT_CHUNKED = InferenceOptions(backend="onnxruntime", chunk_size=4)
 _FAST_INFERENCE = InferenceOptions(channels_last=True, bf16=True) if _HAS_BF16 else _ORT_CHUNKED
-_MOBILENET_V2_INFERENCE = _CHUNKED_BF16 if _HAS_BF16 else _ORT_CHUNKED
+_CHUNKED_INFERENCE = InferenceOptions(channels_last=True, bf16=True, chunk_size=4) if _HAS_BF16 else _ORT_CHUNKED
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", "densenet121", 0.002, 224, 16, 2,
-                     inference=_CHUNKED_BF16,
+                     inference=_CHUNKED_INFERENCE,
                      description="The seed / VPG: two DenseNet-121 trunks, 224 px at 2 mm, 16 rotations, zoom 2."),
     "fast": Profile("fast", "mobilenet_v3_small_s16", 0.004, 112, 16, 2, pad="none", back_rotation="upsampled",
                     inference=_FAST_INFERENCE,
@@ -98,9 +96,9 @@ PROFILES: dict[str, Profile] = {
                              back_rotation="upsampled", inference=_FAST_INFERENCE, input_sampling="bilinear",
                              description="`fast` with its rotated input sampled bilinearly (docs/learning.md 1.7)."),
     "fast_mobilenet_v2": Profile("fast_mobilenet_v2", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled",
-                                 inference=_MOBILENET_V2_INFERENCE, pad="none",
+                                 inference=_CHUNKED_INFERENCE, pad="none",
                                  description="MobileNetV2 trunks from random init: the PoI profile's architecture."),
-    "poi": Profile("poi", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled", inference=_MOBILENET_V2_INFERENCE,
+    "poi": Profile("poi", "mobilenet_v2", 0.004, 112, 16, 2, "upsampled", inference=_CHUNKED_INFERENCE,
                    imagenet=True,
                    pad="none",
                    description="PoI baseline: MobileNetV2 trunks from torchvision's ImageNet weights."),
