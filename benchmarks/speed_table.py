@@ -59,7 +59,8 @@ def table_rows(inference: dict, one_client: dict, four_clients: dict, harness: d
              now=f"{one_client['latency_ms']['p50'] / 1000:.2f} s", goal="<= 0.15 s",
              met=one_client["latency_ms"]["p50"] <= 150),
         dict(what="`/propose_grasp` p99, 4 concurrent clients",
-             now=f"{four_clients['latency_ms']['p99'] / 1000:.2f} s (p50 {four_clients['latency_ms']['p50'] / 1000:.2f} s)",
+             now=f"{four_clients['latency_ms']['p99'] / 1000:.2f} s "
+                 f"(p50 {four_clients['latency_ms']['p50'] / 1000:.2f} s)",
              goal="p99 <= 1 s", met=four_clients["latency_ms"]["p99"] <= 1000),
         dict(what="`paper` profile (best variant) vs VPG's grasp network (2 DenseNet-121 trunks, 640 px, fp32, "
                   "one rotation at a time)",
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     one_client = timed("propose 1 client", "bench_propose_grasp.py", ["--clients", "1", "--calls", "30"],
                        ["--output", str(raw / "propose_1_client.json")])
     four_clients = timed("propose 4 clients", "bench_propose_grasp.py",
-                         ["--clients", "4", "--calls", str(args.calls)], ["--output", str(raw / "propose_4_clients.json")])
+                         ["--clients", "4", "--calls", str(args.calls)],
+                         ["--output", str(raw / "propose_4_clients.json")])
     harness = timed("harness", "bench_learning_step.py", ["--backends", "onnxruntime", "--steps", str(args.steps)],
                     ["--out", str(raw / "learning_step.json")])
     rows = table_rows(inference, one_client, four_clients, harness, demo)

@@ -2,7 +2,7 @@
 attempts 1-100 and 101-200, and ours minus each other method seed by seed. A seed seeds the world, so every method
 starts from the same first scene; later scenes drift apart with the policy's choices, so the pairing is loose.
 
-    python docs/results/sim_fast_v7/study/ten_seeds.py runs/exp13/results > docs/results/sim_fast_v7/study/ten_seeds.json
+    cd docs/results/sim_fast_v7/study && python ten_seeds.py ../../../../runs/exp13/results > ten_seeds.json
 """
 import json
 import sys
