@@ -150,7 +150,7 @@ def _table(results: list[dict], reference: float | None, variants: list[str]) ->
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r["seconds"]
-        best = min(s[v] for v in variants if v in s)
+        best = min(t for v, t in s.items() if v in variants or v == VPG_REFERENCE_VARIANT)  # the reference's own
         ratio = f"{reference / best:.1f}x" if reference else "-"
         cells = [r["name"], r["trunk"], str(r["heightmap_px"]), r["pad"], str(r["zoom"]), str(r["feature_cells"]),
                  f"{100 * r['feature_cell_m']:.1f}"]
