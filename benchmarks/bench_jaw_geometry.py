@@ -19,6 +19,21 @@ from grasp_core.sim import GraspWorld, SimConfig  # noqa: E402
 from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 
 
+def time_alternated(networks: dict, color, depth, options, pairs: int) -> tuple[dict, np.ndarray]:
+    """Seconds of `predict` for two networks {name: net}, alternated (A B A B ...) after one warm-up each, and the
+    per-pair ratios first / second: the machine's drift cancels in a ratio of neighbours."""
+    for net in networks.values():  # warm-up: onnxruntime sessions, caches
+        net.predict(color, depth, options)
+    seconds = {name: [] for name in networks}
+    for _ in range(pairs):
+        for name, net in networks.items():
+            start = time.perf_counter()
+            net.predict(color, depth, options)
+            seconds[name].append(time.perf_counter() - start)
+    first, second = seconds.values()
+    return seconds, np.array(first) / np.array(second)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--pairs", type=int, default=20, help="timed (with, without) pairs")
@@ -34,15 +49,8 @@ def main():
                                  workspace=VPG_SIM_WORKSPACE.with_resolution(profile.resolution)))
     color, depth = world.heightmap()
     world.close()
-    for net in (plain, with_geometry):  # warm-up: sessions, caches
-        net.predict(color, depth, profile.inference)
-    seconds = {"plain": [], "jaw_geometry": []}
-    for _ in range(args.pairs):
-        for name, net in (("jaw_geometry", with_geometry), ("plain", plain)):
-            start = time.perf_counter()
-            net.predict(color, depth, profile.inference)
-            seconds[name].append(time.perf_counter() - start)
-    ratios = np.array(seconds["jaw_geometry"]) / np.array(seconds["plain"])
+    seconds, ratios = time_alternated({"jaw_geometry": with_geometry, "plain": plain}, color, depth,
+                                      profile.inference, args.pairs)
     result = {"profile": "fast", "threads": args.threads, "pairs": args.pairs, "load_average": os.getloadavg(),
               "median_s": {k: float(np.median(v)) for k, v in seconds.items()},
               "min_s": {k: float(np.min(v)) for k, v in seconds.items()},

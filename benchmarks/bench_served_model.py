@@ -9,10 +9,10 @@ Prints the numbers and writes benchmarks/results/served_model.json.
 import argparse
 import json
 import os
-import time
 
 import numpy as np
 import torch
+from bench_jaw_geometry import time_alternated  # benchmarks/ is on sys.path when this runs as a script
 
 from grasp_core.checkpoint import load_q_network
 from grasp_core.profiles import get_profile
@@ -35,16 +35,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     color = rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)
     depth = (rng.random((112, 112)) * 0.05).astype(np.float32)
-    times = {"served": [], "plain": []}
     load_before = os.getloadavg()
-    for net in (served, plain):  # warm-up: onnxruntime exports
-        net.predict(color, depth, profile.inference)
-    for _ in range(args.pairs):
-        for name, net in (("served", served), ("plain", plain)):
-            start = time.perf_counter()
-            net.predict(color, depth, profile.inference)
-            times[name].append(time.perf_counter() - start)
-    ratios = np.array(times["served"]) / np.array(times["plain"])
+    times, ratios = time_alternated({"served": served, "plain": plain}, color, depth, profile.inference, args.pairs)
     result = {"model": args.model, "angle_source": served.angle_source, "threads": args.threads,
               "pairs": args.pairs, "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "median_s": {k: float(np.median(v)) for k, v in times.items()},
