@@ -27,8 +27,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     profile = get_profile("fast")
-    loaded = load_q_network(args.model)
-    served = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
+    served, _ = load_q_network(args.model)
+    served.eval()
     if served.fcn.jaw_geometry is None:
         raise SystemExit(f"{args.model} scores no jaw geometry: give a model trained with the default preset")
     plain = profile.build_q_network().eval()

@@ -2,7 +2,8 @@
 attempts 1-100 and 101-200, and ours minus each other method seed by seed. A seed seeds the world, so every method
 starts from the same first scene; later scenes drift apart with the policy's choices, so the pairing is loose.
 
-    cd docs/results/sim_fast_v7/study && python ten_seeds.py ../../../../runs/exp13/results > ten_seeds.json
+    cd docs/results/sim_fast_v7/study
+    ../../../../scripts/in_env.sh python ten_seeds.py ../../../../runs/exp13/results > ten_seeds.json
 """
 import json
 import sys
@@ -10,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_core.attempts import read_attempts
+from grasp_core.metrics import mean_ci95
+
 METHODS = ("ours", "vanilla", "mog")
 WINDOWS = {"G@100": (0, 100), "G@200": (100, 200), "all_250": (0, 250)}
-T_975 = {4: 2.776, 9: 2.262}  # Student t quantiles for a two-sided 95 % interval, by degrees of freedom
 
 
 def runs(results: Path, method: str) -> dict[int, list[dict]]:
     out = {}
     for done in sorted((results / "runs" / method / "objects_10").glob("seed_*/done.json")):
-        rows = [json.loads(line) for line in (done.parent / "attempts.jsonl").open()]
+        rows = read_attempts(done.parent)
         if len(rows) < 250:
             raise SystemExit(f"{done.parent} has {len(rows)} attempts, expected 250")
         out[int(done.parent.name.split("_")[1])] = rows
@@ -32,11 +35,9 @@ def window(rows: list[dict], name: str) -> float:
 
 def summary(values: list[float]) -> dict:
     v = np.asarray(values)
-    out = {"mean": round(float(v.mean()), 4), "std": round(float(v.std(ddof=1)), 4), "n": len(v)}
-    if len(v) - 1 in T_975:
-        half = T_975[len(v) - 1] * v.std(ddof=1) / np.sqrt(len(v))
-        out["ci95"] = [round(float(v.mean() - half), 4), round(float(v.mean() + half), 4)]
-    return out
+    _, lower, upper = mean_ci95(v[:, None])
+    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std(ddof=1)), 4), "n": len(v),
+            "ci95": [round(float(lower[0]), 4), round(float(upper[0]), 4)]}
 
 
 def main() -> None:
