@@ -203,14 +203,21 @@ class AffordanceNode(Node):
         return color, depth
 
     def _apply_live_parameter(self, name: str, value) -> None:
-        """model_path set live: load that checkpoint now (a file that does not load is refused, the model stays)."""
+        """model_path set live: load and check that checkpoint now, as an announced one (a file that does not load,
+        or whose weights or Q are not finite, is refused with the reason in the SetParameters result; the model
+        stays)."""
         if not value:
             raise ValueError("give a checkpoint file; an empty model_path cannot unload the model")
+        t0 = time.perf_counter()
         try:
             model = load_checkpoint_model(value, None)
+            probed = vet_model(model, *self._probe_heightmap())  # NaN/inf weights or Q: refused, never swapped in
         except (OSError, ValueError, RuntimeError) as e:
+            self.get_logger().error(f"model_path {value} set live refused: {type(e).__name__}: {e}; the current "
+                                    "model stays")
             raise ValueError(f"cannot load it ({type(e).__name__}: {e}); the current model stays") from None
-        self._swap(model, "model_path parameter set live")
+        self._swap(model, f"model_path parameter set live, read and checked in {time.perf_counter() - t0:.2f} s, "
+                   f"finite Q on {probed}", warmed=True)
         self.config = dataclasses.replace(self.config, model_path=value)
 
     def _on_model(self, msg: ModelVersion) -> None:

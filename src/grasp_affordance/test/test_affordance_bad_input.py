@@ -147,6 +147,27 @@ def test_a_model_that_is_not_finite_is_refused_even_without_a_heightmap_yet(make
     assert not response.success and "no model loaded yet" in response.message
 
 
+@pytest.mark.parametrize("poison", [_nan_weight, _inf_weight, _negative_bn_variance])
+@pytest.mark.parametrize("with_heightmap", [True, False], ids=["latest_heightmap", "synthetic_probe"])
+def test_a_model_that_is_not_finite_set_live_as_model_path_is_refused(make_node, tmp_path, poison, with_heightmap):
+    """Issue 23, 2.1: `ros2 param set /affordance_node model_path <NaN model>` was swapped in (successful = true,
+    "model loaded"), then every request was refused. The live path runs the same check as an announcement."""
+    node = make_node()
+    if with_heightmap:
+        node._on_heightmap(heightmap(seed=3))
+    good = save_tiny(tmp_path / "good.safetensors", version=1)
+    (result,) = node.set_parameters([Parameter("model_path", value=str(good))])
+    assert result.successful and node.model_version == 1, result.reason
+    poisoned = save_tiny(tmp_path / "poisoned.safetensors", seed=5, version=2, poison=poison)
+    (result,) = node.set_parameters([Parameter("model_path", value=str(poisoned))])
+    assert not result.successful
+    assert "NaN or inf" in result.reason and "the current model stays" in result.reason, result.reason
+    assert node.model_version == 1 and node.config.model_path == str(good)
+    assert node.get_parameter("model_path").value == str(good)
+    response = propose(node, heightmap(seed=4))
+    assert response.success and response.model_version == 1, response.message
+
+
 def test_a_bad_model_path_parameter_leaves_the_node_up_without_a_model(make_node, tmp_path):
     bad = edited(save_tiny(tmp_path / "bad.safetensors"), num_rotations="sixteen")
     node = make_node(model_path=str(bad))
