@@ -161,13 +161,20 @@ class AnnotationHandler(BaseHTTPRequestHandler):
 
 
 def parse_edit(body: bytes) -> dict:
-    """JSON body -> a flat edit object whose fields all have their right types (ValueError otherwise)."""
+    """JSON body (UTF-8, RFC 8259) -> a flat edit object whose fields all have their right types (ValueError
+    otherwise). Decoded here, strictly: json.loads would guess UTF-16 or UTF-32 from the bytes and accept them."""
     try:
-        edit = json.loads(body or b"{}")
+        text = (body or b"{}").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"the edit is not UTF-8 text: {e}; send it UTF-8 encoded") from None
+    if "\0" in text:  # valid UTF-8 but never JSON: UTF-16 or UTF-32 without a byte order mark
+        raise ValueError("the edit is not UTF-8 text: it holds NUL bytes (UTF-16 or UTF-32?); send it UTF-8 encoded")
+    if text.startswith("\ufeff"):
+        raise ValueError("the edit starts with a byte order mark: send UTF-8 without one")
+    try:
+        edit = json.loads(text)
     except RecursionError:
         raise ValueError("the edit's JSON is nested too deeply") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"the edit is not UTF-8 text: {e}") from None
     if not isinstance(edit, dict):
         raise ValueError("an edit must be a JSON object")
     for key, value in edit.items():

@@ -214,6 +214,11 @@ def test_a_body_larger_than_the_cap_is_refused_before_it_is_read(server):
     (b'{"op": ["add"]}', "'op' must be a string"),
     (b'"add"', "must be a JSON object"),
     (b'\xff\xfe{"op"', "not UTF-8"),
+    # Issue 23: valid JSON of an add in UTF-16 / UTF-32 (json.loads guesses those from the bytes) was stored, 200.
+    ('{"op": "add", "sample": 0, "u": 3, "v": 1}'.encode("utf-16"), "not UTF-8"),
+    ('{"op": "add", "sample": 0, "u": 3, "v": 1}'.encode("utf-16-le"), "not UTF-8"),
+    ('{"op": "add", "sample": 0, "u": 3, "v": 1}'.encode("utf-32"), "not UTF-8"),
+    ('{"op": "add", "sample": 0, "u": 3, "v": 1}'.encode("utf-8-sig"), "byte order mark"),
 ])
 def test_bad_json_and_wrong_types_are_clear_refusals(server, body, words):
     reply = _raw(server, _edit_request(server, body, str(len(body))))
