@@ -4,13 +4,25 @@ Every valid depth pixel is back-projected with the intrinsics, moved into the ro
 pose, kept if it falls inside the workspace's xy cells and below z_max, and projected straight down. Each cell
 keeps its highest point (VPG sorts the points by z and lets the last write win; `np.maximum.at` gives the
 same answer deterministically). Heights are metres above z_min; points below z_min (table noise) count as
-height 0, as in VPG, and keep their colour; cells no point reached are 0 (black in colour).
+height 0, as in VPG, and keep their colour.
+
+Holes. A cell no valid point reached (a D435's no-return pixels: stereo shadows beside tall edges, depth edges,
+specular patches; or the table the camera cannot see behind an object) is unobserved: no data, never "table".
+`fill_unobserved` gives it the height and colour of the nearest observed cell (Euclidean distance; ties broken by
+scipy's fixed scan order, so the same input always gives the same heightmap). A hole inside an object's top so
+becomes that top, and a shadow between an object and the table is shared between the two, each side taking the
+half nearest to it. VPG fills unobserved cells with 0 (`valid_depth_heightmap[np.isnan(...)] = 0` in its
+main.py): on a real camera that digs false gaps into objects where the policy learns to put a finger, and would
+call a hole "table" to the empty-workspace test. Only a frame with no observed cell at all stays 0 everywhere.
+`make_heightmap` projects and fills; `project_heightmap` also returns which cells were observed (the heightmap
+node logs their fraction).
 """
 from __future__ import annotations
 
 import functools
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from grasp_core.workspace import WorkspaceLimits
 
@@ -66,8 +78,31 @@ def make_heightmap(color: np.ndarray, depth: np.ndarray, intrinsics, camera_pose
     """Colour image uint8 (h, w, 3) RGB + z-depth float (h, w) metres -> (colour uint8 (H, W, 3), depth float32 (H, W)).
 
     `camera_pose` maps camera-optical coordinates (x right, y down, z forward) to the base frame. Depth values
-    that are 0, NaN or inf are invalid and never projected. (H, W) = workspace.shape.
+    that are 0, NaN or inf are invalid and never projected; cells no valid point reached are filled from the
+    nearest observed cell (see the module docstring). (H, W) = workspace.shape.
     """
+    color_hm, depth_hm, observed = project_heightmap(color, depth, intrinsics, camera_pose, workspace)
+    return fill_unobserved(color_hm, depth_hm, observed)
+
+
+def fill_unobserved(color_hm: np.ndarray, depth_hm: np.ndarray,
+                    observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heightmaps with every unobserved cell given the colour and height of its nearest observed cell (new arrays).
+    With no observed cell at all, both stay as they are (zeros from project_heightmap)."""
+    observed = np.asarray(observed, dtype=bool)
+    if observed.shape != depth_hm.shape or color_hm.shape[:2] != depth_hm.shape:
+        raise ValueError(f"observed mask {observed.shape}, depth {depth_hm.shape} and colour {color_hm.shape} "
+                         "heightmaps must have the same (H, W)")
+    if observed.all() or not observed.any():
+        return color_hm.copy(), depth_hm.copy()
+    rows, cols = distance_transform_edt(~observed, return_distances=False, return_indices=True)
+    return color_hm[rows, cols], depth_hm[rows, cols]
+
+
+def project_heightmap(color: np.ndarray, depth: np.ndarray, intrinsics, camera_pose,
+                      workspace: WorkspaceLimits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As make_heightmap, without filling: (colour uint8 (H, W, 3), depth float32 (H, W), observed bool (H, W)),
+    unobserved cells 0 (black)."""
     color = np.asarray(color)
     depth = np.asarray(depth)
     if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
@@ -102,5 +137,5 @@ def make_heightmap(color: np.ndarray, depth: np.ndarray, intrinsics, camera_pose
     reached = np.isfinite(top)
     depth_hm = np.zeros(height * width, dtype=np.float32)
     depth_hm[reached] = np.maximum(top[reached] - workspace.z_min, 0.0)
-    return color_hm.reshape(height, width, 3), depth_hm.reshape(height, width)
+    return color_hm.reshape(height, width, 3), depth_hm.reshape(height, width), reached.reshape(height, width)
 

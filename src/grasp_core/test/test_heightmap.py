@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
+from grasp_core.heightmap import depth_image_from_16uc1, fill_unobserved, make_heightmap, project_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 
 K = np.array([[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]])
@@ -79,14 +79,20 @@ def test_box_heights_and_footprint_from_a_downward_camera():
     # Heights are metres above z_min = -0.0001: the box top at 0.05, the table at 0.
     np.testing.assert_allclose(depth_hm[box], BOX_H - ws.z_min, atol=1e-5)
     np.testing.assert_allclose(depth_hm[~box & (depth_hm > 0)], -ws.z_min, atol=1e-5)
-    # Colour follows the same cells. The camera sees the whole workspace except the strip of table the box
-    # hides (its walls are 5 cm high, 3-5 cm from the optical axis, 0.6 m away: < 2 cells), left empty and black.
+    # Colour follows the same cells.
     assert np.all(color_hm[box] == BOX_RED)
-    empty = depth_hm == 0
-    assert np.all(color_hm[empty] == 0)
-    assert np.all(color_hm[~box & ~empty] == TABLE_GRAY)
-    shadow = cv2.dilate(expected.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~box
+    assert np.all(color_hm[~box] == TABLE_GRAY)
+    # The camera sees the whole workspace except the strip of table the box hides (its walls are 5 cm high,
+    # 3-5 cm from the optical axis, 0.6 m away: < 2 cells): unobserved, black and 0 before filling, and filled
+    # from the nearest observed cells (box or table) after.
+    raw_color, raw_depth, observed = project_heightmap(color, depth, K, pose, ws)
+    empty = ~observed
+    shadow = cv2.dilate(expected.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~(raw_depth > 0.025)
     assert 0 < empty.sum() and np.all(shadow[empty])
+    assert np.all(raw_depth[empty] == 0) and np.all(raw_color[empty] == 0)
+    np.testing.assert_array_equal(raw_depth[observed], depth_hm[observed])
+    filled = depth_hm[empty]
+    assert np.all(np.isclose(filled, BOX_H - ws.z_min, atol=1e-5) | np.isclose(filled, -ws.z_min, atol=1e-5))
 
 
 def test_tilted_camera_maps_table_points_to_their_cells():
@@ -98,8 +104,7 @@ def test_tilted_camera_maps_table_points_to_their_cells():
     color = np.zeros((IMAGE_H, IMAGE_W, 3), np.uint8)
     color[..., 0] = np.where(table[..., 0] > -0.5, 255, 0)     # red where x > -0.5
     color[..., 1] = np.where(table[..., 1] > 0.02, 255, 0)     # green where y > 0.02
-    color_hm, depth_hm = make_heightmap(color, t.astype(np.float32), K, pose, ws)
-    reached = depth_hm > 0
+    color_hm, depth_hm, reached = project_heightmap(color, t.astype(np.float32), K, pose, ws)
     assert reached.mean() > 0.95
     np.testing.assert_allclose(depth_hm[reached], 0.01, atol=1e-5)
     h, w = ws.shape
@@ -131,11 +136,14 @@ def test_invalid_depth_is_never_projected():
     assert not np.any(np.all(color_hm == BOX_RED, axis=-1))
     expected = expected_box_cells(ws)
     inner = cv2.erode(expected.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    assert np.all(depth_hm[inner] == 0) and np.all(color_hm[inner] == 0)
+    _, _, observed = project_heightmap(color, depth, K, pose, ws)
+    assert not observed[inner].any()             # no data there: filled from the table around it
+    np.testing.assert_allclose(depth_hm[inner], -ws.z_min, atol=1e-5)
+    assert np.all(color_hm[inner] == TABLE_GRAY)
 
     all_invalid = np.full_like(depth, np.nan)
     c_hm, d_hm = make_heightmap(color, all_invalid, K, pose, ws)
-    assert not d_hm.any() and not c_hm.any()
+    assert not d_hm.any() and not c_hm.any()     # nothing observed, nothing to fill from
 
 
 def test_points_below_z_min_clamp_to_zero_and_above_z_max_are_dropped():
@@ -180,3 +188,43 @@ def test_depth_16uc1_conversion():
     with pytest.raises(ValueError, match="uint16"):
         depth_image_from_16uc1(mm.astype(np.float32))
 
+
+
+def test_holes_inside_an_object_are_filled_with_its_height_never_table():
+    """A D435 hole (depth 0) on the box top is no data: its cells take the box's height, not 0 (VPG's fill)."""
+    ws = VPG_SIM_WORKSPACE
+    pose = camera_pose([-0.5, 0.0, 0.6])
+    color, depth = render_box_scene(pose)
+    on_box = np.all(color == BOX_RED, axis=-1)
+    rows, cols = np.nonzero(on_box)
+    v0, u0 = int(rows.mean()), int(cols.mean())
+    depth = depth.copy()
+    depth[v0 - 15:v0 + 15, u0 - 15:u0 + 15] = 0.0    # a 30 px hole in the middle of the box top
+    depth[::9, ::7] = 0.0                            # and scattered single-pixel holes everywhere
+    _, raw, observed = project_heightmap(color, depth, K, pose, ws)
+    color_hm, depth_hm = make_heightmap(color, depth, K, pose, ws)
+    box = expected_box_cells(ws)
+    inner = cv2.erode(box.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert (inner & ~observed).sum() >= 100           # the hole left box cells unobserved
+    np.testing.assert_allclose(depth_hm[inner], BOX_H - ws.z_min, atol=1e-5)
+    assert np.all(color_hm[inner] == BOX_RED)
+    np.testing.assert_array_equal(depth_hm[observed], raw[observed])  # observed cells are untouched
+    # Deterministic: the same input gives the same filled heightmap, bit for bit.
+    again = make_heightmap(color, depth, K, pose, ws)
+    np.testing.assert_array_equal(again[1], depth_hm)
+    np.testing.assert_array_equal(again[0], color_hm)
+
+
+def test_fill_unobserved_takes_the_nearest_observed_cell():
+    depth = np.zeros((5, 7), np.float32)
+    color = np.zeros((5, 7, 3), np.uint8)
+    observed = np.zeros((5, 7), bool)
+    observed[:, 0], depth[:, 0], color[:, 0] = True, 0.01, (1, 2, 3)
+    observed[:, 6], depth[:, 6], color[:, 6] = True, 0.05, (9, 9, 9)
+    c, d = fill_unobserved(color, depth, observed)
+    np.testing.assert_array_equal(d[:, :3], np.float32(0.01))
+    np.testing.assert_array_equal(d[:, 4:], np.float32(0.05))
+    assert np.all(c[:, 1:3] == (1, 2, 3)) and np.all(c[:, 4:6] == (9, 9, 9))
+    assert not depth[:, 1:6].any()                   # the inputs are not modified
+    with pytest.raises(ValueError, match="same"):
+        fill_unobserved(color, depth, observed[:, :3])

@@ -1,4 +1,7 @@
-"""The simulated RGB-D camera: RealSense-like output, metric depth that matches its intrinsics and pose."""
+"""The simulated RGB-D camera: RealSense-like output, metric depth that matches its intrinsics and pose.
+
+These check the geometry, so they render exact depth (`depth_noise=None`); the D435-like noise is
+test_depth_noise.py's."""
 import math
 
 import numpy as np
@@ -21,7 +24,7 @@ def expected_table_depth(frame, table_z=0.0):
 
 @pytest.fixture(scope="module")
 def world():
-    w = GraspWorld(SimConfig(num_objects=1, seed=7))
+    w = GraspWorld(SimConfig(num_objects=1, seed=7, camera=CameraConfig(depth_noise=None)))
     yield w
     w.close()
 
@@ -56,7 +59,8 @@ def test_depth_at_the_table_equals_the_camera_height(world):
 
 
 def test_tilted_camera_with_offset_principal_point_matches_its_intrinsics():
-    cam = CameraConfig(fx=600.0, fy=612.0, cx=331.3, cy=228.6, position=(-1.0, 0.15, 0.55), target=(-0.5, 0.0, 0.0))
+    cam = CameraConfig(fx=600.0, fy=612.0, cx=331.3, cy=228.6, position=(-1.0, 0.15, 0.55), target=(-0.5, 0.0, 0.0),
+                       depth_noise=None)
     with GraspWorld(SimConfig(num_objects=1, seed=3, camera=cam)) as world:
         frame = world.render()
     np.testing.assert_allclose(frame.intrinsics.K, [[600, 0, 331.3], [0, 612, 228.6], [0, 0, 1]])

@@ -77,7 +77,7 @@ def test_grasp_at_a_box_true_centre_and_yaw_succeeds(seed):
         assert result.objects_remaining == 0 and w.objects_in_workspace() == []
         assert np.isclose(result.angle, (yaw + math.pi / 2) % math.pi - math.pi / 2)
         _, depth_hm = w.heightmap()
-        assert depth_hm.max() < 0.003  # the box has left the scene
+        assert depth_hm.max() < 0.015  # the box has left the scene (the table reads a few mm with depth noise)
 
 
 def test_grasp_in_empty_space_fails(world):
@@ -152,8 +152,9 @@ def test_ur3_twin_grasps_in_its_workspace():
     with GraspWorld(SimConfig(robot="ur3", num_objects=1, seed=1, auto_reset=False)) as w:
         w.reset(shapes=["box"])
         assert w.heightmap()[1].shape == (224, 224)
-        with RgbdCamera(w.model, w.config.camera) as camera:  # its parked arm is out of view too
-            np.testing.assert_array_equal(camera.render(w.data, show_robot=False).depth_mm, w.render().depth_mm)
+        with RgbdCamera(w.model, w.config.camera.exact_depth()) as camera:  # its parked arm is out of view too
+            np.testing.assert_array_equal(camera.render(w.data, show_robot=False).depth_mm,
+                                          camera.render(w.data).depth_mm)
         result = w.execute_grasp(*box_grasp(w))
         assert result.grasp_success, result
 

@@ -4,14 +4,17 @@ Output: rgb8 colour uint8 (H, W, 3), 16UC1 depth uint16 millimetres (0 = no retu
 (K, D = zeros, plumb_bob) and the camera pose as a 4x4 transform camera-optical -> world in the OpenCV/ROS optical
 convention (x right, y down, z forward). MuJoCo cameras look along their -z with y up; `optical_from_mujoco`
 converts. Pixel centres are at integer coordinates (OpenCV), so a centred principal point is ((W-1)/2, (H-1)/2).
+The depth is a D435's by default (noise, holes, 1 mm steps: grasp_core.sim.depth_noise);
+`CameraConfig(depth_noise=None)` renders exact depth.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mujoco
 import numpy as np
 
+from grasp_core.sim.depth_noise import DepthNoiseConfig, correlated_field, noisy_depth_mm
 from grasp_core.workspace import WorkspaceLimits
 
 CAMERA_NAME = "rgbd"
@@ -19,6 +22,9 @@ CAMERA_NAME = "rgbd"
 OBJECT_GROUP, ARM_GROUP, GRIPPER_GROUP = 0, 1, 2
 # Optical frame (x right, y down, z forward) <-> MuJoCo camera frame (x right, y up, looking along -z).
 OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
+# Streams of the depth-noise generators (SeedSequence entropy [seed, stream, ...]): the fixed correlated pattern and
+# the per-frame draws never share random numbers.
+_PATTERN_STREAM, _FRAME_STREAM = 1, 2
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,8 @@ class CameraConfig:
 
     Defaults: a RealSense D435 colour stream (640x480, fx ~ fy ~ 615). `position`/`target` None: the camera
     looks straight down at the workspace centre from the lowest height at which the whole workspace (and
-    objects `margin` tall on it) is in view; `up` is the world direction shown as image-up.
+    objects `margin` tall on it) is in view; `up` is the world direction shown as image-up. `depth_noise`: the
+    D435-like depth error model (grasp_core.sim.depth_noise); None renders exact depth (rounded to 1 mm).
     """
 
     width: int = 640
@@ -42,6 +49,7 @@ class CameraConfig:
     margin: float = 0.06
     znear: float = 0.05
     zfar: float = 4.0
+    depth_noise: DepthNoiseConfig | None = DepthNoiseConfig()
 
     def __post_init__(self) -> None:
         values = [self.fx, self.fy, self.znear, self.zfar] + [v for v in (self.cx, self.cy) if v is not None]
@@ -49,6 +57,13 @@ class CameraConfig:
             raise ValueError(f"camera needs a positive image size and focal lengths, got {self}")
         if not 0 < self.znear < self.zfar:
             raise ValueError(f"camera clipping planes need 0 < znear < zfar, got {self.znear}, {self.zfar}")
+        if self.depth_noise is not None and not isinstance(self.depth_noise, DepthNoiseConfig):
+            raise ValueError(f"CameraConfig.depth_noise must be a DepthNoiseConfig or None (exact depth), "
+                             f"got {self.depth_noise!r}")
+
+    def exact_depth(self) -> "CameraConfig":
+        """This camera without depth noise (exact depth in 1 mm steps)."""
+        return replace(self, depth_noise=None)
 
     @property
     def principal_point(self) -> tuple[float, float]:
@@ -169,9 +184,15 @@ class RgbdCamera:
 
     Owns an offscreen GL context (MUJOCO_GL: egl or osmesa); `set_model` moves it to a rebuilt model without a
     new context. Call close() (or use `with`) to free it.
+
+    With `config.depth_noise`, the depth error of frame n (0, 1, ... over the camera's life) comes from a generator
+    seeded by (seed, n), and the fixed correlated pattern from one seeded by `seed` alone: the same seed and the same
+    sequence of renders give bit-identical frames, and every render draws new per-pixel noise, as a real camera's.
     """
 
-    def __init__(self, model: mujoco.MjModel, config: CameraConfig, name: str = CAMERA_NAME):
+    def __init__(self, model: mujoco.MjModel, config: CameraConfig, name: str = CAMERA_NAME, seed: int = 0):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"camera seed must be an integer >= 0, got {seed!r}")
         if config.width > model.vis.global_.offwidth or config.height > model.vis.global_.offheight:
             raise ValueError(f"the model's offscreen buffer {model.vis.global_.offwidth}x"
                              f"{model.vis.global_.offheight} is smaller than the camera's "
@@ -182,6 +203,9 @@ class RgbdCamera:
         self._rect = mujoco.MjrRect(0, 0, config.width, config.height)
         self._color = np.empty((config.height, config.width, 3), dtype=np.uint8)
         self._depth = np.empty((config.height, config.width), dtype=np.float32)
+        self._seed, self.frames_rendered = int(seed), 0
+        self._correlated = None if config.depth_noise is None else correlated_field(
+            np.random.default_rng([self._seed, _PATTERN_STREAM]), (config.height, config.width), config.depth_noise)
         self._gl = mujoco.GLContext(config.width, config.height)
         self._gl.make_current()
         self._context = None
@@ -213,7 +237,14 @@ class RgbdCamera:
         color = np.flipud(self._color).copy()  # OpenGL rows run bottom-up
         depth = _depth_from_buffer(np.flipud(self._depth), self.model)
         valid = np.isfinite(depth) & (depth > 0) & (depth < 0.999 * self.config.zfar)
-        depth_mm = np.where(valid, np.clip(np.rint(depth * 1000.0), 0, 65535), 0).astype(np.uint16)
+        noise = self.config.depth_noise
+        if noise is None:
+            depth_mm = np.where(valid, np.clip(np.rint(depth * 1000.0), 0, 65535), 0).astype(np.uint16)
+        else:
+            rng = np.random.default_rng([self._seed, _FRAME_STREAM, self.frames_rendered])
+            depth_mm = noisy_depth_mm(np.where(valid, depth, 0.0), rng, noise, fx=float(self._intrinsics.K[0, 0]),
+                                      correlated=self._correlated)
+        self.frames_rendered += 1
         return CameraFrame(color=color, depth_mm=depth_mm, intrinsics=self._intrinsics,
                            pose=camera_pose(self.model, data, self.name))
 

@@ -195,7 +195,7 @@ class GraspWorld:
         self.data.ctrl[self._gripper_act] = self.config.gripper.max_opening / 2
         mujoco.mj_forward(m, self.data)
         if self._camera is None:
-            self._camera = RgbdCamera(m, self.config.camera)
+            self._camera = RgbdCamera(m, self.config.camera, seed=self.config.seed)
         else:
             self._camera.set_model(m)
         self._invalidate()
