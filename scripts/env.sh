@@ -18,6 +18,17 @@ if [ ! -f /opt/ros/jazzy/setup.bash ]; then
 fi
 # shellcheck disable=SC1091
 source "$_grasp_root/install/setup.bash"
+# The packages' commands (grasp-experiments, grasp-pretrain, propose_grasp_client, the node executables) are
+# installed in install/<pkg>/lib/<pkg>/, where `ros2 run <pkg> <command>` finds them; put them on PATH too, so the
+# README's commands run as written. Appended: they never shadow a command the system already has.
+for _grasp_pkg in "$_grasp_root"/install/*/; do
+  _grasp_bin="${_grasp_pkg}lib/$(basename "$_grasp_pkg")"
+  if [ -d "$_grasp_bin" ]; then
+    case ":$PATH:" in *":$_grasp_bin:"*) ;; *) PATH="$PATH:$_grasp_bin";; esac
+  fi
+done
+export PATH
+unset _grasp_pkg _grasp_bin
 # Headless MuJoCo rendering (EGL; OSMesa also works: MUJOCO_GL=osmesa).
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-$MUJOCO_GL}"

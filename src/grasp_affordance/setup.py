@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "affordance_node = grasp_affordance.affordance_node:main",
+            "propose_grasp_client = grasp_affordance.propose_grasp_client:main",
         ],
     },
 )

@@ -1,8 +1,9 @@
 """affordance_node: holds the grasp Q network and serves `propose_grasp`.
 
 Messages in (a heightmap: the request's, else the latest on `grasp/heightmap`), `grasp_core` calls (Q maps of
-every rotation, epsilon-greedy choice), messages out (the pose in the heightmap's base frame, plus RViz views:
-`grasp/affordance` Image, `grasp/proposal_markers` MarkerArray, `grasp/affordance_cloud` PointCloud2).
+every rotation, epsilon-greedy choice in the action space the model was trained for, recorded in its checkpoint,
+unless the request's `action_space` names another), messages out (the pose in the heightmap's base frame, plus
+RViz views: `grasp/affordance` Image, `grasp/proposal_markers` MarkerArray, `grasp/affordance_cloud` PointCloud2).
 
 New models announced by the learner on `/grasp/model` are loaded in their own callback group, outside the model
 lock, checked (metadata field by field, finite weights, finite Q maps on the latest heightmap) and swapped in
@@ -38,7 +39,9 @@ from grasp_affordance.model_holder import (GraspProposal, GraspRequest, LoadedMo
 from grasp_affordance.visualization import affordance_colors, affordance_grid, affordance_image, grasp_markers, \
     heightmap_points, point_cloud
 from grasp_core.action_space import ActionSpaceConfig
+from grasp_core.checkpoint import ACTION_SPACE_RECORDED
 from grasp_core.exploration import EXPLORATION_MODES, FailedGraspMemory, check_epsilon
+from grasp_core.learning import PRESETS
 from grasp_core.profiles import PROFILES
 from grasp_core.workspace import WorkspaceLimits
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
@@ -53,7 +56,8 @@ NO_STATS = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0
 
 @dataclass(frozen=True)
 class AffordanceConfig:
-    """The affordance node's parameters (how a grasp is chosen comes with each request, from the executor)."""
+    """The affordance node's parameters (how a grasp is chosen: the model's own action space, recorded in its
+    checkpoint, unless a request asks for another; exploration and exclusions come with each request)."""
 
     model_path: str = parameter("", "Checkpoint (.safetensors) to load at start; '' = wait for the learner's "
                                 "announcement on the model topic. Setting it live loads that file.", live=True)
@@ -162,6 +166,9 @@ class AffordanceNode(Node):
     def _warm_up(self, model: LoadedModel) -> None:
         side = int(round(0.448 / model.resolution)) if model.resolution else 64
         t0 = time.perf_counter()
+        if model.actions_source != ACTION_SPACE_RECORDED:
+            self.get_logger().warning(f"model version {model.version}: requests with action_space '' get "
+                                      f"{model.actions.describe()}: {model.actions_source}")
         with torch.inference_mode():
             model.network.predict(np.zeros((side, side, 3), np.uint8), np.zeros((side, side), np.float32),
                                   model.options)
@@ -400,8 +407,26 @@ class AffordanceNode(Node):
                                    f"model {'none' if version is None else f'v{version}'}")
 
 
-def action_space_from_request(request: ProposeGrasp.Request) -> ActionSpaceConfig:
-    """The request's object mask and jaw symmetry (grasp_core.action_space), validated."""
+CUSTOM_ACTION_SPACE = "custom"  # ProposeGrasp.action_space: the request's own four fields
+
+
+def action_space_from_request(request: ProposeGrasp.Request) -> ActionSpaceConfig | None:
+    """The action space a request asks for (ProposeGrasp.srv), validated: None = the model's own (""), a learning
+    preset's (its name), or the request's object mask and jaw symmetry ("custom")."""
+    choice = request.action_space
+    custom_fields = {"object_mask": request.object_mask, "object_min_height": request.object_min_height,
+                     "edge_margin": request.edge_margin, "symmetric_q": request.symmetric_q}
+    if choice != CUSTOM_ACTION_SPACE:
+        if choice and choice not in PRESETS:
+            raise ValueError(f"action_space must be '' (the model's own), {CUSTOM_ACTION_SPACE!r} (the request's "
+                             f"object_mask, object_min_height, edge_margin, symmetric_q) or a learning preset "
+                             f"({', '.join(repr(name) for name in sorted(PRESETS))}), got {choice!r}")
+        set_fields = [name for name, value in custom_fields.items() if value]
+        if set_fields:
+            raise ValueError(f"the request sets {', '.join(set_fields)} but action_space is {choice!r}, which does "
+                             f"not read them: set action_space to {CUSTOM_ACTION_SPACE!r} to use them, or leave them "
+                             "at false / 0")
+        return None if not choice else dataclasses.replace(PRESETS[choice].actions)
     try:
         return ActionSpaceConfig(object_mask=bool(request.object_mask),
                                  min_height_m=float(request.object_min_height),

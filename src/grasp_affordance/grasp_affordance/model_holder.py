@@ -6,14 +6,14 @@ ROS-free so it can be tested without DDS. A `LoadedModel` is immutable once buil
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from grasp_core.action_space import ActionSpaceConfig, choose_grasp
-from grasp_core.checkpoint import load_q_network
+from grasp_core.checkpoint import load_q_network, served_action_space
 from grasp_core.dqn import inference_for_training
 from grasp_core.exploration import FailedGraspMemory, check_epsilon
 from grasp_core.grasp_pose import top_down_quaternion
@@ -34,6 +34,9 @@ class LoadedModel:
     trunk: str
     profile: str | None
     resolution: float | None  # metres per pixel the profile was made for (None: unknown)
+    # the action space it was trained for, served unless a request asks for another
+    actions: ActionSpaceConfig = field(default_factory=ActionSpaceConfig)
+    actions_source: str = "the 'seed' preset's"  # where `actions` came from (checkpoint.served_action_space)
 
     @property
     def num_rotations(self) -> int:
@@ -42,7 +45,8 @@ class LoadedModel:
     def describe(self) -> str:
         source = self.path or "untrained (random init)"
         return (f"version {self.version}, {self.trunk} trunks, {self.num_rotations} rotations, "
-                f"profile {self.profile or '?'}, from {source}")
+                f"profile {self.profile or '?'}, from {source}; action space: {self.actions.describe()} "
+                f"({self.actions_source})")
 
 
 def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -> LoadedModel:
@@ -57,10 +61,12 @@ def load_checkpoint_model(path: str | os.PathLike, version: int | None = None) -
         profile = None  # a renamed or custom profile: run with default options rather than wrong ones
     options = profile.inference if profile else InferenceOptions()
     trainable = (record.get("config") or {}).get("trainable", "head")  # a learner's DQNConfig, if it saved one
+    actions, actions_source = served_action_space(record)
     return LoadedModel(network=network, options=inference_for_training(options, str(trainable)),
                        version=int(record["version"] if version is None else version), path=str(path),
                        trunk=record["trunk"], profile=profile.name if profile else record.get("profile"),
-                       resolution=profile.resolution if profile else None)
+                       resolution=profile.resolution if profile else None, actions=actions,
+                       actions_source=actions_source)
 
 
 def vet_model(model: LoadedModel, color_hm: np.ndarray | None = None, depth_hm: np.ndarray | None = None) -> str:
@@ -82,7 +88,8 @@ def untrained_model(profile_name: str, seed: int = 0) -> LoadedModel:
     network = profile.build_q_network()
     network.eval()
     return LoadedModel(network=network, options=profile.inference, version=0, path="", trunk=profile.trunk,
-                       profile=profile.name, resolution=profile.resolution)
+                       profile=profile.name, resolution=profile.resolution, actions=ActionSpaceConfig(),
+                       actions_source="an untrained model is served with the 'seed' preset's")
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ class GraspRequest:
     mode: str = "uniform"
     temperature: float = 0.1
     excluded: FailedGraspMemory | None = None  # failed grasps not to propose again
-    actions: ActionSpaceConfig | None = None  # the object mask and jaw symmetry (none by default)
+    actions: ActionSpaceConfig | None = None  # the object mask and jaw symmetry; None: the model's own
 
     def __post_init__(self) -> None:
         check_epsilon(self.epsilon)  # before the network runs
@@ -124,8 +131,8 @@ def propose(model: LoadedModel, color_hm: np.ndarray, depth_hm: np.ndarray, work
             epsilon: float, rng: np.random.Generator, mode: str = "uniform", temperature: float = 0.1,
             excluded: FailedGraspMemory | None = None, actions: ActionSpaceConfig | None = None) -> GraspProposal:
     """Q maps for every rotation, then a grasp chosen by grasp_core.action_space.choose_grasp (`excluded`: failed
-    grasps not to propose again; `actions`: the object mask and jaw symmetry, none by default), as a pose in the
-    workspace (base) frame."""
+    grasps not to propose again; `actions`: the object mask and jaw symmetry, None = the model's own
+    `LoadedModel.actions`), as a pose in the workspace (base) frame."""
     request = GraspRequest(color_hm, depth_hm, workspace, epsilon, mode, temperature, excluded, actions)
     (result,) = propose_many(model, [request], rng)
     if isinstance(result, Exception):
@@ -156,7 +163,8 @@ def _choose(model: LoadedModel, request: GraspRequest, q_maps: np.ndarray, rng: 
         raise ValueError(f"excluded grasps are for {excluded.num_rotations} rotations, the model has "
                          f"{q_maps.shape[0]}")
     mask = excluded.excluded(*depth_hm.shape) if excluded is not None else None
-    action = choose_grasp(q_maps, depth_hm, workspace.resolution, request.actions or ActionSpaceConfig(),
+    actions = model.actions if request.actions is None else request.actions
+    action = choose_grasp(q_maps, depth_hm, workspace.resolution, actions,
                           request.epsilon, rng, mode=request.mode, temperature=request.temperature, excluded=mask)
     rotation, v, u = action.rotation, action.v, action.u
     angle = model.network.angle(rotation)

@@ -37,6 +37,12 @@ class ActionSpaceConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"action space {name} must be a finite number >= 0 (metres), got {value!r}")
 
+    def describe(self) -> str:
+        """For logs: e.g. "pixels 16 mm inside object footprints (> 10 mm high), jaw-symmetric Q"."""
+        where = (f"pixels {1e3 * self.edge_margin_m:.0f} mm inside object footprints "
+                 f"(> {1e3 * self.min_height_m:.0f} mm high)" if self.object_mask else "anywhere")
+        return where + (", jaw-symmetric Q" if self.symmetric_q else ", each rotation's own Q")
+
 
 def symmetric_q(q_maps: np.ndarray) -> np.ndarray:
     """(R, H, W) Q maps with rotation i and i + R/2 both set to their mean (R must be even)."""

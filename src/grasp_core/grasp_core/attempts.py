@@ -114,6 +114,52 @@ def write_attempts(path: str | Path, records) -> None:
             writer.write(record)
 
 
+@dataclass(frozen=True)
+class AttemptJump:
+    """An attempt number that does not follow the one before from the same source."""
+
+    source: str
+    previous: int  # the attempt seen before from this source
+    attempt: int  # the one just seen
+
+    @property
+    def restarted(self) -> bool:
+        """The producer began its numbering again (it restarted), or re-sent an older attempt."""
+        return self.attempt <= self.previous
+
+    @property
+    def lost(self) -> int:
+        """Attempts missing between the two: experiences that never arrived."""
+        return max(self.attempt - self.previous - 1, 0)
+
+    def describe(self) -> str:
+        if self.restarted:
+            return (f"{self.source or '?'} sent attempt {self.attempt} after attempt {self.previous}: it restarted "
+                    "its numbering (or re-sent an old attempt)")
+        missing = (f"attempt {self.previous + 1}" if self.lost == 1
+                   else f"attempts {self.previous + 1}-{self.attempt - 1}")
+        return (f"lost {self.lost} experience{'s' if self.lost > 1 else ''} from {self.source or '?'}: {missing} "
+                f"never arrived (attempt {self.attempt} came after {self.previous})")
+
+
+class AttemptNumbering:
+    """Each producer (an executor: `source`) numbers its attempts 1, 2, 3, ... and sends them in order on a reliable
+    topic, so a jump forward from one source means experiences lost on the way (a burst larger than the topic's
+    queue), found only by the receiver; a step back means the producer restarted. The first attempt seen from a
+    source is its starting point (`last` may be filled from what is already stored)."""
+
+    def __init__(self):
+        self.last: dict[str, int] = {}  # source -> last attempt seen
+
+    def observe(self, source: str, attempt: int) -> AttemptJump | None:
+        """Record `attempt` from `source`; the jump it makes, if it does not follow the last one seen."""
+        previous = self.last.get(source)
+        self.last[source] = int(attempt)
+        if previous is None or attempt == previous + 1:
+            return None
+        return AttemptJump(source, previous, int(attempt))
+
+
 def read_attempts(path: str | Path) -> list[dict]:
     """The records of a log (`log_paths`: a directory, or its .jsonl or .csv), in order, as dicts."""
     jsonl_path, _ = log_paths(path)

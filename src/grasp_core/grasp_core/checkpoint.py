@@ -2,7 +2,8 @@
 
 Model checkpoint `<name>.safetensors`: the Q_s / Q-network weights (`TwoStreamFCN.state_dict()`: the rotating
 network has no other parameters) and, in the safetensors header, a JSON metadata record (format, trunk, stride,
-num_rotations, zoom, profile, version, step, config). `<name>.json` beside it is a readable copy of that record.
+num_rotations, zoom, profile, version, step, config, and the action space its grasps are chosen in:
+`served_action_space`). `<name>.json` beside it is a readable copy of that record.
 The header copy is the one loaded, so a reader never pairs new weights with old metadata while a writer swaps
 files (each file is written to a temporary name and renamed).
 
@@ -12,7 +13,9 @@ rest to a JSON tree in the header that refers to them by key.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.jaw_geometry import JawGeometry
 from grasp_core.networks import TRUNKS, TwoStreamFCN, build_fcn
 from grasp_core.rotation import ANGLE_SOURCES, BACK_ROTATIONS, INPUT_SAMPLINGS, PADDINGS
@@ -96,8 +100,11 @@ def _read(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, torc
 def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int, zoom: int = 1,
                back_rotation: str = "nearest", profile: str | None = None, stage: str = "dqn",
                version: int = 0, step: int = 0, config: dict | None = None, pad: str = "diagonal",
-               input_sampling: str = "nearest", angle_source: str = "network") -> Path:
-    """Write the FCN's weights and metadata (`stage`: "pretrain" for Q_s, "dqn" for the learner)."""
+               input_sampling: str = "nearest", angle_source: str = "network",
+               action_space: ActionSpaceConfig | None = None) -> Path:
+    """Write the FCN's weights and metadata (`stage`: "pretrain" for Q_s, "dqn" for the learner; `action_space`:
+    the one the model was trained to choose in, which the affordance node serves it with; None records none, and
+    `served_action_space` then names the default it falls back to)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"model checkpoints are .safetensors files, got {path}")
@@ -106,6 +113,7 @@ def save_model(path: str | os.PathLike, fcn: TwoStreamFCN, *, num_rotations: int
               "zoom": int(zoom), "back_rotation": back_rotation, "pad": pad,
               "input_sampling": input_sampling, "angle_source": angle_source, "profile": profile,
               "jaw_geometry": None if fcn.jaw_geometry is None else fcn.jaw_geometry.geometry.to_record(),
+              "action_space": None if action_space is None else dataclasses.asdict(action_space),
               "version": int(version), "step": int(step), "config": config or {}}
     _write(path, fcn.state_dict(), record)
     return path
@@ -162,6 +170,29 @@ def _jaw_geometry_or_null(value) -> bool:
 _jaw_geometry_or_null.requirement = "null or the fields of grasp_core.jaw_geometry.JawGeometry"
 
 
+ACTION_SPACE_FIELDS = {"object_mask": bool, "min_height_m": float, "edge_margin_m": float, "symmetric_q": bool}
+
+
+def _action_space_or_null(value) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, dict) or set(value) != set(ACTION_SPACE_FIELDS):
+        return False
+    for key, kind in ACTION_SPACE_FIELDS.items():
+        item = value[key]
+        if kind is bool and not isinstance(item, bool):
+            return False
+        if kind is float and not (isinstance(item, (int, float)) and not isinstance(item, bool)
+                                  and math.isfinite(item) and item >= 0):
+            return False
+    return True
+
+
+_action_space_or_null.requirement = ("null or an object with exactly " + ", ".join(ACTION_SPACE_FIELDS)
+                                     + " (booleans; metres >= 0), the fields of grasp_core.action_space."
+                                     "ActionSpaceConfig")
+
+
 def _object(value) -> bool:
     return isinstance(value, dict)
 
@@ -185,6 +216,7 @@ MODEL_RECORD_FIELDS = {
     "profile": (False, _string_or_null),
     "config": (False, _object),
     "jaw_geometry": (False, _jaw_geometry_or_null),
+    "action_space": (False, _action_space_or_null),
 }
 
 
@@ -211,6 +243,31 @@ def check_model_record(record: dict, source: str = "checkpoint") -> dict:
         raise CheckpointError(f"{source}: bad metadata: " + "; ".join(problems)
                               + " (re-save the model with grasp_core.checkpoint.save_model)")
     return record
+
+
+ACTION_SPACE_RECORDED = "recorded in the checkpoint"  # served_action_space's source when the record has one
+
+
+def served_action_space(record: dict) -> tuple[ActionSpaceConfig, str]:
+    """The action space a (checked) model record's grasps are chosen in, and where it comes from (for the log).
+
+    A checkpoint records its learning preset's action space. One that records none (written before the record
+    existed, or by a caller that gave none) gets a default by what it holds: with jaw geometry (or the head's score
+    pooled over the angles) only the `default` preset trains it, so the `default` preset's action space; otherwise
+    the `seed` preset's (anywhere, each rotation's own Q), as VPG chose.
+    """
+    recorded = record.get("action_space")
+    if recorded is not None:
+        return ActionSpaceConfig(**recorded), ACTION_SPACE_RECORDED
+    from grasp_core.learning import PRESETS  # noqa: PLC0415 - grasp_core.learning imports this module
+
+    if record.get("jaw_geometry") is not None or record.get("angle_source") == "jaw_geometry":
+        return dataclasses.replace(PRESETS["default"].actions), (
+            "the checkpoint records no action space; it has jaw geometry, which only the 'default' preset trains, "
+            "so that preset's is used")
+    return dataclasses.replace(PRESETS["seed"].actions), (
+        "the checkpoint records no action space and has no jaw geometry, so the 'seed' preset's is used "
+        "(anywhere, each rotation's own Q)")
 
 
 def load_model(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from grasp_core import checkpoint
+from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.networks import TwoStreamFCN
 from grasp_core.replay import Experience, ReplayStore, VPGReplaySampler
 from grasp_core.rotation import ANGLE_SOURCES, InferenceOptions, RotatingQNetwork
@@ -215,8 +216,11 @@ class DQNLearner:
     """Holds the Q network, its optimiser, the step counter, the RNGs and the replay sampler."""
 
     def __init__(self, qnet: RotatingQNetwork, config: DQNConfig | None = None, replay: ReplayStore | None = None,
-                 profile: str | None = None):
+                 profile: str | None = None, actions: ActionSpaceConfig | None = None):
+        """`actions`: the action space the loop chooses grasps in (its learning preset's), recorded in every
+        checkpoint so that the affordance node serves the model with it (None: none recorded)."""
         self.qnet = qnet
+        self.actions = actions
         self.config = config or DQNConfig()
         if self.config.uses_replay and replay is None:
             raise ValueError("replayed updates need a ReplayStore (or set batch_size=1 and replay_steps=0)")
@@ -589,7 +593,7 @@ class DQNLearner:
         """Weights + metadata at `path` (.safetensors), training state beside it (`x.state.safetensors`)."""
         path = checkpoint.save_model(path, self.qnet.fcn, **self.qnet.geometry(), profile=self.profile,
                                      stage="dqn", version=self.step if version is None else version, step=self.step,
-                                     config=self.config.as_dict())
+                                     config=self.config.as_dict(), action_space=self.actions)
         checkpoint.save_training_state(checkpoint.training_state_path(path), self.state_dict())
         return path
 

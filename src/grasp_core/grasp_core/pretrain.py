@@ -45,8 +45,10 @@ import torch
 from tqdm import tqdm
 
 from grasp_core import checkpoint
+from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.dataset import KeypointSample, load_dataset
 from grasp_core.labels import affordance_label
+from grasp_core.learning import PRESETS
 from grasp_core.losses import LOSSES, map_loss
 from grasp_core.profiles import Profile, get_profile
 from grasp_core.rotation import RotatingQNetwork
@@ -266,11 +268,15 @@ class PretrainedQs:
     heightmap_shape: tuple[int, int]  # (H, W) trained on
     seconds: float
 
-    def save(self, path: str | Path, config: dict) -> Path:
-        """The checkpoint (stage "pretrain", version 0) at `path` (.safetensors), `config` in its metadata."""
+    def save(self, path: str | Path, config: dict, actions: ActionSpaceConfig | None = None) -> Path:
+        """The checkpoint (stage "pretrain", version 0) at `path` (.safetensors), `config` in its metadata, served in
+        the action space `actions`: by default the `default` preset's, the one docs/learning.md 1.4 measured on Q_s
+        (key points say where an object is, so grasps well inside footprints)."""
         qnet = self.qnet
+        actions = PRESETS["default"].actions if actions is None else actions
         return checkpoint.save_model(path, qnet.fcn, **qnet.geometry(), profile=self.profile.name,
-                                     stage="pretrain", version=0, step=self.result.steps, config=config)
+                                     stage="pretrain", version=0, step=self.result.steps, config=config,
+                                     action_space=actions)
 
 
 def pretrain_from_dataset(dataset_dir: str | Path, config: PretrainConfig, *, imagenet_weights: str | None = None,

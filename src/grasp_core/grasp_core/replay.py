@@ -13,6 +13,9 @@ another: it is moved to `quarantine/<index>.npz` with a `<index>.reason.txt` bes
 its index is a hole (`store.quarantined`, reward NaN) that `VPGReplaySampler` never draws; every other record
 keeps its index and is trained as usual. Records are quarantined when the store is opened (metadata) or when
 they are first read (images). Nothing is deleted: fix or inspect the file in `quarantine/` at leisure.
+A store opened with `max_pixels` quarantines the same way, when it is read, a record whose heightmap is larger
+than that (`workspace.exceeds_pixel_cap`, the affordance node's rule): one such record would cost every update
+that draws it seconds and gigabytes. Raise the cap and move the file back to train it after all.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_core.fileio import fsync_directory
+from grasp_core.workspace import exceeds_pixel_cap
 
 FORMAT = "grasp-replay"
 VERSION = 1
@@ -183,11 +187,15 @@ def _placeholder(reason: str, original_id=None) -> dict:
 class ReplayStore:
     """Append-only experience store in a directory. One writer at a time (an flock guards it); any number of
     `read_only=True` readers. Metadata of every record is held in memory, images are read on demand.
+    `max_pixels`: the largest heightmap read back; a larger record is quarantined when read (None: no cap).
     """
 
-    def __init__(self, directory, read_only: bool = False):
+    def __init__(self, directory, read_only: bool = False, max_pixels: int | None = None):
+        if max_pixels is not None and not (isinstance(max_pixels, int) and max_pixels >= 1):
+            raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
         self.directory = Path(directory)
         self.read_only = read_only
+        self.max_pixels = max_pixels
         self.duplicates = 0          # appends of an id already stored, since this store was opened
         self.removed_partial = 0     # crash leftovers (temp files) deleted when opening
         self._lock_fd = None
@@ -364,10 +372,16 @@ class ReplayStore:
             with np.load(self._record_path(index), allow_pickle=False) as data:
                 arrays = {name: data[name] for name in _IMAGE_FIELDS if name in data.files}
             meta["pixel"] = tuple(meta["pixel"])
-            return Experience(**meta, **arrays)
+            experience = Experience(**meta, **arrays)
         except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             reason = f"unreadable: {type(e).__name__}: {e}"  # the file's bytes, not the disk (OSError propagates)
             raise CorruptRecordError(index, reason, self._quarantine(index, reason)) from e
+        height, width = experience.depth_hm.shape
+        if self.max_pixels is not None and exceeds_pixel_cap(height, width, self.max_pixels):
+            reason = (f"heightmap {width}x{height} is larger than this store's cap of {self.max_pixels} pixels "
+                      "(the learner's max_heightmap_pixels)")
+            raise CorruptRecordError(index, reason, self._quarantine(index, reason))
+        return experience
 
     def metadata(self, index: int) -> dict:
         """An experience's fields without its images, from memory."""

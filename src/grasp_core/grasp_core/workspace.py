@@ -76,6 +76,14 @@ class WorkspaceLimits:
         return bool(self.x_min <= x < self.x_max and self.y_min <= y < self.y_max)
 
 
+def exceeds_pixel_cap(height: int, width: int, max_pixels: int) -> bool:
+    """True when an H x W heightmap costs more than `max_pixels`: more pixels, or (a heightmap is rotated inside a
+    square whose side is its diagonal, so a long thin one costs as much as a square of that diagonal)
+    H^2 + W^2 > 2 * max_pixels, the diagonal of a square of max_pixels."""
+    height, width = int(height), int(width)
+    return height * width > max_pixels or height * height + width * width > 2 * max_pixels
+
+
 # VPG's limits (method.md). The simulated UR5 sits at the world origin, the workspace in front of it at -x.
 VPG_SIM_WORKSPACE = WorkspaceLimits(-0.724, -0.276, -0.224, 0.224, -0.0001, 0.4, 0.002)
 # VPG's real-robot limits in the UR controller's `base` frame. ROS `base_link` is `base` rotated 180 deg

@@ -164,6 +164,15 @@ BAD_RECORDS = [  # issue 11, defect 2: each of these was a TypeError deep inside
     ("stride_wrong", _set("stride", 16), "'stride' is 16 but a small_cnn trunk has 4"),
     ("channels_text", _set("trunk_channels", "64"), "'trunk_channels' must be an integer"),
     ("stage_number", _set("stage", 3), "'stage' must be a non-empty string"),
+    ("action_space_list", _set("action_space", [True]), "'action_space' must be null or an object"),
+    ("action_space_text_bool", _set("action_space", {"object_mask": "yes", "min_height_m": 0.01,
+                                                     "edge_margin_m": 0.0, "symmetric_q": False}),
+     "'action_space' must be null or an object"),
+    ("action_space_negative", _set("action_space", {"object_mask": True, "min_height_m": 0.01,
+                                                    "edge_margin_m": -1.0, "symmetric_q": False}),
+     "'action_space' must be null or an object"),
+    ("action_space_missing_field", _set("action_space", {"object_mask": True}),
+     "'action_space' must be null or an object"),
 ]
 
 
@@ -191,3 +200,27 @@ def test_unknown_trunk_name_is_refused_by_the_network_loaders(tmp_path):
     load_model(path)  # the weights and record are readable ...
     with pytest.raises(CheckpointError, match="unknown trunk 'alexnet'"):
         load_q_network(path)  # ... but no network can be built from them
+
+
+def test_the_action_space_round_trips_and_old_records_get_a_named_default(tmp_path):
+    """Issue 23: a checkpoint records the action space its grasps are chosen in; one without the record (older
+    files) gets the default preset's when it has jaw geometry, else the seed's, and says so."""
+    from grasp_core.action_space import ActionSpaceConfig
+    from grasp_core.jaw_geometry import JawGeometry
+    from grasp_core.learning import PRESETS
+
+    actions = ActionSpaceConfig(object_mask=True, min_height_m=0.02, edge_margin_m=0.012, symmetric_q=True)
+    _, record = load_model(save_model(tmp_path / "a.safetensors", _fcn(), num_rotations=4, action_space=actions))
+    assert checkpoint.served_action_space(record) == (actions, checkpoint.ACTION_SPACE_RECORDED)
+
+    _, old = load_model(write_with_record(tmp_path / "old.safetensors", _fcn(), lambda r: r.pop("action_space")))
+    served, why = checkpoint.served_action_space(old)
+    assert served == PRESETS["seed"].actions and "records no action space" in why and "'seed'" in why
+
+    fcn = _fcn()
+    fcn.enable_jaw_geometry(JawGeometry(pixel_m=0.004))
+    _, jaw = load_model(write_with_record(tmp_path / "jaw.safetensors", fcn, lambda r: r.pop("action_space")))
+    served, why = checkpoint.served_action_space(jaw)
+    assert served == PRESETS["default"].actions and "jaw geometry" in why and "'default'" in why
+    served.edge_margin_m = 1.0  # a copy: the preset is not changed through it
+    assert PRESETS["default"].actions.edge_margin_m == 0.016

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grasp_core import checkpoint
+from grasp_core.action_space import ActionSpaceConfig
 from grasp_core.dqn import DQNConfig, DQNLearner, td_target, warm_start
 from grasp_core.exploration import ExplorationConfig, epsilon_at, select_action
 from grasp_core.networks import build_fcn
@@ -186,11 +187,14 @@ def test_resume_gives_a_bit_identical_next_update(tmp_path):
     experiences = _experiences(8)
     config = DQNConfig(lr=1e-3, seed=5, train_opposite_rotation=True)
     torch.manual_seed(0)
-    learner = DQNLearner(TINY.build_q_network(), config, ReplayStore(tmp_path / "replay_a"), profile="tiny")
+    actions = ActionSpaceConfig(object_mask=True, edge_margin_m=0.01, symmetric_q=True)
+    learner = DQNLearner(TINY.build_q_network(), config, ReplayStore(tmp_path / "replay_a"), profile="tiny",
+                         actions=actions)
     for e in experiences[:6]:
         learner.update(e)
     path = learner.save(tmp_path / "ckpt.safetensors")
     assert checkpoint.training_state_path(path).is_file() and checkpoint.sidecar_path(path).is_file()
+    assert checkpoint.served_action_space(checkpoint.load_model(path)[1]) == (actions, checkpoint.ACTION_SPACE_RECORDED)
     learner.replay.close()
     shutil.copytree(tmp_path / "replay_a", tmp_path / "replay_b")
     learner.replay = ReplayStore(tmp_path / "replay_a")

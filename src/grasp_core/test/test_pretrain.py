@@ -1,4 +1,5 @@
 """Pretraining Q_s: resampling, augmentation, the training loop and the grasp-pretrain command."""
+import dataclasses
 import json
 import os
 import sys
@@ -9,6 +10,7 @@ import torch
 
 from grasp_core import checkpoint
 from grasp_core.dataset import KeypointSample, save_dataset
+from grasp_core.learning import PRESETS
 from grasp_core.pretrain import (PretrainConfig, TrainingImage, augment, main, prepare_images, pretrain,
                                  pretrain_from_dataset)
 from grasp_core.profiles import get_profile
@@ -152,6 +154,7 @@ def test_pretrain_from_dataset_is_the_steps_it_names(tmp_path):
     path = trained.save(tmp_path / "qs.safetensors", {"note": "test"})
     _, meta = checkpoint.load_model(path)
     assert meta["stage"] == "pretrain" and meta["step"] == 2 and meta["config"] == {"note": "test"}
+    assert meta["action_space"] == dataclasses.asdict(PRESETS["default"].actions)  # served as measured (1.4)
 
 
 def test_augmentation_keeps_the_shape_of_non_square_heightmaps():

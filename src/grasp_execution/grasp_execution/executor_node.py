@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import rclpy
 from grasp_core.episode import is_empty
-from grasp_core.exploration import epsilon_at
-from grasp_core.learning import PRESETS, AttemptRules, learning_config, parse_overrides
+from grasp_core.exploration import FailedGraspMemory, epsilon_at
+from grasp_core.learning import PRESETS, AttemptRules, LearningConfig, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import attempt_record, image_to_numpy, msg_to_heightmap, stamp_ns
@@ -289,17 +289,8 @@ class ExecutorNode(Node):
                                    f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
 
     def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
-        config, exploration, actions = self.config, self.learning.exploration, self.learning.actions
-        request = ProposeGrasp.Request(epsilon=epsilon, heightmap=state, exploration_mode=exploration.mode,
-                                       temperature=exploration.temperature, object_mask=actions.object_mask,
-                                       object_min_height=actions.min_height_m, edge_margin=actions.edge_margin_m,
-                                       symmetric_q=actions.symmetric_q)
-        memory = None if self.rules is None else self.rules.memory
-        if exploration.exclude_failed and memory is not None and memory.failed:
-            rotations, us, vs = zip(*memory.failed)
-            request.exclude_rotation_index, request.exclude_pixel_x, request.exclude_pixel_y = \
-                list(rotations), list(us), list(vs)
-            request.exclude_radius_px = float(memory.radius_px)
+        config = self.config
+        request = propose_request(self.learning, epsilon, state, None if self.rules is None else self.rules.memory)
         try:
             response = call_service(self._propose, request, config.propose_timeout, config.service_wait)
         except ServiceUnavailable:
@@ -416,6 +407,24 @@ class ExecutorNode(Node):
         else:
             self.get_logger().warning(f"scene not reset ({why}): {result.message}", throttle_duration_sec=30.0)
             self._stop.wait(self.config.retry_delay)
+
+
+def propose_request(learning: LearningConfig, epsilon: float, heightmap: Heightmap,
+                    memory: FailedGraspMemory | None = None) -> ProposeGrasp.Request:
+    """The ProposeGrasp request of an attempt: `learning`'s exploration and action space (sent as "custom", so the
+    executor chooses as its preset says whatever model is served) and, when the preset excludes failed grasps,
+    those in `memory`."""
+    exploration, actions = learning.exploration, learning.actions
+    request = ProposeGrasp.Request(epsilon=epsilon, heightmap=heightmap, exploration_mode=exploration.mode,
+                                   temperature=exploration.temperature, action_space="custom",
+                                   object_mask=actions.object_mask, object_min_height=actions.min_height_m,
+                                   edge_margin=actions.edge_margin_m, symmetric_q=actions.symmetric_q)
+    if exploration.exclude_failed and memory is not None and memory.failed:
+        rotations, us, vs = zip(*memory.failed)
+        request.exclude_rotation_index, request.exclude_pixel_x, request.exclude_pixel_y = \
+            list(rotations), list(us), list(vs)
+        request.exclude_radius_px = float(memory.radius_px)
+    return request
 
 
 def main(args=None) -> int:

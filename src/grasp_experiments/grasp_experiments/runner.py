@@ -114,7 +114,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
         warm_start(qnet, pretrained)
     config = learning_config(spec.learning, list(spec.overrides), seed=spec.seed, inference=profile.inference)
     replay = ReplayStore(run_dir / "replay")
-    learner = DQNLearner(qnet, config.dqn, replay, profile=profile.name)
+    learner = DQNLearner(qnet, config.dqn, replay, profile=profile.name, actions=config.actions)
     workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
     world = GraspWorld(SimConfig(num_objects=spec.num_objects, seed=spec.seed, object_set=spec.object_set,
                                  workspace=workspace, auto_reset=False))
@@ -144,7 +144,8 @@ def _save_model(path: Path, learner: DQNLearner, profile: str, spec: RunSpec) ->
     qnet = learner.qnet
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint.save_model(path, qnet.fcn, **qnet.geometry(), profile=profile, stage="dqn",
-                          version=learner.step, step=learner.step, config={"run": asdict(spec)})
+                          version=learner.step, step=learner.step, config={"run": asdict(spec)},
+                          action_space=learner.actions)
 
 
 def _empty_run_dir(run_dir: Path) -> None:

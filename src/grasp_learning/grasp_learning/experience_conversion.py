@@ -4,13 +4,20 @@ from __future__ import annotations
 from grasp_interfaces.msg import GraspExperience
 
 from grasp_core.replay import Experience
-from grasp_ros.conversions import is_empty_heightmap, msg_to_heightmap
+from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap
 
 
-def msg_to_experience(msg: GraspExperience) -> Experience:
-    """Decode and check one experience; raises ValueError saying what is wrong (the learner logs and drops it)."""
+def msg_to_experience(msg: GraspExperience, max_pixels: int | None = None) -> Experience:
+    """Decode and check one experience; raises ValueError saying what is wrong (the learner logs and drops it).
+    `max_pixels`: heightmaps larger than that are refused before they are decoded."""
     if not msg.id:
         raise ValueError("experience has an empty id")
+    if max_pixels is not None:
+        for name, heightmap in (("heightmap", msg.heightmap), ("next heightmap", msg.next_heightmap)):
+            try:
+                check_heightmap_size(heightmap, max_pixels)
+            except ValueError as e:
+                raise ValueError(f"experience {msg.id}: {name}: {e}") from None
     try:
         color, depth, _ = msg_to_heightmap(msg.heightmap)
     except ValueError as e:

@@ -13,7 +13,10 @@
 - No model is saved or announced unless its weights and its Q maps on a recent heightmap are finite
   (grasp_core.model_check); a failing one is undone like a diverging update.
 - A replay record that cannot be read is quarantined by the store (moved to `replay_dir/quarantine/`) and left
-  out; the experience whose update drew it for prioritised replay is trained again, not blamed.
+  out; the experience whose update drew it for prioritised replay is trained again, not blamed. So is a record
+  whose heightmap is larger than `max_heightmap_pixels`; a message that large is refused before it is decoded.
+- Experiences lost on the way (a burst larger than the topic's queue) are found from gaps in each executor's
+  attempt numbers (grasp_core.attempts.AttemptNumbering) and logged as errors.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from grasp_core.attempts import AttemptNumbering
 from grasp_core.checkpoint import load_q_network
 from grasp_core.dqn import DQNConfig, DQNLearner, warm_start
 from grasp_core.learning import PRESETS, PublicationSchedule, learning_config, parse_overrides
@@ -77,6 +81,10 @@ class LearnerConfig:
     tensorboard_image_every: int = parameter(50, "Updates between affordance images (and Q scales) in "
                                              "TensorBoard.", check=in_range(1, 1_000_000),
                                              requirement="an integer >= 1")
+    max_heightmap_pixels: int = parameter(512 * 512, "Largest experience heightmap stored or trained, in pixels "
+                                          "(the affordance node's cap): a larger message is refused before it is "
+                                          "decoded, a larger stored record is quarantined when read.",
+                                          check=in_range(64, 4096 * 4096), requirement="64 <= pixels <= 4096^2")
 
 
 class LearnerNode(Node):
@@ -93,7 +101,7 @@ class LearnerNode(Node):
         torch.manual_seed(config.seed)
 
         try:
-            self.store = ReplayStore(config.replay_dir)
+            self.store = ReplayStore(config.replay_dir, max_pixels=config.max_heightmap_pixels)
         except ValueError as e:
             raise ParameterError(f"replay_dir {config.replay_dir!r}: {e}") from None
         self.catalog = CheckpointCatalog(config.checkpoint_dir)
@@ -103,6 +111,12 @@ class LearnerNode(Node):
         self._received = 0  # experiences stored by this process
         self._duplicates = 0
         self._rejected = 0
+        self.lost_experiences = 0  # found from gaps in a source's attempt numbers
+        self._numbering = AttemptNumbering()
+        for index in range(len(self.store)):  # a restarted learner: what each source sent while it was down
+            meta = self.store.metadata(index)
+            if meta.get("id") is not None:
+                self._numbering.last[meta["source"]] = meta["attempt"]
         self._last_loss: float | None = None
         self._diverged = 0
         self._skip: set[int] = set()  # store indices whose update failed: never trained
@@ -157,7 +171,8 @@ class LearnerNode(Node):
             log.info(f"warm start from {config.pretrained_checkpoint} (profile {profile.name})")
         else:
             log.warning(f"no pretrained_checkpoint: starting from a random {profile.name} network (vanilla DQN)")
-        self.learner = DQNLearner(qnet, self._dqn_config(profile.name), self.store, profile=profile.name)
+        self.learner = DQNLearner(qnet, self._dqn_config(profile.name), self.store, profile=profile.name,
+                                  actions=self.learning.actions)
         self._retire_quarantined(self.learner)
         self.version, self.trained = 0, 0
         if len(self.store):
@@ -177,7 +192,7 @@ class LearnerNode(Node):
             try:
                 qnet, record = load_q_network(entry.model_path)
                 learner = DQNLearner(qnet, self._dqn_config(record.get("profile")), self.store,
-                                     profile=record.get("profile"))
+                                     profile=record.get("profile"), actions=self.learning.actions)
                 learner.load(entry.model_path)
                 self._retire_quarantined(learner)
                 self._check_model(learner, f"checkpoint version {entry.version}")  # one saved before the checks
@@ -193,8 +208,10 @@ class LearnerNode(Node):
     # ------------------------------------------------------------------------------------------------ storing
     def _on_experience(self, msg: GraspExperience) -> None:
         log = self.get_logger()
+        if not (msg.id and self.store.index_of(msg.id) is not None):  # a re-sent one is no jump in the numbering
+            self._check_numbering(msg.source, int(msg.attempt))  # refused ones too: they arrived
         try:
-            experience = msg_to_experience(msg)
+            experience = msg_to_experience(msg, self.config.max_heightmap_pixels)
             if experience.num_rotations != self.num_rotations:
                 raise ValueError(f"experience {experience.id} has {experience.num_rotations} rotations, the "
                                  f"network {self.num_rotations}")
@@ -220,6 +237,20 @@ class LearnerNode(Node):
                  f"{experience.attempt}, reward {experience.reward:g}); {len(self.store)} stored, "
                  f"{len(self.store) - self.trained} waiting for training")
         self._wake.set()
+
+    def _check_numbering(self, source: str, attempt: int) -> None:
+        """An executor numbers its attempts 1, 2, 3, ...: a gap is experiences lost on the way (a burst larger
+        than the topic's queue), which nobody else notices."""
+        jump = self._numbering.observe(source, attempt)
+        if jump is None:
+            return
+        if jump.restarted:
+            self.get_logger().info(jump.describe())
+            return
+        self.lost_experiences += jump.lost
+        self.get_logger().error(f"{jump.describe()}; {self.lost_experiences} lost in all since this learner "
+                                "started (a burst larger than the experience topic's queue, or sent while the "
+                                "learner was down)")
 
     # ------------------------------------------------------------------------------------------------ training
     def _train_loop(self) -> None:
@@ -340,7 +371,8 @@ class LearnerNode(Node):
     def _log_stats(self) -> None:
         loss = "-" if self._last_loss is None else f"{self._last_loss:.4f}"
         self.get_logger().info(f"status: {len(self.store)} stored ({self._received} this run, {self._duplicates} "
-                               f"duplicates, {self._rejected} rejected), {self.trained} trained, "
+                               f"duplicates, {self._rejected} rejected, {self.lost_experiences} lost on the way), "
+                               f"{self.trained} trained, "
                                f"{len(self.store) - self.trained} waiting, {self.learner.step} updates, last loss "
                                f"{loss}, model v{self.version}")
 

@@ -170,3 +170,103 @@ def test_an_update_that_leaves_finite_weights_but_nan_q_is_undone(learner, tmp_p
     for entry in entries:  # no saved (hence no announced) model gives NaN
         qnet, _ = checkpoint.load_q_network(entry.model_path)
         check_model(qnet.eval(), what=str(entry.model_path))
+
+
+# ------------------------------------------------------------------------------------------------ issue 23
+CAP_SIDE, BIG_SIDE = 64, 96  # a cap of 64 x 64 pixels (the tiny profile's heightmap) and a record over it
+
+
+def large_experience(i: int, reward: float, side: int = BIG_SIDE) -> Experience:
+    depth = np.zeros((side, side), np.float32)
+    depth[10:20, 30:40] = 0.05
+    return Experience(id=f"big-{i}", source="/t", attempt=i, color_hm=np.zeros((side, side, 3), np.uint8),
+                      depth_hm=depth, rotation_index=0, num_rotations=4, pixel=(35, 15), reward=reward, terminal=True)
+
+
+def test_a_stored_heightmap_larger_than_the_cap_is_quarantined_not_trained(learner, tmp_path):
+    """Issue 23, 2.5: a 2048 x 2048 experience was stored and trained (16.6 s per update, 4.5 GB), and stayed in
+    replay to be drawn again. Here a 96 x 96 record over a 64 x 64 cap, drawn for prioritised replay (it is the
+    one success) by the updates before its own."""
+    replay = tmp_path / "replay"
+    with ReplayStore(replay) as store:
+        for i in range(N):
+            store.append(large_experience(i, 1.0) if i == CORRUPT else experience(i, 0.0))
+    node = learner(replay, prioritized_replay=True, max_heightmap_pixels=CAP_SIDE * CAP_SIDE)
+    wait_trained(node, N, N - 1)
+    assert node._skip == {CORRUPT}
+    assert node.learner.step == N - 1  # every other experience trained once
+    assert list(node.store.quarantined) == [CORRUPT]
+    reason = (replay / "quarantine" / f"{CORRUPT:08d}.reason.txt").read_text()
+    assert f"{BIG_SIDE}x{BIG_SIDE}" in reason and f"{CAP_SIDE * CAP_SIDE} pixels" in reason, reason
+    assert node.learner.sampler.retired() == [CORRUPT]
+
+
+def experience_msg(attempt: int, source: str = "/robot1", side: int = CAP_SIDE, run: int = 0):
+    from grasp_interfaces.msg import GraspExperience
+
+    from grasp_core.workspace import VPG_SIM_WORKSPACE
+    from grasp_ros.conversions import heightmap_to_msg
+    workspace = VPG_SIM_WORKSPACE.with_resolution(0.448 / side)
+    depth = np.zeros(workspace.shape, np.float32)
+    depth[10:20, 30:40] = 0.05
+    heightmap = heightmap_to_msg(np.zeros(workspace.shape + (3,), np.uint8), depth, workspace)
+    heightmap.header.frame_id = "world"
+    return GraspExperience(id=f"{source}-{run}-{attempt}-{side}", source=source, attempt=attempt, heightmap=heightmap,
+                           rotation_index=0, num_rotations=4, pixel_x=35, pixel_y=15, reward=0.0, terminal=True)
+
+
+def test_an_experience_larger_than_the_cap_is_refused_before_it_is_decoded(learner, tmp_path):
+    node = learner(tmp_path / "replay", prioritized_replay=False, max_heightmap_pixels=CAP_SIDE * CAP_SIDE)
+    node._on_experience(experience_msg(1, side=BIG_SIDE))
+    assert len(node.store) == 0 and node._rejected == 1
+    node._on_experience(experience_msg(2, side=CAP_SIDE))  # at the cap: stored
+    assert len(node.store) == 1 and node._rejected == 1
+    with pytest.raises(ParameterError, match="max_heightmap_pixels"):
+        learner(tmp_path / "replay2", max_heightmap_pixels=0)
+
+
+class RecordingLogger:
+    """Keeps every message (rclpy's loggers refuse one call site for several severities, so none is forwarded)."""
+
+    def __init__(self):
+        self.messages = []
+
+    def __getattr__(self, level):
+        return lambda message, **kwargs: self.messages.append((level, message))
+
+
+def test_experiences_lost_on_the_way_are_detected_from_gaps_in_attempt_numbers(learner, tmp_path):
+    """Issue 23, 2.6: 1100 experiences sent in 0.07 s, more than the topic's queue: attempts 10-109 were lost with
+    no log on either side. An executor numbers its attempts 1, 2, 3, ...: a gap per source is a lost experience."""
+    node = learner(tmp_path / "replay", prioritized_replay=False)
+    logs = RecordingLogger()
+    node.get_logger = lambda: logs
+    for attempt in (1, 2, 3, 7):  # 4-6 lost
+        node._on_experience(experience_msg(attempt))
+    node._on_experience(experience_msg(1, source="/robot2"))  # another executor's own numbering
+    node._on_experience(experience_msg(8))
+    assert node.lost_experiences == 3
+    lost = [m for level, m in logs.messages if "lost" in m]
+    assert len(lost) == 1 and "/robot1" in lost[0] and "attempts 4-6" in lost[0] and logs.messages, logs.messages
+    assert ("error", lost[0]) in logs.messages
+    bad = experience_msg(9)
+    bad.heightmap.depth.data = b"\0" * 8  # refused, but it arrived: not counted as lost
+    node._on_experience(bad)
+    node._on_experience(experience_msg(10))
+    node._on_experience(experience_msg(10))  # a duplicate is not a gap either
+    node._on_experience(experience_msg(1, run=1))  # the executor restarted: its numbering begins again
+    node._on_experience(experience_msg(2, run=1))
+    assert node.lost_experiences == 3
+    assert any("restarted" in m for _, m in logs.messages)
+    stored = len(node.store)
+    node.shutdown(save=False)
+    node.destroy_node()
+    # A restarted learner knows each source's last stored attempt: what was sent while it was down is missed.
+    again = learner(tmp_path / "replay", prioritized_replay=False)
+    assert len(again.store) == stored
+    logs = RecordingLogger()
+    again.get_logger = lambda: logs
+    again._on_experience(experience_msg(5, run=1))
+    again._on_experience(experience_msg(2, source="/robot2", run=1))
+    assert again.lost_experiences == 2  # /robot1 attempts 3-4
+    assert any("attempts 3-4" in m for _, m in logs.messages), logs.messages

@@ -11,7 +11,7 @@ import time
 import numpy as np
 from grasp_core.attempts import AttemptRecord
 from grasp_core.grasp_pose import rotation_angle
-from grasp_core.workspace import WorkspaceLimits
+from grasp_core.workspace import WorkspaceLimits, exceeds_pixel_cap
 from grasp_interfaces.msg import Heightmap
 from sensor_msgs.msg import Image
 
@@ -113,11 +113,9 @@ def check_depth_range(depth: np.ndarray, workspace: WorkspaceLimits) -> None:
 
 
 def check_heightmap_size(msg: Heightmap, max_pixels: int) -> None:
-    """Refuse, before decoding anything, a heightmap larger than `max_pixels` (its images and its bounds).
-
-    A heightmap is rotated inside a square whose side is its diagonal, so a long thin one costs as much as a
-    square of that diagonal: refused too when H^2 + W^2 > 2 * max_pixels (the diagonal of a square of max_pixels).
-    """
+    """Refuse, before decoding anything, a heightmap larger than `max_pixels` (its images and its bounds), by
+    grasp_core.workspace.exceeds_pixel_cap: more pixels, or a long thin one whose diagonal is longer than that of a
+    square of max_pixels (it is rotated inside a square of its diagonal)."""
     sizes = [("depth image", msg.depth.height, msg.depth.width), ("colour image", msg.color.height, msg.color.width)]
     try:
         height, width = WorkspaceLimits(msg.x_min, msg.x_max, msg.y_min, msg.y_max, msg.z_min, msg.z_max,
@@ -127,7 +125,7 @@ def check_heightmap_size(msg: Heightmap, max_pixels: int) -> None:
         pass  # msg_to_heightmap says what is wrong with the bounds
     for what, h, w in sizes:
         h, w = int(h), int(w)
-        if h * w > max_pixels or h * h + w * w > 2 * max_pixels:
+        if exceeds_pixel_cap(h, w, max_pixels):
             raise ValueError(f"heightmap too large: its {what} is {w}x{h} pixels, the limit is {max_pixels} "
                              f"pixels (parameter max_heightmap_pixels; a {int(max_pixels ** 0.5)}x"
                              f"{int(max_pixels ** 0.5)} square): use a coarser resolution or a smaller workspace")
