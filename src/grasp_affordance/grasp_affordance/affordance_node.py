@@ -92,6 +92,10 @@ class AffordanceConfig:
     max_batch: int = parameter(4, "Most requests waiting for the model that run through the network together (one "
                                "predict over their heightmaps; each still gets its own choice, the same as alone). "
                                "1 = one request at a time.", check=in_range(1, 64), requirement="1 <= max_batch <= 64")
+    max_excluded_grasps: int = parameter(1000, "Most excluded grasps (exclude_* entries) a request may carry; more are "
+                                         "refused before any work (each costs a pass over the heightmap; an "
+                                         "executor sends only the failures on its unchanged scene).",
+                                         check=in_range(0, 1_000_000), requirement="0 <= max_excluded_grasps <= 10^6")
 
 
 @dataclass
@@ -303,6 +307,11 @@ class AffordanceNode(Node):
         else:
             heightmap = request.heightmap
         check_epsilon(request.epsilon)
+        excluded = len(request.exclude_rotation_index)
+        if excluded > self.config.max_excluded_grasps:  # before any work: each entry costs a pass over the map
+            raise ValueError(f"{excluded} excluded grasps, more than max_excluded_grasps = "
+                             f"{self.config.max_excluded_grasps}: send only the grasps that failed on the current "
+                             "scene (or raise the node's max_excluded_grasps)")
         try:
             check_heightmap_size(heightmap, self.config.max_heightmap_pixels)  # before any work
             color, depth, workspace = msg_to_heightmap(heightmap)

@@ -225,6 +225,31 @@ def test_a_request_that_queued_too_long_is_not_computed(make_node):
     assert propose(node2, heightmap()).success
 
 
+def test_an_exclude_list_longer_than_the_cap_is_refused_before_any_work(make_node):
+    """Issue 23, 2.3: 1,000,000 valid exclude entries were served after 24.5 s, and other clients waited behind."""
+    node = make_node(allow_untrained=True)
+    entries = 1_000_000
+    request = ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(), exclude_radius_px=2.0,
+                                   exclude_rotation_index=[1] * entries, exclude_pixel_x=[5] * entries,
+                                   exclude_pixel_y=[5] * entries)
+    t0 = time.perf_counter()
+    response = node._on_propose(request, ProposeGrasp.Response())
+    assert time.perf_counter() - t0 < 5.0
+    assert not response.success, response.message
+    assert "1000000 excluded grasps" in response.message and "max_excluded_grasps = 1000" in response.message
+    small = make_node(allow_untrained=True, max_excluded_grasps=3)
+
+    def excluding(n):
+        return ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(), exclude_radius_px=2.0,
+                                    exclude_rotation_index=[1] * n, exclude_pixel_x=[5] * n,
+                                    exclude_pixel_y=list(range(n)))
+    assert small._on_propose(excluding(3), ProposeGrasp.Response()).success  # at the cap
+    response = small._on_propose(excluding(4), ProposeGrasp.Response())
+    assert not response.success and "max_excluded_grasps = 3" in response.message, response.message
+    with pytest.raises(ParameterError, match="max_excluded_grasps"):
+        make_node(max_excluded_grasps=-1)
+
+
 @pytest.mark.parametrize("side", [63, 111, 149])
 def test_odd_sized_heightmaps_are_served(make_node, side):
     """Issue 11, defect 1: an odd x odd heightmap (111 x 111, or 149 x 149 from resolution 0.003) hung the node.
