@@ -37,7 +37,8 @@ ROSDEP_KEYS = {
 # Imported module -> pip distribution pinned in requirements.txt (no rosdep key on a stock Jazzy install).
 PIP_ONLY = {"torch": "torch", "torchvision": "torchvision", "mujoco": "mujoco", "safetensors": "safetensors",
             "tensorboard": "tensorboard", "rerun": "rerun-sdk", "rosbags": "rosbags", "mcap": "mcap",
-            "mcap_ros2": "mcap-ros2-support", "onnxruntime": "onnxruntime", "onnx": "onnx"}
+            "mcap_ros2": "mcap-ros2-support", "onnxruntime": "onnxruntime", "onnx": "onnx",
+            "ray": "ray"}
 # Dependencies a real-robot user needs and a simulation-only user must not be made to install.
 REAL_ROBOT_ONLY = {"ur_robot_driver", "ur_moveit_config", "ur_description", "ur_msgs", "moveit_py",
                    "moveit_configs_utils", "moveit_msgs", "realsense2_camera", "xacro", "shape_msgs"}

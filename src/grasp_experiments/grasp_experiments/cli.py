@@ -4,6 +4,9 @@
         --profile fast --jobs 2 --out runs/exp1
     grasp-experiments novel --runs runs/exp1 --objects 10
     grasp-experiments report --runs runs/exp1 --out docs/results/exp1
+
+With --ray, `run` and `novel` run each task on Ray: a local Ray on this machine, or the cluster at --ray-address
+(or $RAY_ADDRESS). Without --ray, ray is not imported.
 """
 from __future__ import annotations
 
@@ -37,6 +40,29 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _ray_options(args):
+    """The --ray settings (grasp_experiments.ray_backend.RayOptions), or None without --ray (ray stays unimported)."""
+    if not args.ray:
+        given = [flag for flag, value in (("--ray-address", args.ray_address), ("--ray-cpus", args.ray_cpus),
+                                          ("--ray-dashboard", args.ray_dashboard)) if value]
+        if given:
+            raise ValueError(f"{' '.join(given)} only apply with --ray: add --ray")
+        return None
+    from grasp_experiments.ray_backend import RayOptions
+
+    return RayOptions(address=args.ray_address or os.environ.get("RAY_ADDRESS") or None, cpus=args.ray_cpus,
+                      retries=args.ray_retries, dashboard=args.ray_dashboard)
+
+
+def _report_failures(failed: dict[str, str]) -> int:
+    for name, error in failed.items():
+        print(f"grasp-experiments: FAILED {name}: {error}", file=sys.stderr)
+    if failed:
+        print(f"grasp-experiments: {len(failed)} task(s) failed; run the same command again to retry them "
+              "(finished runs are kept)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _cmd_run(args) -> int:
     from grasp_experiments.experiment import ExperimentConfig, run_experiment
     from grasp_experiments.pretraining import PretrainStage
@@ -50,16 +76,20 @@ def _cmd_run(args) -> int:
                                             recalibrate_bn=not args.no_bn_recalibration),
                               args.imagenet_weights, args.keep_replay, learning=args.learning,
                               overrides=tuple(args.set), checkpoint_every=args.checkpoint_every)
+    ray_options = _ray_options(args)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=_progress(args))
+    result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=_progress(args),
+                            ray_options=ray_options)
     entry = {"command": "grasp-experiments " + shlex.join(sys.argv[1:]), "started": started,
              "seconds": result["seconds"], "ran": len(result["ran"]), "skipped": len(result["skipped"]),
              "jobs": args.jobs, "machine": _machine()}
+    if ray_options is not None:
+        entry.update(ray=ray_options.address or "local", failed=sorted(result["failed"]))
     with open(Path(args.out) / HISTORY_FILE, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
     print(f"grasp-experiments: {len(result['ran'])} run(s) done, {len(result['skipped'])} skipped, "
-          f"{result['seconds'] / 60:.1f} min")
-    return 0
+          + (f"{len(result['failed'])} failed, " if result["failed"] else "") + f"{result['seconds'] / 60:.1f} min")
+    return _report_failures(result["failed"])
 
 
 def _experiment_folder(path: str) -> Path:
@@ -79,14 +109,26 @@ def _cmd_novel(args) -> int:
     from grasp_experiments.experiment import EXPERIMENT_FILE
     from grasp_experiments.novel import run_novel_test
 
+    ray_options = _ray_options(args)
     config = json.loads((_experiment_folder(args.runs) / EXPERIMENT_FILE).read_text())
     objects = args.objects if args.objects is not None else max(config["objects"])
     methods = args.methods or config["methods"]
-    record = run_novel_test(args.runs, methods, objects, args.rounds, args.attempts, threads=args.threads,
-                            progress=_progress(args), include_pretrained=args.include_pretrained)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    failed = {}
+    if ray_options is not None:
+        from grasp_experiments.ray_backend import run_novel_on_ray
+
+        record, failed = run_novel_on_ray(args.runs, methods, objects, args.rounds, args.attempts, args.threads or 1,
+                                          ray_options, include_pretrained=args.include_pretrained,
+                                          progress=_progress(args))
+    else:
+        record = run_novel_test(args.runs, methods, objects, args.rounds, args.attempts,
+                                threads=args.threads or max(1, os.cpu_count() or 1), progress=_progress(args),
+                                include_pretrained=args.include_pretrained)
     for m, r in record["methods"].items():
         print(f"{m}: G = {r['mean']:.3f} ± {r['std']:.3f} over {len(r['rounds'])} rounds")
-    return 0
+    return _report_failures(failed)
 
 
 def _cmd_report(args) -> int:
@@ -99,6 +141,20 @@ def _cmd_report(args) -> int:
     path = make_report(args.runs, args.out, settings, args.title, args.notes)
     print(f"grasp-experiments: wrote {path}")
     return 0
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", action="store_true",
+                        help="run each task (learning run, pretraining loss, method's novel test) as a Ray task: a "
+                             "local Ray, or the cluster at --ray-address; no shared disk needed")
+    parser.add_argument("--ray-address", help="address of a running Ray cluster (`ray start --head` prints it; "
+                                              "default: $RAY_ADDRESS, else a local Ray on this machine)")
+    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray (default: all of this machine's)")
+    parser.add_argument("--ray-retries", type=int, default=2,
+                        help="tries after the first for a task that raises or whose worker dies; then it is "
+                             "reported by name and the other tasks go on")
+    parser.add_argument("--ray-dashboard", action="store_true",
+                        help="start the local Ray's dashboard (needs ray[default]; off by default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, default=1000, help="grasp attempts (= DQN updates) per run")
     run.add_argument("--profile", default="fast", choices=["paper", "fast", "fast_bilinear", "tiny"],
                      help="network profile (grasp_core.profiles)")
-    run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
-    run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs)")
+    run.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each; not with --ray)")
+    run.add_argument("--threads", type=int, help="torch threads per run (default: CPUs / jobs; with --ray: 1, and each "
+                                                 "run reserves that many of the cluster's CPUs)")
     run.add_argument("--pretrain-images", type=int, default=50, help="sim key-point images for Q_s")
     run.add_argument("--pretrain-epochs", type=int, default=8, help="epochs of Q_s pretraining (the demo's 8)")
     run.add_argument("--pretrain-optimizer", default="adam", choices=("adam", "sgd"),
@@ -141,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="experiment folder (e.g. runs/exp1)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bars (they are off anyway when stderr is not a terminal)")
+    _add_ray_arguments(run)
     run.set_defaults(func=_cmd_run)
 
     novel = sub.add_parser("novel", allow_abbrev=False, help="test trained models on 10 unseen shapes (seed Table II)",
@@ -152,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     novel.add_argument("--attempts", type=int, default=20, help="grasp attempts per round")
     novel.add_argument("--include-pretrained", action="store_true",
                        help="also test the KL-pretrained Q_s alone (ours before any DQN update)")
-    novel.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1), help="torch CPU threads")
+    novel.add_argument("--threads", type=int, help="torch CPU threads (default: all CPUs; with --ray: 1 per "
+                                                   "method's task, and each reserves that many CPUs)")
     novel.add_argument("--quiet", action="store_true",
                        help="no progress bars (they are off anyway when stderr is not a terminal)")
+    _add_ray_arguments(novel)
     novel.set_defaults(func=_cmd_novel)
 
     report = sub.add_parser("report", allow_abbrev=False, help="figures, summary and report.md from the raw logs",

@@ -4,6 +4,8 @@
 settings for runs that already exist is refused (a finished run's result must mean what its folder says).
 With --jobs > 1 each run is a separate process (spawned: a fresh MuJoCo GL context and torch thread pool each);
 a finished run (done.json) is skipped, an interrupted one restarts from scratch.
+With a RayOptions (`--ray`) the same tasks run as Ray tasks instead, on this machine or a cluster
+(grasp_experiments.ray_backend, imported only then).
 """
 from __future__ import annotations
 
@@ -113,6 +115,16 @@ class _InlineExecutor:
         return False
 
 
+def task_name(task) -> str:
+    """How a task is named in progress lines, failure reports and logs."""
+    return f"pretraining ({task})" if isinstance(task, str) else str(task.relative_dir)
+
+
+def task_ready(out: Path, config: ExperimentConfig, task) -> bool:
+    """Runs that warm-start from Q_s (`ours`) wait for the KL pretraining; everything else can start."""
+    return isinstance(task, str) or not get_method(task.method).pretrained or loss_done(out, config.profile, "kl")
+
+
 def _describe(task, result: dict) -> str:
     if isinstance(task, str):
         return f"pretraining ({task}): loss {result['epoch_losses'][0]:.4f} -> {result['epoch_losses'][-1]:.4f}, " \
@@ -122,22 +134,28 @@ def _describe(task, result: dict) -> str:
 
 
 def run_experiment(out: str | Path, config: ExperimentConfig, jobs: int = 1, threads: int | None = None,
-                   progress: bool = True, log=print) -> dict:
+                   progress: bool = True, log=print, ray_options=None) -> dict:
     """Run every unfinished piece of the experiment.
 
     Returns {"ran": learning runs done now, "skipped": runs finished before, "pretrained": losses trained now,
-    "seconds": wall time}.
+    "failed": {task name: error} (on Ray; locally a failed task stops the experiment), "seconds": wall time}.
 
     Order: the KL pretraining first (the `ours` runs wait for it), then the MSE and smooth L1 pretraining of the
-    loss comparison, then the learning runs; up to `jobs` at a time, each in its own process.
+    loss comparison, then the learning runs; up to `jobs` at a time, each in its own process, or with
+    `ray_options` (a grasp_experiments.ray_backend.RayOptions) as Ray tasks of `threads` CPUs each (default 1).
     """
     from tqdm import tqdm
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    if ray_options is not None and jobs != 1:
+        raise ValueError("--jobs sizes the local process pool; with --ray the cluster's CPUs set how many runs go "
+                         "at once (--threads CPUs each): leave --jobs out")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    out.mkdir(parents=True, exist_ok=True)
+    threads = threads or (1 if ray_options is not None else max(1, (os.cpu_count() or 1) // jobs))
     _check_existing_runs(out, config)
     (out / EXPERIMENT_FILE).write_text(json.dumps(config.record(), indent=1) + "\n")
     started = time.perf_counter()
@@ -156,10 +174,14 @@ def run_experiment(out: str | Path, config: ExperimentConfig, jobs: int = 1, thr
         prepare_data(out, config.pretrain, progress=progress)
     kl_path = stage_dir(out, config.profile) / "qs_kl.safetensors"
     pending: list = losses + todo  # kl first; the comparison losses are short and needed for the report
+    if ray_options is not None:
+        from grasp_experiments.ray_backend import run_tasks_on_ray
+
+        result = run_tasks_on_ray(out, config, pending, threads, ray_options, progress=progress, log=log)
+        return {**result, "skipped": skipped, "seconds": round(time.perf_counter() - started, 1)}
 
     def ready(task) -> bool:
-        return isinstance(task, str) or not get_method(task.method).pretrained or \
-            loss_done(out, config.profile, "kl")
+        return task_ready(out, config, task)
 
     ran, pretrained = [], []
     executor = _InlineExecutor() if jobs == 1 else \
@@ -182,5 +204,5 @@ def run_experiment(out: str | Path, config: ExperimentConfig, jobs: int = 1, thr
                                                                      else str(task.relative_dir))
                 bar.update(1)
                 bar.write(_describe(task, result))
-    return {"ran": ran, "skipped": skipped, "pretrained": pretrained,
+    return {"ran": ran, "skipped": skipped, "pretrained": pretrained, "failed": {},
             "seconds": round(time.perf_counter() - started, 1)}

@@ -105,16 +105,23 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
                            "std": float(np.std(per_round, ddof=1)) if len(per_round) > 1 else 0.0,
                            "models": [str(m.relative_to(experiment_dir)) for m in models]}
         timings[method] = round(time.perf_counter() - started, 1)
-    record = {"objects_trained_with": objects, "rounds": rounds, "attempts": attempts, "num_novel": num_novel,
-              "base_seed": base_seed, "profile": profile_name, "methods": {}}
-    path = experiment_dir / NOVEL_FILE
+    for method, seconds in timings.items():
+        results[method]["seconds"] = seconds
+    settings = {"objects_trained_with": objects, "rounds": rounds, "attempts": attempts, "num_novel": num_novel,
+                "base_seed": base_seed, "profile": profile_name}
+    return save_novel_results(experiment_dir, settings, results)
+
+
+def save_novel_results(experiment_dir: str | Path, settings: dict, results: dict) -> dict:
+    """Write `<experiment>/novel.json`: the test's `settings` and `results` by method, keeping the methods tested
+    before under the same settings; returns the record."""
+    record = {**settings, "methods": {}}
+    path = Path(experiment_dir) / NOVEL_FILE
     if path.is_file():  # keep the methods tested before under the same settings
         before = json.loads(path.read_text())
-        if all(before.get(k) == record[k] for k in record if k != "methods"):
+        if all(before.get(k) == record[k] for k in settings):
             record["methods"] = {m: r for m, r in before["methods"].items() if m not in results}
     record["methods"].update(results)
-    for method, seconds in timings.items():
-        record["methods"][method]["seconds"] = seconds
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     tmp.replace(path)

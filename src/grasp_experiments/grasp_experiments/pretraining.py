@@ -78,8 +78,13 @@ def _write_json(path: Path, record: dict) -> None:
     os.replace(tmp, path)
 
 
+def loss_marker(experiment_dir: str | Path, profile: str, loss: str) -> Path:
+    """loss_<loss>.json, written last: that loss's Q_s is finished iff it exists."""
+    return stage_dir(experiment_dir, profile) / f"loss_{loss}.json"
+
+
 def loss_done(experiment_dir: str | Path, profile: str, loss: str) -> bool:
-    return (stage_dir(experiment_dir, profile) / f"loss_{loss}.json").is_file()
+    return loss_marker(experiment_dir, profile, loss).is_file()
 
 
 def kl_checkpoint(experiment_dir: str | Path, profile: str) -> Path:
@@ -139,7 +144,7 @@ def pretrain_loss(experiment_dir: str | Path, stage: PretrainStage, loss: str, t
                   progress: bool = False) -> dict:
     """Train Q_s with one loss on the stage's data (prepare_data first); returns the loss_<loss>.json record."""
     directory = stage_dir(experiment_dir, stage.profile)
-    marker = directory / f"loss_{loss}.json"
+    marker = loss_marker(experiment_dir, stage.profile, loss)
     if marker.is_file():
         record = json.loads(marker.read_text())
         if record["training"] != stage.training_key():
