@@ -14,6 +14,11 @@ are logged and counted (`lost_in_transport`), so are images dropped without a pa
 (`unpaired`) and frames whose CameraInfo (small, so it gets through) came but whose images did not (`missing_images`:
 once a newer frame's images came, or `MISSING_AFTER` s / max_age later).
 
+Depth holes (0 / NaN / inf: a D435's stereo shadows, edges, specular patches) are no data: heightmap cells no valid
+point reached are filled from the nearest observed cell (grasp_core.heightmap), never called table; the node logs
+the share of holes in the image and in the heightmap every `hole_log_period` s (a warning above
+`max_hole_fraction`), and drops a frame with no depth point in the workspace (`nothing_in_workspace`).
+
 Colour and depth are paired by stamp (stamp_sync.StampPairer, `max_stamp_skew`). The camera pose is the
 tf2 transform base_frame <- the images' frame when tf2_ros is importable and `use_tf` is true, else the fixed
 pose of `calibration_file` (grasp_perception.calibration); the node logs which at start-up.
@@ -31,7 +36,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
-from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
+from grasp_core.heightmap import depth_image_from_16uc1, fill_unobserved, project_heightmap
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 from grasp_ros.conversions import heightmap_to_msg, image_to_numpy, numpy_to_image, stamp_ns
 from grasp_ros.node_main import spin_node
@@ -119,6 +124,12 @@ class HeightmapConfig:
                                 "frame.", check=in_range(0.0, 1000.0), requirement="0 <= max_rate <= 1000")
     drop_log_period: float = parameter(5.0, "Log a dropped-frame reason at most once per this many seconds.",
                                        check=in_range(0.0, 3600.0), requirement="0 <= drop_log_period <= 3600")
+    hole_log_period: float = parameter(60.0, "Log the fraction of depth holes and of unobserved heightmap cells at "
+                                       "most once per this many seconds.", check=in_range(0.01, 86400.0),
+                                       requirement="0.01 <= hole_log_period <= 86400")
+    max_hole_fraction: float = parameter(0.2, "Warn (instead of logging at info) when more than this fraction of "
+                                         "heightmap cells had no depth point and were filled.",
+                                         check=in_range(0.0, 1.0), requirement="0 <= max_hole_fraction <= 1")
 
 
 class HeightmapNode(Node):
@@ -142,6 +153,7 @@ class HeightmapNode(Node):
         self._last_drop_log: dict[str, float] = {}
         self._last_publish = -float("inf")
         self._warned_distortion = False
+        self.image_hole_fraction = self.cell_hole_fraction = float("nan")  # of the newest frame
 
         self.heightmap_pub = self.create_publisher(Heightmap, config.heightmap_topic, LATEST_QOS)
         if config.publish_images:
@@ -331,10 +343,16 @@ class HeightmapNode(Node):
                                       "K only (RealSense colour streams are close to undistorted)")
         pose = self._camera_pose(frame, color_msg.header)
         try:
-            color_hm, depth_hm = make_heightmap(color, depth, np.array(info.k, dtype=np.float64).reshape(3, 3),
-                                                pose, self.workspace)
+            color_hm, depth_hm, observed = project_heightmap(
+                color, depth, np.array(info.k, dtype=np.float64).reshape(3, 3), pose, self.workspace)
         except ValueError as e:
             raise FrameRejected("bad_camera", str(e)) from None
+        self.image_hole_fraction, self.cell_hole_fraction = 1.0 - fraction, 1.0 - float(observed.mean())
+        if not observed.any():
+            raise FrameRejected("nothing_in_workspace", "no valid depth point falls in the workspace: is the camera "
+                                                        "pose (calibration / tf) right, and the workspace in view?")
+        color_hm, depth_hm = fill_unobserved(color_hm, depth_hm, observed)
+        self._log_holes()
         header = Header(stamp=color_msg.header.stamp, frame_id=self.base_frame)
         self.heightmap_pub.publish(heightmap_to_msg(color_hm, depth_hm, self.workspace, header))
         if config.publish_images:
@@ -348,6 +366,19 @@ class HeightmapNode(Node):
         elif self.published % 500 == 0:
             self.get_logger().info(f"{self.published} heightmaps published; dropped frames: "
                                    f"{dict(self.dropped) or 'none'}")
+
+    def _log_holes(self) -> None:
+        """The share of depth holes (no return) in the image and of heightmap cells no depth point reached
+        (filled from the nearest observed cell), throttled; a warning when many cells had to be filled."""
+        message = (f"depth holes: {100 * self.image_hole_fraction:.1f}% of image pixels; "
+                   f"{100 * self.cell_hole_fraction:.1f}% of heightmap cells unobserved, filled from the nearest "
+                   "observed cell")
+        if self.cell_hole_fraction > self.config.max_hole_fraction:
+            self.get_logger().warning(f"{message} (more than max_hole_fraction {self.config.max_hole_fraction}: is "
+                                      "the whole workspace in the camera's view and lit?)",
+                                      throttle_duration_sec=self.config.hole_log_period)
+        else:
+            self.get_logger().info(message, throttle_duration_sec=self.config.hole_log_period)
 
     def _camera_pose(self, frame: str, header: Header) -> np.ndarray:
         if self.calibration is not None:

@@ -2,7 +2,8 @@
 
 Camera topics exactly as realsense2_camera with `align_depth.enable:=true` publishes them: colour rgb8,
 aligned depth 16UC1 in millimetres (0 = no return), CameraInfo, all in `camera_frame`
-(camera_color_optical_frame). So the heightmap node runs unchanged on the real and the simulated cell; the camera's
+(camera_color_optical_frame). The depth has a D435's noise and holes (grasp_core.sim.depth_noise) unless
+`depth_noise` is false. So the heightmap node runs unchanged on the real and the simulated cell; the camera's
 pose in `base_frame` (world) is in config/ur5_sim_calibration.yaml (checked against the world by a test).
 Frames go out `post_action_delay` s after every reset and grasp (after the service response is sent, so their
 stamps are later than the caller's "done" time) and at `publish_rate` Hz for RViz and late joiners; `joint_states`
@@ -26,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from grasp_core.sim import GraspWorld, SimConfig
+from grasp_core.sim import CameraConfig, GraspWorld, SimConfig
 from grasp_core.sim.world import MAX_OBJECTS
 from grasp_interfaces.srv import ExecuteGrasp, ResetScene
 from grasp_ros.conversions import numpy_to_image
@@ -53,6 +54,9 @@ class SimNodeConfig:
                           check=in_range(0, 2**63 - 1), requirement="seed >= 0")
     auto_reset: bool = parameter(False, "Let the world reset itself when empty or stuck (leave false when an "
                                  "executor drives the sim: it resets through sim/reset).")
+    depth_noise: bool = parameter(True, "Simulate a RealSense D435's depth (per-pixel and correlated noise, holes "
+                                  "at edges and in stereo shadows, 1 mm steps; grasp_core.sim.depth_noise); false: "
+                                  "exact depth.")
     publish_rate: float = parameter(1.0, "Camera/joint_states republish rate in Hz between actions (0: only after "
                                     "resets and grasps).", check=in_range(0.0, 30.0), requirement="0 <= rate <= 30")
     post_action_delay: float = parameter(0.05, "Seconds after a reset/grasp response before its camera frame goes "
@@ -72,14 +76,16 @@ class SimNode(Node):
         super().__init__("grasp_sim", **kwargs)
         self.config = config = declare_config(self, SimNodeConfig)
         world_config = SimConfig(robot=config.robot, num_objects=config.num_objects, object_set=config.object_set,
-                                 seed=config.seed, auto_reset=config.auto_reset)
+                                 seed=config.seed, auto_reset=config.auto_reset,
+                                 camera=CameraConfig() if config.depth_noise else CameraConfig().exact_depth())
         t0 = time.perf_counter()
         try:
             self.world = GraspWorld(world_config)
         except ValueError as e:
             raise ParameterError(f"cannot build the simulated world: {e}") from None
         self.get_logger().info(f"simulated {config.robot} world with {len(self.world.objects_in_workspace())} "
-                               f"{config.object_set} objects (seed {config.seed}) built in "
+                               f"{config.object_set} objects (seed {config.seed}, "
+                               f"{'D435-like' if config.depth_noise else 'exact'} depth) built in "
                                f"{time.perf_counter() - t0:.2f} s; workspace {self.world.workspace}")
         self.grasps = 0
         self.grasp_successes = 0

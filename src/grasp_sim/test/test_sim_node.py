@@ -86,6 +86,7 @@ def test_sim_camera_topics_become_the_worlds_heightmap(graph):
     np.testing.assert_allclose(np.reshape(info.k, (3, 3)), sim.world.render().intrinsics.K)
     depth_mm = image_to_numpy(depth)
     assert 600 < np.median(depth_mm[depth_mm > 0]) < 700  # the table, ~0.66 m below the camera, in millimetres
+    assert 0 < np.mean(depth_mm == 0) < 0.05  # a D435's holes (depth_noise defaults to true)
     assert got["joints"][-1].name[:3] == ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint"]
 
     hm_color, hm_depth, ws = msg_to_heightmap(got["heightmap"][-1])
@@ -97,6 +98,20 @@ def test_sim_camera_topics_become_the_worlds_heightmap(graph):
     assert table.size > 0.8 * hm_depth.size and np.abs(np.median(table)) < 0.002
     assert np.count_nonzero(hm_depth > 0.02) > 300
     assert sum(perception.dropped.values()) == 0
+
+
+def test_depth_noise_parameter_turns_the_d435_model_off():
+    rclpy.init()
+    try:
+        sim = SimNode(parameter_overrides=[Parameter("num_objects", value=1), Parameter("depth_noise", value=False),
+                                           Parameter("publish_rate", value=0.0)])
+        try:
+            assert sim.world.config.camera.depth_noise is None
+            assert np.all(sim.world.render().depth_mm > 0)  # exact depth: no holes
+        finally:
+            sim.destroy_node()
+    finally:
+        rclpy.shutdown()
 
 
 def test_execute_grasp_refuses_bad_requests_and_keeps_serving(graph):
