@@ -34,6 +34,52 @@ def blob_heightmaps(workspace=TINY_WORKSPACE, seed: int = 0, blobs: int = 3):
     return color, depth
 
 
+def box_scene(seed: int, workspace=TINY_WORKSPACE, frame: str = "world", sec: int = 100):
+    """Four boxes, 10-18 px wide, on an empty table: colour, depth and the Heightmap message."""
+    rng = np.random.default_rng(seed)
+    h, w = workspace.shape
+    color = np.full((h, w, 3), 40, np.uint8)
+    depth = np.zeros((h, w), np.float32)
+    for _ in range(4):
+        u, v = rng.integers(10, w - 10), rng.integers(10, h - 10)
+        r = int(rng.integers(5, 9))
+        depth[v - r:v + r, u - r:u + r] = rng.uniform(0.02, 0.05)
+        color[v - r:v + r, u - r:u + r] = rng.integers(60, 255, size=3)
+    msg = heightmap_to_msg(color, depth, workspace)
+    msg.header.frame_id = frame
+    msg.header.stamp.sec = sec
+    msg.color.header = msg.depth.header = msg.header
+    return color, depth, msg
+
+
+def train_default_preset_model(directory: Path, updates: int = 6, version: int = 6) -> Path:
+    """A tiny network trained for a few updates by the `default` learning preset's learner on box scenes, saved
+    as the learner saves it (with the preset's action space): a stand-in for a demo's learned model."""
+    import torch
+
+    from grasp_core.dqn import DQNLearner
+    from grasp_core.learning import learning_config
+    from grasp_core.profiles import get_profile
+    from grasp_core.replay import Experience, ReplayStore
+
+    directory = Path(directory)
+    tiny = get_profile("tiny")
+    config = learning_config("default", seed=0, inference=tiny.inference)
+    torch.manual_seed(0)
+    learner = DQNLearner(tiny.build_q_network(), config.dqn, ReplayStore(directory / "replay"), profile="tiny",
+                         actions=config.actions)
+    for i in range(updates):
+        color, depth, _ = box_scene(100 + i)
+        on_object = np.argwhere(depth > 0.01)
+        v, u = on_object[i * 7 % len(on_object)]
+        learner.update(Experience(id=f"e{i}", source="test", attempt=i, color_hm=color, depth_hm=depth,
+                                  rotation_index=i % 4, num_rotations=4, pixel=(int(u), int(v)),
+                                  reward=float(i % 2), terminal=True))
+    path = learner.save(directory / "default_preset.safetensors", version=version)
+    learner.replay.close()
+    return path
+
+
 def heightmap_msg(seed: int = 0, frame: str = "world", sec: int = 100, workspace=TINY_WORKSPACE):
     color, depth = blob_heightmaps(workspace, seed)
     msg = heightmap_to_msg(color, depth, workspace)

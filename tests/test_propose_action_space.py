@@ -3,7 +3,9 @@ tiny model trained by the `default` preset's learner, answers a plain request ex
 request; the request's `action_space` field changes the choice only when asked, and refuses what it cannot read.
 The DDS version of this, from a user's client against the simulated cell, is tests/outside/test_plain_request.py.
 """
-import numpy as np
+import os
+import sys
+
 import pytest
 import torch
 
@@ -13,52 +15,23 @@ from rclpy.parameter import Parameter  # noqa: E402
 
 from grasp_affordance.affordance_node import AffordanceNode  # noqa: E402
 from grasp_core import checkpoint  # noqa: E402
-from grasp_core.dqn import DQNLearner  # noqa: E402
 from grasp_core.learning import PRESETS, learning_config  # noqa: E402
-from grasp_core.profiles import get_profile  # noqa: E402
-from grasp_core.replay import Experience, ReplayStore  # noqa: E402
-from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 from grasp_execution.executor_node import propose_request  # noqa: E402
-from grasp_ros.conversions import heightmap_to_msg  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from graph_helpers import box_scene, train_default_preset_model  # noqa: E402
 
 torch.set_num_threads(1)
-WS = VPG_SIM_WORKSPACE.with_resolution(0.007)  # 64 x 64, the tiny profile's size
 
 
 def scene(seed: int):
-    """Four boxes, 10-18 px wide, on an empty table: colour, depth and the Heightmap message."""
-    rng = np.random.default_rng(seed)
-    color = np.full((64, 64, 3), 40, np.uint8)
-    depth = np.zeros((64, 64), np.float32)
-    for _ in range(4):
-        u, v = rng.integers(10, 54, size=2)
-        r = int(rng.integers(5, 9))
-        depth[v - r:v + r, u - r:u + r] = rng.uniform(0.02, 0.05)
-        color[v - r:v + r, u - r:u + r] = rng.integers(60, 255, size=3)
-    msg = heightmap_to_msg(color, depth, WS)
-    msg.header.frame_id = "world"
-    msg.color.header = msg.depth.header = msg.header
-    return color, depth, msg
+    return box_scene(seed)
 
 
 @pytest.fixture(scope="module")
 def default_model(tmp_path_factory):
     """A tiny network trained for a few updates by the `default` preset's learner, saved as the learner saves."""
-    tmp = tmp_path_factory.mktemp("default_model")
-    tiny = get_profile("tiny")
-    config = learning_config("default", seed=0, inference=tiny.inference)
-    torch.manual_seed(0)
-    learner = DQNLearner(tiny.build_q_network(), config.dqn, ReplayStore(tmp / "replay"), profile="tiny",
-                         actions=config.actions)
-    for i in range(6):
-        color, depth, _ = scene(100 + i)
-        on_object = np.argwhere(depth > 0.01)[i * 7 % len(np.argwhere(depth > 0.01))]
-        learner.update(Experience(id=f"e{i}", source="test", attempt=i, color_hm=color, depth_hm=depth,
-                                  rotation_index=i % 4, num_rotations=4,
-                                  pixel=(int(on_object[1]), int(on_object[0])), reward=float(i % 2), terminal=True))
-    path = learner.save(tmp / "default.safetensors", version=6)
-    learner.replay.close()
-    return path
+    return train_default_preset_model(tmp_path_factory.mktemp("default_model"))
 
 
 @pytest.fixture

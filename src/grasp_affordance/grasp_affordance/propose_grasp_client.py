@@ -51,7 +51,8 @@ def proposal_record(response: ProposeGrasp.Response) -> dict:
             "angle": response.angle, "q_value": response.q_value,
             "center_px": [float(c) for c in response.center_px],
             "rotation_index": int(response.rotation_index), "num_rotations": int(response.num_rotations),
-            "explored": bool(response.explored), "model_version": int(response.model_version)}
+            "explored": bool(response.explored), "model_version": int(response.model_version),
+            "heightmap_stamp": [int(response.heightmap_stamp.sec), int(response.heightmap_stamp.nanosec)]}
 
 
 def describe(record: dict) -> str:
