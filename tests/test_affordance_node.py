@@ -124,14 +124,14 @@ def test_latest_heightmap_is_used_when_the_request_has_none(graph, endpoints):
     _, client, _ = graph
     service, _ = endpoints
     pub = client.node.create_publisher(Heightmap, "/grasp/heightmap", LATEST_QOS)
-    pub.publish(heightmap_msg(seed=5, frame="base_link", sec=777))
+    pub.publish(heightmap_msg(seed=5, frame="world", sec=777))  # the node's base_frame (another is refused)
 
     def served():
         r = client.call(service, ProposeGrasp.Request(epsilon=0.0))
         return r if r.success else None
     response = wait_until(served, 20.0, 0.2, "a proposal on the latest heightmap")
     assert response.heightmap_stamp.sec == 777
-    assert response.pose.header.frame_id == "base_link"
+    assert response.pose.header.frame_id == "world"
 
 
 def _bad(kind):

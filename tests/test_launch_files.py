@@ -260,6 +260,17 @@ def test_the_heightmap_node_hears_grasp_sim_reliably(param_file):
     params = yaml.safe_load((ROOT / "config" / param_file).read_text())["/**/heightmap_node"]["ros__parameters"]
     assert params["camera_qos"] == "reliable"
 
+
+@pytest.mark.parametrize("param_files", [["ur5_sim.yaml"], ["ur3_real.yaml"], ["ur3_real.yaml", "ur3_sim_camera.yaml"]])
+def test_the_affordance_node_expects_heightmaps_in_the_heightmap_nodes_frame(param_files):
+    """The affordance node refuses heightmaps outside its base_frame (docs/reliability.md): each graph's files must
+    give it the frame its heightmap node makes them in."""
+    merged = {}
+    for name in param_files:
+        for key, section in yaml.safe_load((ROOT / "config" / name).read_text()).items():
+            merged.setdefault(key, {}).update(section["ros__parameters"])
+    assert merged["/**/affordance_node"]["base_frame"] == merged["/**/heightmap_node"]["base_frame"]
+
 def test_calibrated_kinematics_reach_the_driver_and_moveit(monkeypatch):
     started, _ = run(ROOT / "launch" / "real_ur3.launch.py", SCENARIOS["real_ur3.launch.py"][2], monkeypatch)
     assert included(started, "ur_robot_driver")["kinematics_params_file"] == "/cal/ur3_factory.yaml"

@@ -65,6 +65,10 @@ class AffordanceConfig:
                              "checkpoint is given.", check=one_of(*PROFILES), requirement=f"one of {sorted(PROFILES)}")
     allow_untrained: bool = parameter(False, "Serve a randomly initialised model until a checkpoint arrives (tests "
                                       "and dry runs only).")
+    base_frame: str = parameter("world", "The workspace frame (robot base) every heightmap must be in: the heightmap "
+                                "node's base_frame (world in simulation, base_link on the real UR3). A heightmap "
+                                "in another frame is refused: the pose would be labelled in a frame the robot does "
+                                "not plan in.", check=bool, requirement="a non-empty frame name")
     heightmap_topic: str = parameter("grasp/heightmap", "Heightmap topic (latest one is used when a request carries "
                                      "no heightmap).", check=bool, requirement="a non-empty topic name")
     model_topic: str = parameter("/grasp/model", "Where the learner announces checkpoints.", check=bool,
@@ -252,6 +256,11 @@ class AffordanceNode(Node):
         if self._latest_heightmap is None:
             self.get_logger().info(f"first heightmap received ({msg.depth.width}x{msg.depth.height}, frame "
                                    f"'{msg.header.frame_id}')")
+        if msg.header.frame_id != self.config.base_frame:
+            self.get_logger().warning(f"heightmaps on {self.resolve_topic_name(self.config.heightmap_topic)} are in "
+                                      f"frame '{msg.header.frame_id}', not base_frame '{self.config.base_frame}': "
+                                      "requests without their own heightmap are refused",
+                                      throttle_duration_sec=60.0)
         self._latest_heightmap = msg
 
     # ------------------------------------------------------------------------------------------------ service
@@ -319,6 +328,10 @@ class AffordanceNode(Node):
             raise ValueError(f"bad heightmap: {e}") from None
         if not heightmap.header.frame_id:
             raise ValueError("bad heightmap: header.frame_id is empty, so the grasp pose would have no frame")
+        if heightmap.header.frame_id != self.config.base_frame:
+            raise ValueError(f"bad heightmap: header.frame_id is {heightmap.header.frame_id!r}, not the workspace "
+                             f"frame {self.config.base_frame!r} (parameter base_frame): make the heightmap in "
+                             "that frame (the heightmap node's base_frame), or give this node the right base_frame")
         if model.resolution is not None and not math.isclose(workspace.resolution, model.resolution, rel_tol=0.01):
             self.get_logger().warning(f"heightmap resolution {workspace.resolution} m/px differs from the model "
                                       f"profile's {model.resolution} m/px: grasps may be poor",

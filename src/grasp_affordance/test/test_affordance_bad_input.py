@@ -250,6 +250,30 @@ def test_an_exclude_list_longer_than_the_cap_is_refused_before_any_work(make_nod
         make_node(max_excluded_grasps=-1)
 
 
+def test_a_heightmap_in_another_frame_than_the_workspace_is_refused(make_node):
+    """Issue 23: a heightmap whose frame_id was not the workspace's frame was served, with the pose labelled in
+    that frame (a camera frame, another robot's base): a pose the robot would misread."""
+    node = make_node(allow_untrained=True)  # base_frame: world, the simulated cell's
+    foreign = heightmap()
+    foreign.header.frame_id = "camera_color_optical_frame"
+    response = propose(node, foreign)
+    assert not response.success, response.message
+    assert "'camera_color_optical_frame'" in response.message and "base_frame" in response.message
+    assert "'world'" in response.message
+    node._on_heightmap(foreign)  # the latest heightmap on the topic is checked the same way
+    response = node._on_propose(ProposeGrasp.Request(epsilon=0.0), ProposeGrasp.Response())
+    assert not response.success and "'camera_color_optical_frame'" in response.message, response.message
+    assert propose(node, heightmap()).pose.header.frame_id == "world"
+    real = make_node(allow_untrained=True, base_frame="base_link")
+    in_base_link = heightmap()
+    in_base_link.header.frame_id = "base_link"
+    response = propose(real, in_base_link)
+    assert response.success and response.pose.header.frame_id == "base_link", response.message
+    assert not propose(real, heightmap()).success
+    with pytest.raises(ParameterError, match="base_frame"):
+        make_node(base_frame="")
+
+
 @pytest.mark.parametrize("side", [63, 111, 149])
 def test_odd_sized_heightmaps_are_served(make_node, side):
     """Issue 11, defect 1: an odd x odd heightmap (111 x 111, or 149 x 149 from resolution 0.003) hung the node.
