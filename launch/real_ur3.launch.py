@@ -6,18 +6,23 @@
         [params_file:=/path/ur3_real.yaml]
     ros2 launch grasp_bringup real_ur3.launch.py use_mock_hardware:=true camera:=sim     # dry run, no robot
 
-Starts ur_robot_driver (ur_control.launch.py, ur_type ur3; `use_mock_hardware` and `kinematics_params_file` are
-passed on), the camera (`camera:=realsense`: realsense2_camera rs_launch.py with aligned depth and no TF of its own;
-`camera:=sim`: the simulated UR3 cell's camera from grasp_sim; `camera:=none`: bring your own, e.g.
-`ros2 bag play`), a static transform base -> camera optical frame from the calibration file, MoveIt
-(ur_moveit_config's ur_moveit.launch.py), our nodes (heightmap, affordance, learner when learn:=true, executor with
-the moveit backend) with params_file (config/ur3_real.yaml), and RViz with config/grasp.rviz.
+Starts ur_robot_driver (ur_control.launch.py, ur_type ur3; `use_mock_hardware`, `headless_mode` and
+`kinematics_params_file` are passed on), the camera (`camera:=realsense`: realsense2_camera rs_launch.py with aligned
+depth and no TF of its own; `camera:=sim`: the simulated UR3 cell's camera from grasp_sim; `camera:=none`: bring your
+own, e.g. `ros2 bag play`), a static transform base -> camera optical frame from the calibration file, our nodes
+(heightmap, affordance, learner when learn:=true, executor with the moveit backend, which plans through its own
+moveit_py instance: no move_group) with params_file (config/ur3_real.yaml), and RViz with config/grasp.rviz.
 
-On the real robot the UR's External Control URCap program must be running on the pendant (or headless_mode:=true);
-until the driver publishes /joint_states the executor waits and says so. With use_mock_hardware:=true the driver
-runs ros2_control's mock hardware: MoveIt plans and "executes" every motion, the gripper is not switched
-(moveit.gripper none) and no tool voltage is set, so every grasp is a miss; the whole graph runs before anyone
-touches the robot.
+Included launch files share this file's launch configurations (ROS 2 launch does not scope an include, and an
+included DeclareLaunchArgument keeps a value already set): so `kinematics_params_file` defaults to the driver's own
+default (ur_description's config/ur3/default_kinematics.yaml), never '', which ur_rsp.launch.py would inherit and
+hand to xacro.
+
+On the real robot the UR's External Control URCap program must be running on the pendant (or headless_mode:=true):
+the executor waits for /io_and_status_controller/robot_program_running before its first grasp and after a failed
+motion, and says so. With use_mock_hardware:=true the driver runs ros2_control's mock hardware: MoveIt plans and
+"executes" every motion, the gripper is not switched (moveit.gripper none), no tool voltage is set and the
+program-running wait is off, so every grasp is a miss; the whole graph runs before anyone touches the robot.
 
 Imports: the standard library, yaml, launch, launch_ros and grasp_bringup.launch_support only; `ros2 launch` runs
 under the system Python, which does not see the project's virtual environment.
@@ -62,18 +67,22 @@ def launch_setup(context):
     calibration_file = arg("calibration_file") or os.path.join(config, DEFAULT_CALIBRATION[camera])
     calibration = read_calibration(calibration_file)
     kinematics_params_file = arg("kinematics_params_file")
+    if not kinematics_params_file:
+        raise RuntimeError("real_ur3.launch.py: kinematics_params_file:= is empty; leave it out for ur_description's "
+                           "nominal UR3 kinematics, or give your robot's calibration (ur_calibration)")
     params = [arg("params_file")] + ([os.path.join(config, SIM_CAMERA_PARAMS)] if camera == "sim" else [])
 
     # The arm: driver, controllers, robot_state_publisher (its own RViz off; ours shows everything). Tool voltage
     # is not passed here: the driver applies it only with tool communication (e-Series); the executor sets it
     # through SetIO at start-up instead (moveit.tool_voltage), which works on CB3 and e-Series.
+    # kinematics_params_file reaches ur_rsp.launch.py (which declares it) through the shared launch context.
     driver = {"ur_type": UR_TYPE, "robot_ip": robot_ip or "0.0.0.0", "launch_rviz": "false",
-              "use_mock_hardware": "true" if mock else "false", "headless_mode": arg("headless_mode")}
-    if kinematics_params_file:  # else the driver's default (ur_description's nominal kinematics)
-        driver["kinematics_params_file"] = kinematics_params_file
+              "use_mock_hardware": "true" if mock else "false", "headless_mode": arg("headless_mode"),
+              "kinematics_params_file": kinematics_params_file}
     executor = {"backend": "moveit", "moveit.kinematics_params_file": kinematics_params_file}
     if mock:
-        executor.update({"moveit.gripper": "none", "moveit.tool_voltage": 0})
+        # Mock hardware: no gripper, no tool voltage, and no External Control program to wait for.
+        executor.update({"moveit.gripper": "none", "moveit.tool_voltage": 0, "moveit.program_running_topic": ""})
     actions = [include("ur_robot_driver", "ur_control.launch.py", driver)]
 
     if camera == "realsense":
@@ -90,8 +99,6 @@ def launch_setup(context):
     actions += [
         Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
              arguments=static_transform_arguments(calibration)),
-        # Motion planning (move_group; the executor plans through its own moveit_py instance).
-        include("ur_moveit_config", "ur_moveit.launch.py", {"ur_type": UR_TYPE, "launch_rviz": "false"}),
         Node(package="grasp_perception", executable="heightmap_node", name="heightmap_node", output="screen",
              parameters=params + [{"calibration_file": calibration_file}]),
         Node(package="grasp_affordance", executable="affordance_node", name="affordance_node", output="screen",
@@ -123,9 +130,12 @@ def generate_launch_description():
         DeclareLaunchArgument("headless_mode", default_value="false", choices=["true", "false"],
                               description="ur_robot_driver headless mode (no External Control program on the "
                                           "pendant; the robot must be in remote control)."),
-        DeclareLaunchArgument("kinematics_params_file", default_value="",
+        DeclareLaunchArgument("kinematics_params_file",
+                              default_value=PathJoinSubstitution([FindPackageShare("ur_description"), "config",
+                                                                  UR_TYPE, "default_kinematics.yaml"]),
                               description="The robot's factory calibration (ur_calibration), given to the driver "
-                                          "and to the executor's MoveIt ('' = nominal kinematics)."),
+                                          "and to the executor's MoveIt (default: ur_description's nominal UR3 "
+                                          "kinematics, as the driver's own default)."),
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="Hand-eye calibration: camera optical frame pose in the base frame "
                                           "('' = config/ur3_calibration.yaml, or ur3_sim_calibration.yaml with "

@@ -5,11 +5,12 @@ launch_ros is not installable beside the PyPI ROS wheels, so each launch file is
 OpaqueFunctions called, conditions evaluated. For what that starts: every Node's package/executable must be an
 installed entry point (ours) or a known ROS 2 Jazzy executable, every parameter name a launch file sets must be one
 the node declares, every parameter file must exist and be installed, and every included launch file must be a known
-one taking the arguments given (upstream sources: ur_robot_driver ur_control.launch.py + ur_rsp.launch.py,
-realsense2_camera 4.56 rs_launch.py, ur_moveit_config ur_moveit.launch.py, Jazzy branches). Each parameter YAML is
-then loaded the way `ros2 launch` does (`--params-file`) into the real nodes, started in-process with rclpy. The
-launch files may import only what `ros2 launch` has under the system Python: the standard library, yaml, launch,
-launch_ros and grasp_bringup.launch_support. Where launch_ros is importable (a real Jazzy install),
+one taking the arguments given. The included files run in the launch context they share with the includer, as in
+ROS 2 Jazzy (launch_stubs.UPSTREAM, from ur_robot_driver 3.8 ur_control.launch.py + ur_rsp.launch.py and
+realsense2_camera 4.56.1 rs_launch.py): what they inherit and what they would hand to xacro must work. Each
+parameter YAML is then loaded the way `ros2 launch` does (`--params-file`) into the real nodes, started in-process
+with rclpy. The launch files may import only what `ros2 launch` has under the system Python: the standard library,
+yaml, launch, launch_ros and grasp_bringup.launch_support. Where launch_ros is importable (a real Jazzy install),
 generate_launch_description() is also really called.
 """
 import ast
@@ -32,7 +33,8 @@ from grasp_bringup.launch_support import SIM_GRAPH, SIM_PARAMS_FILE, read_calibr
 from grasp_perception.calibration import load_calibration  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from launch_stubs import load_launch_module, run_launch  # noqa: E402
+import launch_stubs  # noqa: E402
+from launch_stubs import load_launch_module, reachable_arguments, run_launch, upstream_problems  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -50,15 +52,7 @@ SCENARIOS = {
 }
 # Executables of other ROS 2 Jazzy packages the launch files start (not installable here).
 JAZZY_EXECUTABLES = {("tf2_ros", "static_transform_publisher"), ("rviz2", "rviz2")}
-# Launch files included from other packages, with the arguments they declare that we set.
-INCLUDABLE = {
-    ("ur_robot_driver", "ur_control.launch.py"): {"ur_type", "robot_ip", "launch_rviz", "tool_voltage",
-                                                  "use_mock_hardware", "headless_mode", "kinematics_params_file"},
-    ("realsense2_camera", "rs_launch.py"): {"camera_namespace", "camera_name", "align_depth.enable", "enable_sync",
-                                            "publish_tf", "pointcloud.enable", "rgb_camera.color_profile",
-                                            "depth_module.depth_profile", "enable_color", "enable_depth"},
-    ("ur_moveit_config", "ur_moveit.launch.py"): {"ur_type", "launch_rviz", "launch_servo", "use_sim_time"},
-}
+
 # The executables the default run of each launch file must start.
 REQUIRED = {
     "sim_ur5.launch.py": {("grasp_sim", "sim_node"), ("grasp_perception", "heightmap_node"),
@@ -159,9 +153,8 @@ def test_launch_file_nodes_includes_and_files(launch_file, tmp_path, monkeypatch
             assert REQUIRED[launch_file.name] <= nodes, f"missing: {REQUIRED[launch_file.name] - nodes}"
         for s in started:
             if s.kind == "include":
-                assert (s.package, s.name) in INCLUDABLE, f"unexpected include {s.package}/{s.name}"
-                assert set(s.arguments) <= INCLUDABLE[(s.package, s.name)], \
-                    f"{s.name} does not take {set(s.arguments) - INCLUDABLE[(s.package, s.name)]}"
+                takes = reachable_arguments((s.package, s.name))
+                assert set(s.arguments) <= takes, f"{s.name} does not take {set(s.arguments) - takes}"
                 continue
             if not s.package.startswith("grasp_"):
                 assert (s.package, s.name) in JAZZY_EXECUTABLES, f"unknown executable {s.package}/{s.name}"
@@ -211,13 +204,15 @@ def test_real_robot_launch(monkeypatch):
     driver = included(started, "ur_robot_driver")
     assert driver["robot_ip"] == "192.168.1.102" and driver["ur_type"] == "ur3"
     assert driver["use_mock_hardware"] == "false" and driver["launch_rviz"] == "false"
-    assert "kinematics_params_file" not in driver  # '' would replace the driver's default with nothing
+    nominal = "/opt/ros/jazzy/share/ur_description/config/ur3/default_kinematics.yaml"  # the driver's own default
+    assert driver["kinematics_params_file"] == nominal
     assert "tool_voltage" not in driver  # CB3: the executor sets it through SetIO (moveit.tool_voltage)
     assert included(started, "realsense2_camera")["align_depth.enable"] == "true"
-    assert included(started, "ur_moveit_config")["ur_type"] == "ur3"
+    assert included(started, "ur_moveit_config") is None  # its move_group would be a second, unused planner
     assert by_executable(started, "sim_node") is None
     executor = merged_parameters(by_executable(started, "executor_node"))
     assert executor["backend"] == "moveit" and "moveit.gripper" not in executor
+    assert executor["moveit.kinematics_params_file"] == nominal and "moveit.program_running_topic" not in executor
     tf = by_executable(started, "static_transform_publisher").arguments
     calibration = load_calibration(ROOT / "config" / "ur3_calibration.yaml")
     assert tf[tf.index("--frame-id") + 1] == calibration.base_frame == "base_link"
@@ -234,7 +229,7 @@ def test_dry_run_without_the_robot(monkeypatch):
                      monkeypatch)
     driver = included(started, "ur_robot_driver")
     assert driver["use_mock_hardware"] == "true" and driver["robot_ip"]
-    assert included(started, "realsense2_camera") is None and included(started, "ur_moveit_config")
+    assert included(started, "realsense2_camera") is None and included(started, "ur_moveit_config") is None
     sim = by_executable(started, "sim_node")
     assert sim is not None and [Path(p).name for p in sim.parameters] == ["ur3_real.yaml", "ur3_sim_camera.yaml"]
     overlay = yaml.safe_load((ROOT / "config" / "ur3_sim_camera.yaml").read_text())
@@ -243,6 +238,7 @@ def test_dry_run_without_the_robot(monkeypatch):
     executor = by_executable(started, "executor_node")
     assert merged_parameters(executor)["moveit.gripper"] == "none"
     assert merged_parameters(executor)["moveit.tool_voltage"] == 0
+    assert merged_parameters(executor)["moveit.program_running_topic"] == ""  # mock hardware runs no program
     assert "ur3_sim_camera.yaml" in [Path(p).name for p in executor.parameters if not isinstance(p, dict)]
     tf = by_executable(started, "static_transform_publisher").arguments
     sim_calibration = load_calibration(ROOT / "config" / "ur3_sim_calibration.yaml")
@@ -279,6 +275,60 @@ def test_calibrated_kinematics_reach_the_driver_and_moveit(monkeypatch):
     assert executor["moveit.kinematics_params_file"] == "/cal/ur3_factory.yaml"
     assert included(started, "realsense2_camera") is None and by_executable(started, "sim_node") is None
     assert by_executable(started, "learner_node") is None and by_executable(started, "rviz2") is None
+
+
+@pytest.mark.parametrize("overrides", SCENARIOS["real_ur3.launch.py"], ids=["robot", "dry_run", "calibrated"])
+def test_included_launch_files_work_in_the_shared_launch_context(overrides, monkeypatch):
+    """ur_rsp.launch.py runs xacro with every *_params file it sees in the shared context; none may be ''. And an
+    included file never silently inherits one of our arguments: each it declares, we pass explicitly."""
+    launch_file = ROOT / "launch" / "real_ur3.launch.py"
+    started, configurations = run(launch_file, overrides, monkeypatch)
+    assert upstream_problems(started) == []
+    rsp = [s for s in started if s.kind == "include" and s.name == "ur_rsp.launch.py"]
+    assert len(rsp) == 1  # included by ur_control.launch.py
+    expected = overrides.get("kinematics_params_file",
+                             "/opt/ros/jazzy/share/ur_description/config/ur3/default_kinematics.yaml")
+    assert rsp[0].configurations["kinematics_params_file"] == expected
+    ours = set(declared_arguments(launch_file, monkeypatch))
+    for s in started:
+        if s.kind == "include" and s.name != "ur_rsp.launch.py":
+            assert not set(s.inherited) & ours, f"{s.name} inherits {set(s.inherited) & ours} without being given them"
+
+
+def declared_arguments(launch_file: Path, monkeypatch) -> list[str]:
+    module = load_launch_module(launch_file, monkeypatch)
+    return [e.name for e in module.generate_launch_description().entities
+            if isinstance(e, launch_stubs.DeclareLaunchArgument)]
+
+
+def test_the_shared_context_model_catches_a_shadowed_driver_default(monkeypatch):
+    """A launch argument named like the driver's, defaulting to '' and not passed on (what real_ur3.launch.py once
+    did with kinematics_params_file): ur_rsp.launch.py inherits '' and xacro's load_yaml('') fails."""
+    def setup(context):
+        arguments = {"ur_type": "ur3", "robot_ip": "0.0.0.0"}
+        value = launch_stubs.LaunchConfiguration("kinematics_params_file").perform(context)
+        if value:  # passed on only when set: the old launch file's rule
+            arguments["kinematics_params_file"] = value
+        source = launch_stubs.PythonLaunchDescriptionSource("/opt/ros/jazzy/share/ur_robot_driver/launch/"
+                                                            "ur_control.launch.py")
+        return [launch_stubs.IncludeLaunchDescription(source, arguments.items())]
+
+    description = launch_stubs.LaunchDescription([
+        launch_stubs.DeclareLaunchArgument("kinematics_params_file", default_value=""),
+        launch_stubs.OpaqueFunction(setup)])
+    started, _ = run_launch(description)
+    (problem,) = upstream_problems(started)
+    assert "ur_rsp.launch.py: kinematics_params_file is ''" in problem and "inherited" in problem
+    started, _ = run_launch(description, {"kinematics_params_file": "/cal/ur3.yaml"})
+    assert upstream_problems(started) == []
+    with pytest.raises(RuntimeError, match="ur_type"):  # a required argument of the include, not given
+        run_launch(launch_stubs.LaunchDescription([launch_stubs.OpaqueFunction(lambda context: [
+            launch_stubs.IncludeLaunchDescription(launch_stubs.PythonLaunchDescriptionSource(
+                "/opt/ros/jazzy/share/ur_robot_driver/launch/ur_control.launch.py"), [("robot_ip", "x")])])]))
+    with pytest.raises(ValueError, match="no model"):
+        run_launch(launch_stubs.LaunchDescription([launch_stubs.OpaqueFunction(lambda context: [
+            launch_stubs.IncludeLaunchDescription(launch_stubs.PythonLaunchDescriptionSource(
+                "/opt/ros/jazzy/share/ur_moveit_config/launch/ur_moveit.launch.py"))])]))
 
 
 def test_launch_support_reads_calibrations_like_the_heightmap_node(tmp_path):

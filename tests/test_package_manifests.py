@@ -29,7 +29,7 @@ ROSDEP_KEYS = {
     "rclpy": "rclpy", "rcl_interfaces": "rcl_interfaces", "builtin_interfaces": "builtin_interfaces",
     "std_msgs": "std_msgs", "std_srvs": "std_srvs", "sensor_msgs": "sensor_msgs", "geometry_msgs": "geometry_msgs",
     "visualization_msgs": "visualization_msgs", "shape_msgs": "shape_msgs", "moveit_msgs": "moveit_msgs",
-    "service_msgs": "service_msgs", "ament_index_python": "ament_index_python", "tf2_ros": "tf2_ros",
+    "service_msgs": "service_msgs", "ament_index_python": "ament_index_python", "tf2_ros": "tf2_ros_py",
     "launch": "launch", "launch_ros": "launch_ros", "moveit": "moveit_py",
     "moveit_configs_utils": "moveit_configs_utils",
     "ur_msgs": "ur_msgs", "rosidl_runtime_py": "rosidl_runtime_py", "rosidl_parser": "rosidl_parser",
@@ -41,7 +41,8 @@ PIP_ONLY = {"torch": "torch", "torchvision": "torchvision", "mujoco": "mujoco", 
             "ray": "ray"}
 # Dependencies a real-robot user needs and a simulation-only user must not be made to install.
 REAL_ROBOT_ONLY = {"ur_robot_driver", "ur_moveit_config", "ur_description", "ur_msgs", "moveit_py",
-                   "moveit_configs_utils", "moveit_msgs", "realsense2_camera", "xacro", "shape_msgs"}
+                   "moveit_configs_utils", "moveit_msgs", "realsense2_camera", "xacro", "shape_msgs",
+                   "moveit_ros_visualization"}
 REAL_CONDITION = "$GRASP_REAL_ROBOT == 1"
 
 

@@ -45,3 +45,17 @@ def test_rviz_shows_the_demo_robot_and_a_root_namespace_robot():
         "/grasp/heightmap/color", "/grasp/heightmap/depth", "/camera/camera/color/image_raw")} | {
         "/grasp/affordance", "/grasp/affordance_grid", "/grasp/proposal_markers", "/grasp/affordance_cloud"}
     assert set(shown) <= published, f"RViz shows topics nothing publishes: {set(shown) - published}"
+
+
+def test_rviz_shows_moveit_py_planning_scene():
+    """The real UR3's collision scene (table, camera mount, the gripper box on tool0), as MoveItPy's planning scene
+    monitor publishes it (moveit 2.12: `monitored_planning_scene` relative to its node in the root namespace; no
+    move_group). Attached bodies are drawn on the scene robot's links, so its visual must be on."""
+    config = yaml.load((ROOT / "config" / "grasp.rviz").read_text(), Loader=UniqueKeyLoader)
+    (scene,) = [d for d in displays(config["Visualization Manager"]["Displays"])
+                if d["Class"] == "moveit_rviz_plugin/PlanningScene"]
+    assert scene["Enabled"] and scene["Planning Scene Topic"] == "/monitored_planning_scene"
+    assert scene["Robot Description"] == "robot_description" and scene["Move Group Namespace"] == ""
+    assert scene["Scene Geometry"]["Show Scene Geometry"] and scene["Scene Robot"]["Show Robot Visual"]
+    moveit_py = yaml.safe_load((ROOT / "config" / "moveit_py_ur3.yaml").read_text())
+    assert moveit_py["publish_robot_description_semantic"] is True  # the display needs the SRDF; no move_group

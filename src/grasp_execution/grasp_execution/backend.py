@@ -6,6 +6,7 @@ a UR3 through moveit_py and the UR tool I/O). A backend never raises for a bad g
 """
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -56,6 +57,11 @@ class GraspBackend(ABC):
     @abstractmethod
     def reset(self) -> ResetOutcome:
         """Refill / reset the scene (after it was emptied or after too many failures)."""
+
+    def wait_until_ready(self, stop: threading.Event) -> bool:
+        """Block until the robot can move or `stop` is set; True if it had to wait (the scene may have changed
+        meanwhile). The executor asks before every attempt; a backend that is always ready returns False at once."""
+        return False
 
     def close(self) -> None:
         """Release resources (clients, planners)."""

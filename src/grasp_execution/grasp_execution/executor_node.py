@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import rclpy
 from grasp_core.episode import is_empty
+from grasp_core.grasp_failure import GraspFailure
 from grasp_core.exploration import FailedGraspMemory, epsilon_at
 from grasp_core.learning import PRESETS, AttemptRules, LearningConfig, learning_config, parse_overrides
 from grasp_interfaces.msg import GraspExperience, Heightmap
@@ -128,7 +129,8 @@ class ExecutorNode(Node):
     def _init_loop_state(self) -> None:
         """Counters, the worker thread and the newest heightmap (filled by the subscription)."""
         self.attempts = 0
-        self.refused = 0  # grasps the backend did not execute
+        self.refused = 0  # grasps the backend did not execute (refused, aborted), not counting the unplannable
+        self.unplannable = 0  # proposals the backend could not plan: not executed, no experience, excluded next
         self.bad_heightmaps = 0
         self.rules: AttemptRules | None = None  # made when the first proposal says R and the resolution
         self.refused_in_a_row = 0  # proposals refused or failed since the last one that came back
@@ -253,6 +255,9 @@ class ExecutorNode(Node):
         state: Heightmap | None = None
         fresh_after = self._now_ns()
         while not self._stop.is_set() and (config.max_attempts == 0 or self.attempts < config.max_attempts):
+            if self.backend.wait_until_ready(self._stop):  # e.g. the robot's program was not running
+                fresh_after, state = self._now_ns(), None  # the scene may have changed meanwhile
+                continue
             if state is None:
                 state = self._wait_heightmap(fresh_after, config.heightmap_timeout)
                 if state is None:
@@ -275,9 +280,12 @@ class ExecutorNode(Node):
             outcome = self.backend.execute_grasp(pose, proposal.angle)
             done_ns = self._now_ns()
             if not outcome.executed:
-                self.refused += 1
-                self.get_logger().error(f"grasp not executed ({self.refused} so far, no experience): "
-                                        f"{outcome.message}")
+                if outcome.failure_reason == GraspFailure.UNREACHABLE:
+                    self._not_planned(state, proposal, outcome)
+                else:
+                    self.refused += 1
+                    self.get_logger().error(f"grasp not executed ({self.refused} so far, no experience): "
+                                            f"{outcome.message}")
                 self._stop.wait(config.retry_delay)
                 fresh_after, state = stamp_ns(state.header.stamp) - 1, None
                 continue
@@ -286,7 +294,22 @@ class ExecutorNode(Node):
                 fresh_after = self._now_ns()
         if not self._stop.is_set():
             self.get_logger().info(f"done: {self.attempts} attempts, G({self.log.window}) = "
-                                   f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes")
+                                   f"{self.log.window_success():.3f}, {sum(self.log.outcomes)} successes; not "
+                                   f"executed: {self.unplannable} unplannable, {self.refused} refused or aborted")
+
+    def _not_planned(self, state: Heightmap, proposal: ProposeGrasp.Response, outcome: GraspOutcome) -> None:
+        """A proposal the robot cannot reach: no experience, no attempt (G and the replay never see it), counted
+        apart and kept out of the next proposals on this scene (the failed-grasp memory), so a greedy policy moves
+        on instead of proposing it again."""
+        self.unplannable += 1
+        if self.rules is None or self.rules.memory.num_rotations != int(proposal.num_rotations):
+            self.rules = AttemptRules(self.learning, int(proposal.num_rotations), state.resolution)
+        self.rules.memory.record(int(proposal.rotation_index), int(round(proposal.center_px[0])),
+                                 int(round(proposal.center_px[1])), success=False, scene_changed=False)
+        excluded = ("excluded from the next proposals on this scene" if self.learning.exploration.exclude_failed
+                    else "not excluded (the preset's exploration.exclude_failed is off: it may be proposed again)")
+        self.get_logger().warning(f"grasp not planned ({self.unplannable} so far; not executed, no experience; "
+                                  f"{excluded}): {outcome.message}")
 
     def _request_grasp(self, state: Heightmap, epsilon: float) -> ProposeGrasp.Response | None:
         config = self.config

@@ -2,22 +2,34 @@
 
 One grasp, as VPG's real robot does it: open the jaw; plan and execute to the pre-grasp pose (`approach_height`
 above the grasp), down to the grasp pose, close the jaw (SetIO on a tool digital output), back up to the lift pose;
-read whether something is held (a digital input, or the jaw width from a tool analog input); release it (at
-`drop_configuration` if set, else where it is); return to `home_configuration`, out of the camera's view, so the
-next camera frame shows the scene. Poses are for `pose_link` (tool0): the jaw centre is `tcp_offset` below it along
-the tool z axis, which points down. The descent and the lift are straight lines (Pilz LIN, the `pilz_lin` plan
-request parameters of config/moveit_py_ur3.yaml); the approach and the way home are free OMPL motions. The table and
-the camera mount are collision objects of the planning scene (`table_box`, `camera_box`).
+read whether something is held (the RG2's tool analog input 2 above `grip_voltage`, VPG's 0.26 V; or a digital
+input); release it (at `drop_configuration` if set, else where it is); return to `home_configuration`, out of the
+camera's view, so the next camera frame shows the scene. Poses are for `pose_link` (tool0): the jaw centre is
+`tcp_offset` below it along the tool z axis, which points down. The descent and the lift are straight lines (Pilz
+LIN, the `pilz_lin` plan request parameters of config/moveit_py_ur3.yaml); the approach and the way home are free
+OMPL motions. A grasp that cannot be planned down to the grasp pose touched nothing: it is returned as not executed
+(GraspFailure.UNREACHABLE), so it never becomes an experience. The table and the camera mount are collision objects
+of the planning scene (`table_box`, `camera_box`), and the gripper is a box attached to tool0 (`gripper_box`), so
+the plans keep the jaw off them; MoveItPy's planning scene monitor publishes them on /monitored_planning_scene for
+RViz.
 
-Start-up (create_moveit_backend): MoveItPy needs the robot's /joint_states, which ur_robot_driver publishes only once
-the External Control program runs on the pendant (or in headless mode); until then MoveItPy raises, and the backend
-waits and retries (`start_attempts`, `start_retry_delay`) with a log line saying what to check. Then it sets the
-tool voltage through SetIO (`tool_voltage`: the driver's own `tool_voltage` argument acts only with tool
-communication on e-Series; SetIO works on CB3 too) and adds the collision objects.
+Start-up (create_moveit_backend): the executor's own node waits for the robot's /joint_states (ur_robot_driver's
+joint_state_broadcaster publishes them as soon as the driver talks to the controller, before any program runs),
+then MoveItPy is made once. It is not retried: a MoveItPy whose construction fails keeps its node spinning in a
+thread of this process, so a second try would add another node of the same name. Then the tool voltage is set
+through SetIO (`tool_voltage`: the driver's own `tool_voltage` argument acts only with tool communication on
+e-Series; SetIO works on CB3 too) and the collision objects are added.
 
-The moveit_py, moveit_configs_utils and ur_msgs imports live in `create_moveit_backend` and the readers, so this
-module imports (and its logic is tested with fakes of the MoveItPy / PlanningComponent objects) without MoveIt.
-On a real Jazzy install, MoveItPy is built from ur_moveit_config:
+Motion needs more than /joint_states: until the External Control program runs on the pendant (or the driver sent it
+in headless mode), the driver's controller stopper keeps scaled_joint_trajectory_controller inactive and every
+trajectory is refused. So before the first grasp and after a failed motion the backend waits until
+`program_running_topic` (/io_and_status_controller/robot_program_running: std_msgs/Bool, reliable and transient
+local, published when it changes) says true, and logs what to do on the pendant meanwhile (`wait_until_ready`;
+'' turns it off, as with mock hardware, which runs no program).
+
+The moveit_py, moveit_configs_utils, moveit_msgs, shape_msgs and ur_msgs imports live in `create_moveit_backend` and
+the readers, so this module imports (and its logic is tested with fakes of the MoveItPy / PlanningComponent objects)
+without MoveIt. On a real Jazzy install, MoveItPy is built from ur_moveit_config:
     MoveItPy(node_name=..., config_dict=MoveItConfigsBuilder("ur", package_name="ur_moveit_config")...to_dict())
 """
 from __future__ import annotations
@@ -150,61 +162,174 @@ def scene_boxes(table_box, camera_box) -> list[SceneBox]:
     return boxes
 
 
+GRIPPER_TOUCH_LINKS = ("wrist_3_link", "flange", "tool0")  # ur_description links the gripper box rests on
+
+
+def gripper_box(size, link: str) -> SceneBox | None:
+    """The gripper as a box hanging below `link` (tool0, z down): [size x (the closing axis), size y, length along z],
+    centred on the tool axis from the flange down; None for a size of 0."""
+    size = [float(v) for v in size]
+    if len(size) != 3:
+        raise ValueError(f"gripper_box needs 3 numbers [size x, size y, length], got {len(size)}")
+    if min(size) <= 0:
+        return None
+    return SceneBox(f"gripper_on_{link}", (0.0, 0.0, size[2] / 2), tuple(size))
+
+
+def _box_object(box: SceneBox, frame: str, messages):
+    CollisionObject, SolidPrimitive, Pose = messages[:3]
+    obj = CollisionObject()
+    obj.header.frame_id = frame
+    obj.id = box.name
+    primitive = SolidPrimitive()
+    primitive.type = SolidPrimitive.BOX
+    primitive.dimensions = [float(v) for v in box.size]
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in box.center)
+    pose.orientation.w = 1.0
+    obj.primitives = [primitive]
+    obj.primitive_poses = [pose]
+    obj.operation = CollisionObject.ADD
+    return obj
+
+
+def _scene_messages():
+    from geometry_msgs.msg import Pose  # noqa: PLC0415
+    from moveit_msgs.msg import AttachedCollisionObject, CollisionObject  # noqa: PLC0415
+    from shape_msgs.msg import SolidPrimitive  # noqa: PLC0415
+    return CollisionObject, SolidPrimitive, Pose, AttachedCollisionObject
+
+
 def add_collision_boxes(robot, boxes: list[SceneBox], frame: str, messages=None) -> None:
-    """Add the boxes to MoveItPy's planning scene. `messages`: (CollisionObject, SolidPrimitive, Pose) classes
-    (moveit_msgs / shape_msgs / geometry_msgs on a real install; fakes in tests)."""
-    if messages is None:
-        from geometry_msgs.msg import Pose  # noqa: PLC0415
-        from moveit_msgs.msg import CollisionObject  # noqa: PLC0415
-        from shape_msgs.msg import SolidPrimitive  # noqa: PLC0415
-        messages = (CollisionObject, SolidPrimitive, Pose)
-    CollisionObject, SolidPrimitive, Pose = messages
-    with robot.get_planning_scene_monitor().read_write() as scene:
-        for box in boxes:
-            obj = CollisionObject()
-            obj.header.frame_id = frame
-            obj.id = box.name
-            primitive = SolidPrimitive()
-            primitive.type = SolidPrimitive.BOX
-            primitive.dimensions = list(box.size)
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = box.center
-            pose.orientation.w = 1.0
-            obj.primitives = [primitive]
-            obj.primitive_poses = [pose]
-            obj.operation = CollisionObject.ADD
-            scene.apply_collision_object(obj)
-        scene.current_state.update()
+    """Add the boxes to MoveItPy's planning scene through its planning scene monitor, which publishes the change
+    (RViz's PlanningScene display shows it). `messages`: (CollisionObject, SolidPrimitive, Pose,
+    AttachedCollisionObject) classes (moveit_msgs / shape_msgs / geometry_msgs on a real install; fakes in tests)."""
+    messages = messages or _scene_messages()
+    monitor = robot.get_planning_scene_monitor()
+    for box in boxes:
+        if not monitor.process_collision_object(_box_object(box, frame, messages)):
+            raise RuntimeError(f"the planning scene refused the collision object '{box.name}' in frame '{frame}'")
+
+
+def attach_gripper_box(robot, box: SceneBox, link: str, messages=None) -> None:
+    """Attach `box` (in `link`'s frame) to `link`: MoveIt then plans for the arm with its gripper. It may touch the
+    links it is mounted on (GRIPPER_TOUCH_LINKS)."""
+    messages = messages or _scene_messages()
+    attached = messages[3]()
+    attached.link_name = link
+    attached.object = _box_object(box, link, messages)
+    attached.touch_links = list(GRIPPER_TOUCH_LINKS)
+    if not robot.get_planning_scene_monitor().process_attached_collision_object(attached):
+        raise RuntimeError(f"the planning scene refused to attach the gripper box to '{link}'")
 
 
 class MoveItUnavailable(ParameterError):
-    """MoveItPy did not start (no robot state, no controllers): the executor stops with this message."""
+    """MoveItPy did not start (no robot state, no robot model): the executor stops with this message."""
 
 
-def start_moveit_py(make_robot: Callable[[], object], attempts: int, delay: float, logger,
-                    sleep=time.sleep):
-    """make_robot() until it works: `attempts` tries (0: until it works), `delay` s apart, each failure logged with
-    what to check. Raises MoveItUnavailable after the last try."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return make_robot()
-        except (ImportError, KeyboardInterrupt):
-            raise
-        except Exception as e:  # noqa: BLE001 - MoveItPy raises RuntimeError (C++) for a missing robot state
-            what = (f"MoveItPy did not start (try {attempt}{'' if attempts == 0 else f' of {attempts}'}): "
-                    f"{type(e).__name__}: {e}. Is ur_robot_driver publishing /joint_states? On the robot the "
-                    "External Control program must be running on the pendant (or launch with headless_mode:=true); "
-                    "with use_mock_hardware:=true, are the controllers up?")
-            if attempts and attempt >= attempts:
-                raise MoveItUnavailable(what) from None
-            logger.warning(f"{what} Retrying in {delay:g} s.")
-            sleep(delay)
+def start_moveit_py(make_robot: Callable[[], object], node_name: str):
+    """make_robot() once; its failure becomes MoveItUnavailable saying what to check. Not retried in this process:
+    a failed MoveItPy leaves its node `node_name` spinning (moveit_py's initializer detaches the thread before
+    MoveItCpp is made), so a retry would add a second node of that name."""
+    try:
+        return make_robot()
+    except (ImportError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # noqa: BLE001 - MoveItPy raises RuntimeError (C++) for a missing robot state or model
+        raise MoveItUnavailable(
+            f"MoveItPy did not start: {type(e).__name__}: {e}. Check that ur_robot_driver publishes /joint_states "
+            "for every joint of the robot description (ur_type, tf_prefix) and that ur_moveit_config and "
+            f"ur_description are installed; then start the executor again (MoveItPy is not retried in one process: "
+            f"its node '{node_name}' stays behind)") from None
+
+
+def wait_for_joint_states(node, topic: str, timeout: float, report_every: float = 10.0, spin=None,
+                          clock=time.monotonic) -> None:
+    """Spin `node` (not yet in an executor) until a sensor_msgs/JointState arrives on `topic`, logging every
+    `report_every` s what to check; MoveItUnavailable after `timeout` s (0: wait for ever)."""
+    from sensor_msgs.msg import JointState  # noqa: PLC0415
+
+    if spin is None:
+        import rclpy  # noqa: PLC0415
+        spin = rclpy.spin_once
+    received = []
+    subscription = node.create_subscription(JointState, topic, received.append, 10)
+    log = node.get_logger()
+    start = last_report = clock()
+    try:
+        while not received:
+            now = clock()
+            if timeout and now - start > timeout:
+                raise MoveItUnavailable(f"no robot state on {topic} within {timeout:g} s (moveit.start_timeout): is "
+                                        "ur_robot_driver running and connected to the robot (robot_ip, network), or "
+                                        "started with use_mock_hardware:=true?")
+            if now - last_report >= report_every:
+                log.info(f"waiting for the robot state on {topic} ({now - start:.0f} s): is ur_robot_driver running "
+                         "and connected to the robot?")
+                last_report = now
+            spin(node, timeout_sec=0.2)
+    finally:
+        node.destroy_subscription(subscription)
+    log.info(f"robot state received on {topic}")
+
+
+class ProgramRunningGate:
+    """Whether ur_robot_driver's External Control program runs, from io_and_status_controller's
+    robot_program_running (std_msgs/Bool; published reliable and transient local, only when the value changes, so
+    no message yet means not running)."""
+
+    def __init__(self, node, topic: str, report_every: float = 10.0):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
+        from std_msgs.msg import Bool  # noqa: PLC0415
+
+        self.topic, self.report_every = topic, float(report_every)
+        self._logger = node.get_logger()
+        self._lock = threading.Condition()
+        self._running: bool | None = None
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        node.create_subscription(Bool, topic, self._on_message, qos)
+
+    def _on_message(self, msg) -> None:
+        with self._lock:
+            self._running = bool(msg.data)
+            self._lock.notify_all()
+
+    @property
+    def running(self) -> bool | None:
+        """The last value heard (None: nothing yet)."""
+        with self._lock:
+            return self._running
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block until the program runs or `stop` is set; True if it had to wait. Says what to do meanwhile."""
+        waited_since = None
+        last_report = -math.inf
+        with self._lock:
+            while not self._running and not stop.is_set():
+                now = time.monotonic()
+                if waited_since is None:
+                    waited_since = now
+                if now - last_report >= self.report_every:
+                    heard = ("no message yet: it comes when the program starts (is io_and_status_controller "
+                             "active?)" if self._running is None else "false")
+                    self._logger.warning(
+                        f"waiting for the External Control program before moving the robot ({now - waited_since:.0f}"
+                        f" s): {self.topic} is {heard}. On the pendant: load the External Control program, press "
+                        "play, and clear any protective stop (or launch with headless_mode:=true)")
+                    last_report = now
+                self._lock.wait(0.2)
+        if waited_since is not None and not stop.is_set():
+            self._logger.info(f"the External Control program runs ({self.topic} is true): grasping")
+        return waited_since is not None
 
 
 class MotionFailed(RuntimeError):
     """A planned motion could not be executed (controller, driver, safety stop)."""
+
+
+# Seconds between a failed motion and asking whether the program still runs (the driver publishes a stop within a
+# few control cycles; a second leaves room for a loaded machine).
+MOTION_FAILURE_SETTLE = 1.0
 
 
 class MoveItBackend(GraspBackend):
@@ -213,12 +338,19 @@ class MoveItBackend(GraspBackend):
     name = "moveit"
 
     def __init__(self, robot, gripper, config: MoveItGraspConfig = MoveItGraspConfig(), logger=None,
-                 linear_parameters=None):
+                 linear_parameters=None, program_gate: ProgramRunningGate | None = None,
+                 failure_settle_time: float = MOTION_FAILURE_SETTLE):
         """`linear_parameters`: the plan request parameters of straight-line motions (PlanRequestParameters of
-        config.linear_plan); made from `robot` on a real install when None and config.linear_plan is set."""
+        config.linear_plan); made from `robot` on a real install when None and config.linear_plan is set.
+        `program_gate`: ProgramRunningGate-like (`wait(stop) -> bool`) that wait_until_ready waits on (None: the
+        robot is always ready). `failure_settle_time`: seconds after a failed motion before the gate is asked, so
+        that the driver's news of a stopped program has arrived."""
         self.robot, self.gripper, self.config = robot, gripper, config
         self.arm = robot.get_planning_component(config.planning_group)
         self._logger = logger
+        self.program_gate, self.failure_settle_time = program_gate, float(failure_settle_time)
+        self._checked_ready = False  # wait_until_ready has passed since the start / the last failed motion
+        self._motion_failed = False
         if linear_parameters is None and config.linear_plan:
             from moveit.planning import PlanRequestParameters  # noqa: PLC0415 - a real install only
             linear_parameters = PlanRequestParameters(robot, config.linear_plan)
@@ -230,6 +362,17 @@ class MoveItBackend(GraspBackend):
     def _log(self, level: str, message: str) -> None:
         if self._logger is not None:
             getattr(self._logger, level)(message)
+
+    def wait_until_ready(self, stop: threading.Event) -> bool:
+        """Before the first grasp and after a failed motion: wait until the External Control program runs."""
+        if self.program_gate is None or self._checked_ready:
+            return False
+        if stop.wait(self.failure_settle_time if self._motion_failed else 0.0):
+            return False
+        waited = self.program_gate.wait(stop)
+        self._checked_ready = not stop.is_set()
+        self._motion_failed = False
+        return waited
 
     def _plan_and_execute(self, label: str, straight: bool = False, **goal) -> bool:
         """False if planning fails; raises MotionFailed if the plan does not execute. `straight`: a straight line
@@ -270,12 +413,14 @@ class MoveItBackend(GraspBackend):
         moved = False
         try:
             self.gripper.open()
+            # Not planned down to the grasp pose: nothing was touched, so it is not an attempt (not executed).
             if not self._move_to_pose("pre-grasp", goals["pre-grasp"]):
-                return GraspOutcome(True, False, GraspFailure.UNREACHABLE, "no plan to the pre-grasp pose")
+                return GraspOutcome(False, False, GraspFailure.UNREACHABLE, "unplannable: no plan to the pre-grasp "
+                                    "pose")
             moved = True
             if not self._move_to_pose("grasp", goals["grasp"], straight=True):
-                return self._finish(GraspOutcome(True, False, GraspFailure.UNREACHABLE,
-                                                 "no plan down to the grasp pose"))
+                return self._finish(GraspOutcome(False, False, GraspFailure.UNREACHABLE,
+                                                 "unplannable: no plan down to the grasp pose"))
             self.gripper.close()
             if not self._move_to_pose("lift", goals["lift"], straight=True):
                 return self._finish(GraspOutcome(True, False, GraspFailure.UNREACHABLE, "no plan up to the lift pose"))
@@ -288,7 +433,12 @@ class MoveItBackend(GraspBackend):
         except Exception as e:  # noqa: BLE001 - driver/planner errors: not a grasp outcome to learn from
             message = f"grasp aborted: {type(e).__name__}: {e}"
             self._log("error", message)
+            self._after_failure()
             return self._finish(GraspOutcome.refused(message), moved=moved, safe=True)
+
+    def _after_failure(self) -> None:
+        """A motion or the gripper failed: ask again whether the program runs before the next grasp."""
+        self._motion_failed, self._checked_ready = True, False
 
     def _finish(self, outcome: GraspOutcome, moved: bool = True, safe: bool = False) -> GraspOutcome:
         """Open the jaw and go home (out of the camera's view); a failure here is added to the message."""
@@ -303,6 +453,7 @@ class MoveItBackend(GraspBackend):
                     problems.append("no plan home (the arm may block the camera)")
             except Exception as e:  # noqa: BLE001
                 problems.append(f"could not go home: {e}")
+                self._after_failure()
         if not problems:
             return outcome
         self._log("error" if safe else "warning", "; ".join(problems))
@@ -355,10 +506,11 @@ class MoveItBackendConfig:
     gripper_close_state: bool = parameter(True, "Output state that closes the jaw.")
     gripper_settle_time: float = parameter(1.0, "Seconds to wait after switching the gripper.",
                                            check=in_range(0.0, 10.0), requirement="0 <= settle <= 10")
-    success_check: str = parameter("digital_input", "How a held object is detected: digital_input (a "
-                                   "grip-detected input) or tool_analog (jaw width on tool analog input 2).",
-                                   check=one_of("digital_input", "tool_analog"),
-                                   requirement="digital_input or tool_analog")
+    success_check: str = parameter("tool_analog", "How a held object is detected: tool_analog (the RG2's width "
+                                   "signal on tool analog input 2, in voltage mode: above grip_voltage = held, "
+                                   "VPG's test on a CB3) or digital_input (a grip-detected input).",
+                                   check=one_of("tool_analog", "digital_input"),
+                                   requirement="tool_analog or digital_input")
     io_states_topic: str = parameter("/io_and_status_controller/io_states", "ur_msgs/IOStates topic "
                                      "(digital_input check).")
     success_input_pin: int = parameter(0, "Digital input that reports a grip (digital_input check).",
@@ -366,10 +518,12 @@ class MoveItBackendConfig:
     success_input_state: bool = parameter(True, "Input state that means 'object held'.")
     tool_data_topic: str = parameter("/io_and_status_controller/tool_data", "ur_msgs/ToolDataMsg topic (tool_analog "
                                      "check).")
-    width_per_volt: float = parameter(0.011, "Jaw width per volt on the analog input, metres (tool_analog check).")
-    width_offset: float = parameter(0.0, "Jaw width at 0 V, metres (tool_analog check).")
-    min_width: float = parameter(0.005, "A closed jaw wider than this holds something, metres (tool_analog check).",
-                                 check=in_range(0.0, 0.2), requirement="0 <= min_width <= 0.2")
+    grip_voltage: float = parameter(0.26, "tool_analog check: a closed jaw whose tool analog input 2 reads more than "
+                                    "this many volts holds something (VPG's RG2: 0.26 V; fully closed reads less).",
+                                    check=in_range(0.0, 10.0), requirement="0 <= grip_voltage <= 10")
+    grip_samples: int = parameter(3, "tool_analog check: consecutive fresh readings that must all exceed "
+                                  "grip_voltage (a jaw still closing is not a grip).", check=in_range(1, 100),
+                                  requirement="1 <= grip_samples <= 100")
     io_timeout: float = parameter(2.0, "Seconds to wait for SetIO responses and fresh I/O readings.",
                                   check=in_range(0.1, 60.0), requirement="0.1 <= io_timeout <= 60")
     gripper: str = parameter("tool_io", "tool_io (a jaw on a tool digital output) or none (dry run on mock hardware: "
@@ -382,18 +536,27 @@ class MoveItBackendConfig:
     linear_plan: str = parameter(MoveItGraspConfig.linear_plan, "Plan request parameters (a namespace of "
                                  "config_file) of the straight-line descent and lift: Pilz LIN. '' = free OMPL "
                                  "motions.")
-    table_box: tuple[float, ...] = parameter((-0.524, 0.0, -0.255, 0.7, 0.7), "The table as a collision object in "
+    table_box: tuple[float, ...] = parameter((-0.312, 0.0, -0.255, 0.6, 0.6), "The table as a collision object in "
                                              "base_frame: [centre x, centre y, top z, size x, size y], metres (a "
                                              "size of 0: no table).", check=lambda v: len(v) == 5,
                                              requirement="5 numbers")
-    camera_box: tuple[float, ...] = parameter((-0.524, 0.0, 0.52, 0.12, 0.06, 0.06), "The camera and its mount as "
+    camera_box: tuple[float, ...] = parameter((-0.312, 0.0, 0.52, 0.12, 0.06, 0.06), "The camera and its mount as "
                                               "a collision object in base_frame: [centre x, y, z, size x, y, z], "
                                               "metres (a size of 0: none).", check=lambda v: len(v) == 6,
                                               requirement="6 numbers")
-    start_attempts: int = parameter(0, "Tries to start MoveItPy (it needs the robot's /joint_states); 0: until it "
-                                    "works.", check=in_range(0, 1_000_000), requirement="start_attempts >= 0")
-    start_retry_delay: float = parameter(5.0, "Seconds between tries to start MoveItPy.",
-                                         check=in_range(0.1, 600.0), requirement="0.1 <= start_retry_delay <= 600")
+    gripper_box: tuple[float, ...] = parameter((0.15, 0.06, 0.2), "The gripper as a box attached to pose_link: "
+                                               "[size along the closing axis (tool x), size along tool y, length "
+                                               "down from the flange], metres (a size of 0: none). Keep the length "
+                                               "<= tcp_offset, or the lowest grasps collide with the table.",
+                                               check=lambda v: len(v) == 3, requirement="3 numbers")
+    joint_states_topic: str = parameter("/joint_states", "The robot state MoveItPy needs; waited for before "
+                                        "MoveItPy is made.")
+    start_timeout: float = parameter(0.0, "Seconds to wait for joint_states_topic before the executor stops (0: "
+                                     "for ever).", check=in_range(0.0, 86400.0), requirement="0 <= start_timeout")
+    program_running_topic: str = parameter("/io_and_status_controller/robot_program_running", "std_msgs/Bool of "
+                                           "ur_robot_driver: the External Control program runs. Waited for before "
+                                           "the first grasp and after a failed motion ('': never, as with mock "
+                                           "hardware).")
 
     def grasp_config(self) -> MoveItGraspConfig:
         return MoveItGraspConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MoveItGraspConfig)})
@@ -432,15 +595,30 @@ class _LatestMessage:
             self._msg, self._time = msg, time.monotonic()
 
     def fresh(self, since: float, timeout: float):
-        """A message that arrived after `since` (monotonic), waiting up to `timeout` s."""
+        """A message that arrived after `since` (monotonic), waiting up to `timeout` s; `arrival` is then its time."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 if self._msg is not None and self._time > since:
+                    self.arrival = self._time
                     return self._msg
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no fresh message on {self.topic} within {timeout:.1f} s")
             time.sleep(0.01)
+
+
+def tool_analog_grip(readings, threshold: float, voltage_range: int) -> tuple[bool, str]:
+    """VPG's grip test on the RG2 width signal (tool analog input 2, volts): held when every reading exceeds
+    `threshold` (fully closed on nothing reads less). `voltage_range`: the input's ToolDataMsg range (0 current,
+    1 voltage); a current-mode input is refused, it says nothing about the jaw."""
+    if voltage_range != 1:
+        raise RuntimeError("tool analog input 2 is in current mode (ToolDataMsg.analog_input_range2 = "
+                           f"{voltage_range}): set it to voltage on the pendant (Installation > General > Tool I/O) "
+                           "for the RG2's width signal, or use moveit.success_check digital_input")
+    volts = [float(v) for v in readings]
+    held = all(v > threshold for v in volts)
+    return held, (f"tool analog input 2 = {', '.join(f'{v:.3f}' for v in volts)} V "
+                  f"({'above' if held else 'not all above'} {threshold:g} V)")
 
 
 def make_holding_reader(node, config: MoveItBackendConfig) -> Callable[[], tuple[bool, str]]:
@@ -463,11 +641,15 @@ def make_holding_reader(node, config: MoveItBackendConfig) -> Callable[[], tuple
 
     latest = _LatestMessage(node, ToolDataMsg, config.tool_data_topic)
 
-    def read_width() -> tuple[bool, str]:
-        msg = latest.fresh(time.monotonic(), config.io_timeout)
-        width = float(msg.analog_input2) * config.width_per_volt + config.width_offset
-        return width > config.min_width, f"jaw width {1000 * width:.1f} mm (min {1000 * config.min_width:.1f} mm)"
-    return read_width
+    def read_grip() -> tuple[bool, str]:
+        since, readings, voltage_range = time.monotonic(), [], 1
+        for _ in range(config.grip_samples):
+            msg = latest.fresh(since, config.io_timeout)
+            since = latest.arrival
+            readings.append(msg.analog_input2)
+            voltage_range = int(msg.analog_input_range2)
+        return tool_analog_grip(readings, config.grip_voltage, voltage_range)
+    return read_grip
 
 
 def make_set_output(node, service: str, timeout: float) -> Callable[[int, bool], None]:
@@ -500,25 +682,44 @@ def make_set_tool_voltage(node, service: str, volts: int, timeout: float) -> Cal
     return set_tool_voltage
 
 
+def check_gripper_clearance(box: SceneBox | None, config: MoveItBackendConfig) -> None:
+    """ValueError if the gripper box would reach into the table at the lowest grasp (every such plan would fail)."""
+    table = [float(v) for v in config.table_box]
+    if box is None or min(table[3:]) <= 0:
+        return
+    longest = config.min_grasp_z + config.tcp_offset - table[2]
+    if box.size[2] > longest:
+        raise ValueError(f"gripper_box length {box.size[2]:g} m reaches {box.size[2] - longest:.3f} m into the table "
+                         f"(top z {table[2]:g}) at the lowest grasp (min_grasp_z {config.min_grasp_z:g} + tcp_offset "
+                         f"{config.tcp_offset:g}): shorten it to at most {longest:.3f} m")
+
+
 def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
-    """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install."""
+    """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install.
+    `node` (the executor) is not spun yet: the robot-state wait spins it itself."""
     from moveit.planning import MoveItPy  # noqa: PLC0415
 
+    try:  # the geometry first: a typo stops the executor before anything waits
+        boxes = scene_boxes(config.table_box, config.camera_box)
+        gripper_shape = gripper_box(config.gripper_box, config.pose_link)
+        check_gripper_clearance(gripper_shape, config)
+    except ValueError as e:
+        raise ParameterError(f"moveit.table_box / camera_box / gripper_box: {e}") from None
     config_file = config.config_file
     if not config_file:
         from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
         config_file = str(Path(get_package_share_directory("grasp_bringup")) / "config" / "moveit_py_ur3.yaml")
     config_dict = moveit_config_dict(config.ur_type, config_file, config.kinematics_params_file)
     log = node.get_logger()
-    robot = start_moveit_py(lambda: MoveItPy(node_name=config.node_name, config_dict=config_dict),
-                            config.start_attempts, config.start_retry_delay, log)
-    log.info("MoveItPy is up")
-    try:
-        boxes = scene_boxes(config.table_box, config.camera_box)
-    except ValueError as e:
-        raise ParameterError(f"moveit.table_box / moveit.camera_box: {e}") from None
+    wait_for_joint_states(node, config.joint_states_topic, config.start_timeout)
+    robot = start_moveit_py(lambda: MoveItPy(node_name=config.node_name, config_dict=config_dict), config.node_name)
+    log.info(f"MoveItPy is up (node '{config.node_name}')")
     add_collision_boxes(robot, boxes, config.base_frame)
-    log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {config.base_frame}")
+    if gripper_shape is not None:
+        attach_gripper_box(robot, gripper_shape, config.pose_link)
+    log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {config.base_frame}"
+             + (f", the gripper as a {' x '.join(f'{v:g}' for v in gripper_shape.size)} m box on {config.pose_link}"
+                if gripper_shape is not None else ", no gripper box (moveit.gripper_box has a size of 0)"))
     if config.gripper == "none":
         log.warning("moveit.gripper is none: the gripper is not switched and no grasp can succeed (dry run)")
         gripper = NoGripper()
@@ -528,4 +729,12 @@ def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
         gripper = ToolIoGripper(make_set_output(node, config.gripper_service, config.io_timeout),
                                 make_holding_reader(node, config), config.gripper_pin, config.gripper_close_state,
                                 config.gripper_settle_time, prepare=prepare)
-    return MoveItBackend(robot, gripper, config.grasp_config(), log)
+        log.info(f"grip check: {config.success_check} ("
+                 + (f"{config.tool_data_topic} analog_input2 > {config.grip_voltage:g} V"
+                    if config.success_check == "tool_analog"
+                    else f"{config.io_states_topic} digital input {config.success_input_pin}") + ")")
+    gate = ProgramRunningGate(node, config.program_running_topic) if config.program_running_topic else None
+    if gate is None:
+        log.warning("moveit.program_running_topic is '': grasps start without waiting for the External Control "
+                    "program (right for mock hardware only)")
+    return MoveItBackend(robot, gripper, config.grasp_config(), log, program_gate=gate)

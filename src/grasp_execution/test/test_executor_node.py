@@ -295,3 +295,76 @@ def test_a_shutdown_during_an_attempt_is_not_reported_as_a_fault():
         node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def test_an_unplannable_proposal_is_not_an_attempt_and_is_not_proposed_again():
+    """Issue 24: a grasp the robot cannot plan to was recorded as an executed failure (reward 0, into the replay).
+    Now it is not executed: no experience, no attempt, counted apart, and excluded from the next proposals on the
+    unchanged scene. The backend is also asked whether the robot is ready before the attempts."""
+    from grasp_core.grasp_failure import GraspFailure
+    from grasp_core.workspace import VPG_SIM_WORKSPACE
+    from grasp_execution.backend import GraspBackend, GraspOutcome
+    from grasp_interfaces.msg import Heightmap
+    from grasp_ros.conversions import heightmap_to_msg
+    from grasp_ros.qos import LATEST_QOS
+
+    class UnplannableTwice(GraspBackend):
+        name = "unplannable_twice"
+
+        def __init__(self):
+            self.grasps, self.ready_checks = 0, 0
+
+        def wait_until_ready(self, stop):
+            self.ready_checks += 1
+            return self.ready_checks == 1  # the first time it "waited": the executor takes a fresh heightmap
+
+        def execute_grasp(self, pose, angle):
+            self.grasps += 1
+            if self.grasps <= 2:
+                return GraspOutcome(False, False, GraspFailure.UNREACHABLE, "unplannable: no plan to the "
+                                    "pre-grasp pose")
+            return GraspOutcome(True, False, GraspFailure.NOTHING_GRASPED, "nothing held")
+
+        def reset(self):
+            raise AssertionError("the scene is not empty")
+
+    rclpy.init()
+    nodes = []
+    try:
+        stub_node = rclpy.create_node("unplannable_stub")
+        proposer = ScriptedProposer(stub_node, ["tallest"])
+        backend = UnplannableTwice()
+        executor_node = ExecutorNode(backend=backend, parameter_overrides=[
+            Parameter("max_attempts", value=1), Parameter("retry_delay", value=0.01),
+            Parameter("learning", value="default")])
+        published = []
+        executor_node.experience_pub.publish = published.append
+        nodes = [executor_node, stub_node]
+        ws = VPG_SIM_WORKSPACE.with_resolution(0.007)
+        depth = np.zeros(ws.shape, np.float32)
+        depth[20:35, 20:35] = 0.05
+        hm = heightmap_to_msg(np.zeros(ws.shape + (3,), np.uint8), depth, ws)
+        hm.header.frame_id = "world"
+        publisher = stub_node.create_publisher(Heightmap, "grasp/heightmap", LATEST_QOS)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        for n in nodes:
+            executor.add_node(n)
+        executor_node.start()
+        deadline = time.monotonic() + 120.0
+        while not executor_node.done.is_set():
+            assert time.monotonic() < deadline, f"no attempt in 120 s ({backend.grasps} grasps)"
+            hm.header.stamp = executor_node.get_clock().now().to_msg()
+            publisher.publish(hm)
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        for n in nodes:
+            n.destroy_node()
+        rclpy.shutdown()
+    assert executor_node.error is None and backend.ready_checks >= 4
+    assert executor_node.unplannable == 2 and executor_node.refused == 0 and backend.grasps == 3
+    assert executor_node.attempts == 1 and len(published) == 1 and published[0].attempt == 1
+    assert executor_node.log.outcomes == [0]  # G counts the one executed attempt only
+    first, second, third = proposer.requests[:3]
+    assert list(first.exclude_rotation_index) == []
+    assert list(second.exclude_rotation_index) == [4] and list(third.exclude_rotation_index) == [4, 4]
+    assert second.exclude_pixel_x[0] == third.exclude_pixel_x[1] and second.exclude_radius_px > 0

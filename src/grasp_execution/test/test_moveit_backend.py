@@ -1,5 +1,8 @@
-"""The moveit backend up to the moveit_py seam, against fakes of MoveItPy / PlanningComponent and the tool I/O."""
+"""The moveit backend up to the moveit_py seam, against fakes of MoveItPy / PlanningComponent and the tool I/O; the
+robot-state wait and the External Control program gate against real rclpy publishers."""
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -9,9 +12,11 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from grasp_core.grasp_pose import quaternion_to_angle  # noqa: E402
 from grasp_interfaces.srv import ExecuteGrasp  # noqa: E402
 
-from grasp_execution.moveit_backend import (MoveItBackend, MoveItGraspConfig, MoveItUnavailable,  # noqa: E402
-                                            NoGripper, SceneBox, ToolIoGripper, add_collision_boxes, grasp_poses,
-                                            scene_boxes, start_moveit_py)
+from grasp_execution.moveit_backend import (GRIPPER_TOUCH_LINKS, MoveItBackend, MoveItBackendConfig,  # noqa: E402
+                                            MoveItGraspConfig, MoveItUnavailable, NoGripper, ProgramRunningGate,
+                                            SceneBox, ToolIoGripper, add_collision_boxes, attach_gripper_box,
+                                            check_gripper_clearance, grasp_poses, gripper_box, scene_boxes,
+                                            start_moveit_py, tool_analog_grip, wait_for_joint_states)
 
 CONFIG = MoveItGraspConfig(tcp_offset=0.2, grasp_depth=0.02, min_grasp_z=-0.235, approach_height=0.15)
 LINEAR = object()  # stands in for PlanRequestParameters(robot, "pilz_lin")
@@ -157,22 +162,37 @@ def test_empty_jaw_is_a_failed_grasp():
                                       ("execute", "trajectory to home")]
 
 
-def test_planning_failures_are_failed_outcomes_not_crashes():
-    pre, grasp = round(-0.22 + 0.35, 4), round(-0.22 + 0.2, 4)
-    # No plan to the pre-grasp pose: nothing moved, an unreachable (executed, failed) grasp, no trip home.
+def test_unplannable_grasps_are_not_executed_attempts():
+    """Issue 24: a proposal the arm cannot plan to touched nothing, so it is no experience (not executed)."""
+    pre, grasp, lift = round(-0.22 + 0.35, 4), round(-0.22 + 0.2, 4), round(-0.22 + 0.35, 4)
+    # No plan to the pre-grasp pose: nothing moved, no trip home.
     events = []
     backend, _ = make_backend(events, unplannable=(pre,))
     outcome = backend.execute_grasp(proposal(), 0.0)
-    assert outcome.executed and not outcome.grasp_success
+    assert not outcome.executed and not outcome.grasp_success
     assert outcome.failure_reason == ExecuteGrasp.Response.REASON_UNREACHABLE and "pre-grasp" in outcome.message
     assert not any(e[0] == "execute" for e in events) and ("io", 16, True) not in events
-    # No plan down: the arm is above the scene, so it opens and goes home.
+    # No plan down: the arm is above the scene, so it opens and goes home; the jaw never closed.
     events = []
     backend, _ = make_backend(events, unplannable=(grasp,))
     outcome = backend.execute_grasp(proposal(), 0.0)
-    assert outcome.failure_reason == ExecuteGrasp.Response.REASON_UNREACHABLE and "grasp pose" in outcome.message
+    assert not outcome.executed and outcome.failure_reason == ExecuteGrasp.Response.REASON_UNREACHABLE
+    assert "unplannable" in outcome.message and "grasp pose" in outcome.message
     assert condensed(events)[-3:] == [("goal", "home"), ("plan", "home"), ("execute", "trajectory to home")]
     assert ("io", 16, True) not in events
+    # The jaw closed but no way up: that grasp happened (executed), it failed.
+    events = []
+    backend, moveit = make_backend(events)
+    moveit.unplannable = ()
+    plans = []
+
+    def plan(single_plan_parameters=None):  # the second plan to `lift`'s height (the lift itself) fails
+        label = moveit.goal[1]
+        plans.append(label)
+        return None if label == lift and plans.count(lift) == 2 else FakePlan(f"trajectory to {label}")
+    moveit.plan = plan
+    outcome = backend.execute_grasp(proposal(), 0.0)
+    assert outcome.executed and not outcome.grasp_success and "lift" in outcome.message
 
 
 def test_execution_errors_and_exceptions_are_not_experiences():
@@ -247,75 +267,225 @@ def test_free_descent_only_when_asked_and_then_said():
     assert moveit.straight == []
 
 
-def test_moveit_py_start_is_retried_with_what_to_check():
-    log, slept, tries = Logger(), [], []
+def test_moveit_py_is_made_once_and_a_failure_says_what_to_check():
+    tries = []
 
     def make_robot():
         tries.append(1)
-        if len(tries) < 3:
-            raise RuntimeError("Didn't receive robot state (joint angles) with recent timestamp within 10 seconds")
-        return "robot"
+        raise RuntimeError("Unable to configure planning scene monitor")
 
-    assert start_moveit_py(make_robot, attempts=0, delay=2.5, logger=log, sleep=slept.append) == "robot"
-    assert slept == [2.5, 2.5] and len(log.lines) == 2
-    assert all("External Control" in m and "/joint_states" in m and "try" in m for _, m in log.lines)
-    tries.clear()
-    with pytest.raises(MoveItUnavailable, match="try 2 of 2.*External Control"):
-        start_moveit_py(make_robot, attempts=2, delay=1.0, logger=log, sleep=slept.append)
+    assert start_moveit_py(lambda: "robot", "executor_moveit_py") == "robot"
+    with pytest.raises(MoveItUnavailable, match="planning scene monitor.*/joint_states.*'executor_moveit_py' stays"):
+        start_moveit_py(make_robot, "executor_moveit_py")
+    assert tries == [1]  # not retried: a failed MoveItPy leaves its node behind
     with pytest.raises(ImportError):
-        start_moveit_py(lambda: __import__("moveit_not_installed_here"), 0, 1.0, log, sleep=slept.append)
+        start_moveit_py(lambda: __import__("moveit_not_installed_here"), "n")
 
 
-def test_table_and_camera_mount_are_collision_objects():
+class Messages:
+    """Stands in for moveit_msgs / shape_msgs (not installable here)."""
+
+    class Box:
+        BOX, ADD = 1, 0
+
+        def __init__(self):
+            self.header = type("Header", (), {})()
+
+    class Attached:
+        def __init__(self):
+            self.link_name, self.object, self.touch_links = "", None, []
+
+
+class FakeMonitor:
+    """MoveItPy's planning scene monitor: process_* apply a message and publish the scene (True: applied)."""
+
+    def __init__(self, refuse=()):
+        self.objects, self.attached, self.refuse = [], [], refuse
+
+    def get_planning_scene_monitor(self):
+        return self
+
+    def process_collision_object(self, obj):
+        self.objects.append(obj)
+        return obj.id not in self.refuse
+
+    def process_attached_collision_object(self, attached):
+        self.attached.append(attached)
+        return attached.object.id not in self.refuse
+
+
+def test_table_camera_mount_and_gripper_are_in_the_planning_scene():
+    from geometry_msgs.msg import Pose
+    messages = (Messages.Box, Messages.Box, Pose, Messages.Attached)
     boxes = scene_boxes([-0.5, 0.0, -0.255, 0.7, 0.6], [-0.5, 0.0, 0.52, 0.12, 0.06, 0.06])
     assert boxes == [SceneBox("table", (-0.5, 0.0, -0.28), (0.7, 0.6, 0.05)),
                      SceneBox("camera_mount", (-0.5, 0.0, 0.52), (0.12, 0.06, 0.06))]
     assert [b.name for b in scene_boxes([0, 0, 0, 0, 0], [0, 0, 0.5, 0.1, 0.1, 0.1])] == ["camera_mount"]
     with pytest.raises(ValueError, match="5 numbers"):
         scene_boxes([0, 0, 0], [0] * 6)
-
-    class Msg:  # stands in for moveit_msgs / shape_msgs (not installable here)
-        BOX, ADD = 1, 0
-
-        def __init__(self):
-            self.header = type("Header", (), {})()
-
-    class Scene:
-        def __init__(self):
-            self.applied, self.updated = [], 0
-            self.current_state = self
-
-        def apply_collision_object(self, obj):
-            self.applied.append(obj)
-
-        def update(self):
-            self.updated += 1
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    class Robot:
-        def __init__(self):
-            self.scene = Scene()
-
-        def get_planning_scene_monitor(self):
-            return self
-
-        def read_write(self):
-            return self.scene
-
-    from geometry_msgs.msg import Pose
-    robot = Robot()
-    add_collision_boxes(robot, boxes, "base_link", messages=(Msg, Msg, Pose))
-    applied = robot.scene.applied
-    assert [o.id for o in applied] == ["table", "camera_mount"] and robot.scene.updated == 1
-    table = applied[0]
-    assert table.header.frame_id == "base_link" and table.operation == Msg.ADD
-    assert table.primitives[0].type == Msg.BOX and table.primitives[0].dimensions == [0.7, 0.6, 0.05]
+    robot = FakeMonitor()
+    add_collision_boxes(robot, boxes, "base_link", messages=messages)
+    assert [o.id for o in robot.objects] == ["table", "camera_mount"]
+    table = robot.objects[0]
+    assert table.header.frame_id == "base_link" and table.operation == Messages.Box.ADD
+    assert table.primitives[0].type == Messages.Box.BOX and table.primitives[0].dimensions == [0.7, 0.6, 0.05]
     assert table.primitive_poses[0].position.z == pytest.approx(-0.28) and table.primitive_poses[0].orientation.w == 1
+    with pytest.raises(RuntimeError, match="refused the collision object 'table'"):
+        add_collision_boxes(FakeMonitor(refuse=("table",)), boxes, "base_link", messages=messages)
+    # The gripper: a box hanging from tool0 (z down), attached, allowed to touch the links it is mounted on.
+    box = gripper_box([0.15, 0.06, 0.2], "tool0")
+    assert box == SceneBox("gripper_on_tool0", (0.0, 0.0, 0.1), (0.15, 0.06, 0.2))
+    assert gripper_box([0.15, 0.0, 0.2], "tool0") is None
+    with pytest.raises(ValueError, match="3 numbers"):
+        gripper_box([0.1, 0.1], "tool0")
+    attach_gripper_box(robot, box, "tool0", messages=messages)
+    (attached,) = robot.attached
+    assert attached.link_name == "tool0" and attached.object.header.frame_id == "tool0"
+    assert attached.object.primitive_poses[0].position.z == pytest.approx(0.1)
+    assert attached.object.primitives[0].dimensions == [0.15, 0.06, 0.2]
+    assert set(attached.touch_links) == set(GRIPPER_TOUCH_LINKS) >= {"tool0", "wrist_3_link"}
+    with pytest.raises(RuntimeError, match="attach the gripper box"):
+        attach_gripper_box(FakeMonitor(refuse=("gripper_on_tool0",)), box, "tool0", messages=messages)
+
+
+def test_a_gripper_box_that_would_reach_into_the_table_is_refused():
+    config = MoveItBackendConfig()  # table top -0.255, lowest jaw centre -0.235, tcp_offset 0.2: at most 0.22 m
+    check_gripper_clearance(gripper_box(config.gripper_box, "tool0"), config)
+    check_gripper_clearance(gripper_box([0.15, 0.06, 0.22], "tool0"), config)
+    with pytest.raises(ValueError, match="into the table.*at most 0.220 m"):
+        check_gripper_clearance(gripper_box([0.15, 0.06, 0.25], "tool0"), config)
+    no_table = MoveItBackendConfig(table_box=(0.0, 0.0, 0.0, 0.0, 0.0))
+    check_gripper_clearance(gripper_box([0.15, 0.06, 0.5], "tool0"), no_table)
+
+
+def test_grip_from_the_rg2_width_signal_as_vpg():
+    """VPG's robot.py on a CB3 with an RG2: tool analog input 2 above 0.26 V after closing = something held."""
+    held, detail = tool_analog_grip([0.41, 0.40, 0.41], 0.26, voltage_range=1)
+    assert held and "0.410, 0.400, 0.410 V" in detail and "above 0.26 V" in detail
+    assert not tool_analog_grip([0.05, 0.04, 0.04], 0.26, 1)[0]  # fully closed on nothing
+    assert not tool_analog_grip([0.41, 0.20, 0.10], 0.26, 1)[0]  # still closing: not a grip
+    assert tool_analog_grip([0.5], 0.3, 1)[0] and not tool_analog_grip([0.5], 0.6, 1)[0]  # the threshold decides
+    with pytest.raises(RuntimeError, match="current mode.*voltage on the pendant"):
+        tool_analog_grip([0.41], 0.26, voltage_range=0)
+    assert MoveItBackendConfig().success_check == "tool_analog" and MoveItBackendConfig().grip_voltage == 0.26
+
+
+class FakeGate:
+    def __init__(self):
+        self.waits = 0
+
+    def wait(self, stop):
+        self.waits += 1
+        return True
+
+
+def test_the_robot_is_made_ready_before_the_first_grasp_and_after_a_failed_motion():
+    events = []
+    backend, moveit = make_backend(events, failing_execution=(round(-0.22 + 0.2, 4),))
+    gate = FakeGate()
+    backend.program_gate, backend.failure_settle_time = gate, 0.01
+    stop = threading.Event()
+    assert backend.wait_until_ready(stop) and gate.waits == 1  # before the first grasp
+    assert not backend.wait_until_ready(stop) and gate.waits == 1  # and not again while all goes well
+    backend.execute_grasp(proposal(), 0.0)  # the descent fails to execute (e.g. the program stopped)
+    assert backend.wait_until_ready(stop) and gate.waits == 2
+    stop.set()
+    backend._after_failure()
+    assert not backend.wait_until_ready(stop) and gate.waits == 2  # stopping: no wait
+    assert not make_backend([])[0].wait_until_ready(threading.Event())  # no gate: always ready
+
+
+@pytest.fixture
+def ros_node():
+    import rclpy
+    rclpy.init()
+    node = rclpy.create_node("moveit_backend_test")
+    helper = rclpy.create_node("driver_stand_in")
+    try:
+        yield node, helper
+    finally:
+        node.destroy_node()
+        helper.destroy_node()
+        rclpy.shutdown()
+
+
+def test_program_running_gate_hears_the_drivers_latched_bool(ros_node):
+    """robot_program_running is published reliable + transient local, only on change: a late subscriber still
+    hears the last value, and no message means not running."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Bool
+
+    node, driver = ros_node
+    topic = "/io_and_status_controller/robot_program_running"
+    # The driver's profile (ur_controllers gpio_controller.cpp: SystemDefaultsQoS, transient_local, reliable).
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    publisher = driver.create_publisher(Bool, topic, latched)
+    publisher.publish(Bool(data=True))  # before the gate exists
+    gate = ProgramRunningGate(node, topic, report_every=0.5)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(driver)
+    deadline = time.monotonic() + 30.0
+    while gate.running is None:
+        assert time.monotonic() < deadline, "the latched value never arrived"
+        executor.spin_once(timeout_sec=0.05)
+    assert gate.running is True and not gate.wait(threading.Event())
+    publisher.publish(Bool(data=False))  # program stopped (protective stop, pendant)
+    while gate.running:
+        assert time.monotonic() < deadline
+        executor.spin_once(timeout_sec=0.05)
+    stop, result = threading.Event(), []
+    waiter = threading.Thread(target=lambda: result.append(gate.wait(stop)))
+    waiter.start()
+    for _ in range(10):
+        executor.spin_once(timeout_sec=0.05)
+    assert waiter.is_alive()  # waits while the program does not run
+    publisher.publish(Bool(data=True))
+    while waiter.is_alive():
+        assert time.monotonic() < deadline, "the gate did not open"
+        executor.spin_once(timeout_sec=0.05)
+    assert result == [True]
+    # Nothing heard at all (the driver publishes only changes from false): not running; stop ends the wait.
+    silent = ProgramRunningGate(node, "/nobody/robot_program_running", report_every=0.1)
+    assert silent.running is None
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    assert silent.wait(stop) is True and silent.running is None
+    executor.shutdown()
+    assert rclpy.ok()
+
+
+def test_the_robot_state_is_waited_for_before_moveit_py(ros_node):
+    from sensor_msgs.msg import JointState
+
+    node, driver = ros_node
+    publisher = driver.create_publisher(JointState, "/joint_states", 10)
+    timer = driver.create_timer(0.05, lambda: publisher.publish(JointState(name=["shoulder_pan_joint"],
+                                                                           position=[0.0])))
+    from rclpy.executors import SingleThreadedExecutor
+    driver_executor = SingleThreadedExecutor()
+    driver_executor.add_node(driver)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin_driver():
+        while spinning.is_set():
+            driver_executor.spin_once(timeout_sec=0.05)
+
+    thread = threading.Thread(target=spin_driver)
+    thread.start()
+    try:
+        wait_for_joint_states(node, "/joint_states", timeout=60.0)  # returns once a message came
+        with pytest.raises(MoveItUnavailable, match="no robot state on /nobody/joint_states within 0.3 s"):
+            wait_for_joint_states(node, "/nobody/joint_states", timeout=0.3)
+    finally:
+        spinning.clear()
+        thread.join()
+        driver.destroy_timer(timer)
+        driver_executor.shutdown()
+    assert list(node.subscriptions) == []  # the waits leave no subscription behind
 
 
 def test_tool_voltage_is_set_once_before_the_gripper_first_moves():
