@@ -459,5 +459,6 @@ def run_novel_on_ray(experiment_dir: str | Path, methods: list[str], objects: in
                 results[entry], header = reply["result"], reply["settings"]
                 bar.update(1)
             bar.set_postfix_str(f"in flight {len(running)}, failed {len(errors)}")
+    results = {entry: results[entry] for entry in entries if entry in results}  # the serial test's order
     record = save_novel_results(out, header, results) if results else {"methods": {}}
     return record, errors
