@@ -74,7 +74,9 @@ def grasp_mask(depth_hm: np.ndarray, config: ActionSpaceConfig, resolution: floa
         return None
     # distance in pixels to the nearest pixel off the footprint; the border counts as off (padding)
     inside = distance_transform_edt(np.pad(on_object, 1))[1:-1, 1:-1]
-    deep = inside >= min(max(config.edge_margin_m / resolution, 1.0), float(inside.max()))
+    # Distances are often whole pixels: 1e-6 px of slack keeps a margin that arrived as float32 (a ProposeGrasp
+    # field: 0.016 -> 0.016000001 m, 4.0000002 px at 4 mm) choosing the same pixels as the preset's float64 margin.
+    deep = inside >= min(max(config.edge_margin_m / resolution, 1.0), float(inside.max())) - 1e-6
     free = None if excluded is None else ~np.asarray(excluded, bool).all(axis=0)
     for mask in (deep, on_object):
         if free is None or (mask & free).any():

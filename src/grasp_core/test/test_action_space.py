@@ -76,3 +76,13 @@ def test_choose_grasp_takes_the_best_allowed_grasp_by_the_symmetric_q():
     for _ in range(20):  # exploring grasps stay inside the mask too
         a = choose_grasp(q, depth, RES, MASK, 1.0, rng, mode="uniform")
         assert a.explored and 13 <= a.u <= 26 and 13 <= a.v <= 26
+
+
+def test_a_margin_rounded_to_float32_keeps_the_same_pixels():
+    """A ProposeGrasp request carries the margin as float32 (0.016 -> 0.016000001 m): 4.0000002 px at 4 mm left out
+    every pixel exactly 4 px inside, so the service chose otherwise than the preset (issue 23)."""
+    depth = scene()
+    exact = grasp_mask(depth, ActionSpaceConfig(object_mask=True, edge_margin_m=0.016), RES)
+    rounded = grasp_mask(depth, ActionSpaceConfig(object_mask=True, edge_margin_m=float(np.float32(0.016))), RES)
+    assert exact[13, 20] and not exact[12, 20]  # 4 px inside the box (row 10 is 1 px inside): kept
+    np.testing.assert_array_equal(rounded, exact)
