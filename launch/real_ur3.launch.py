@@ -5,6 +5,8 @@
         [pretrained_checkpoint:=/path/q_s.safetensors] [learn:=false] [use_rviz:=false] [headless_mode:=true]
         [params_file:=/path/ur3_real.yaml]
     ros2 launch grasp_bringup real_ur3.launch.py use_mock_hardware:=true camera:=sim     # dry run, no robot
+    ros2 launch grasp_bringup real_ur3.launch.py robot_ip:=192.168.1.102 calibrate:=true \
+        calibration_file:=$HOME/ur3_calibration.yaml                                  # hand-eye calibration
 
 Starts ur_robot_driver (ur_control.launch.py, ur_type ur3; `use_mock_hardware`, `headless_mode` and
 `kinematics_params_file` are passed on), the camera (`camera:=realsense`: realsense2_camera rs_launch.py with aligned
@@ -24,6 +26,11 @@ motion, and says so. With use_mock_hardware:=true the driver runs ros2_control's
 "executes" every motion, the gripper is not switched (moveit.gripper none), no tool voltage is set and the
 program-running wait is off, so every grasp is a miss; the whole graph runs before anyone touches the robot.
 
+calibrate:=true starts the driver, the camera and grasp_execution's hand_eye_calibration instead of the
+grasp-learning nodes: it moves the arm with a checkerboard on the tool through a grid of poses and writes the camera
+pose to calibration_file (required then). It gets params_file's `/**/hand_eye_calibration` section and the
+executor's `moveit.*` (the same cell: table, camera mount, gripper box).
+
 Imports: the standard library, yaml, launch, launch_ros and grasp_bringup.launch_support only; `ros2 launch` runs
 under the system Python, which does not see the project's virtual environment.
 """
@@ -36,7 +43,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from grasp_bringup.launch_support import is_true, read_calibration, static_transform_arguments
+from grasp_bringup.launch_support import is_true, node_parameters, read_calibration, static_transform_arguments
 
 UR_TYPE = "ur3"
 CAMERAS = ["realsense", "sim", "none"]
@@ -64,8 +71,10 @@ def launch_setup(context):
         raise RuntimeError("real_ur3.launch.py: give robot_ip:=<the UR3 controller's address>, or "
                            "use_mock_hardware:=true for a dry run without the robot")
     camera = arg("camera")
+    calibrate = is_true(arg("calibrate"))
+    if calibrate and not arg("calibration_file"):
+        raise RuntimeError("real_ur3.launch.py calibrate:=true: give calibration_file:=<the YAML to write>")
     calibration_file = arg("calibration_file") or os.path.join(config, DEFAULT_CALIBRATION[camera])
-    calibration = read_calibration(calibration_file)
     kinematics_params_file = arg("kinematics_params_file")
     if not kinematics_params_file:
         raise RuntimeError("real_ur3.launch.py: kinematics_params_file:= is empty; leave it out for ur_description's "
@@ -96,6 +105,18 @@ def launch_setup(context):
         # The simulated UR3 cell's camera topics; its joint states go elsewhere (the driver owns /joint_states).
         actions.append(Node(package="grasp_sim", executable="sim_node", name="grasp_sim", output="screen",
                             parameters=params))
+    if calibrate:
+        # The robot's description as the executor's (params_file's moveit.*), the calibration's own settings.
+        robot = node_parameters(params, "executor_node", "moveit")
+        robot.update({k: v for k, v in executor.items() if k.startswith("moveit.")})
+        robot.update({"moveit.node_name": "hand_eye_moveit_py", "output": calibration_file})
+        actions.append(Node(package="grasp_execution", executable="hand_eye_calibration",
+                            name="hand_eye_calibration", output="screen", parameters=params + [robot]))
+        if is_true(arg("use_rviz")):
+            actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="log",
+                                arguments=["-d", os.path.join(config, "grasp.rviz")]))
+        return actions
+    calibration = read_calibration(calibration_file)
     actions += [
         Node(package="tf2_ros", executable="static_transform_publisher", name="camera_calibration_tf",
              arguments=static_transform_arguments(calibration)),
@@ -139,7 +160,11 @@ def generate_launch_description():
         DeclareLaunchArgument("calibration_file", default_value="",
                               description="Hand-eye calibration: camera optical frame pose in the base frame "
                                           "('' = config/ur3_calibration.yaml, or ur3_sim_calibration.yaml with "
-                                          "camera:=sim)."),
+                                          "camera:=sim); with calibrate:=true, the file to write."),
+        DeclareLaunchArgument("calibrate", default_value="false", choices=["true", "false"],
+                              description="Hand-eye calibration instead of grasp learning: the arm shows a "
+                                          "checkerboard on its tool to the camera (grasp_execution "
+                                          "hand_eye_calibration) and the camera pose goes to calibration_file."),
         DeclareLaunchArgument("model_path", default_value="",
                               description="Checkpoint the affordance node starts with ('' = wait for the learner)."),
         DeclareLaunchArgument("pretrained_checkpoint", default_value="",

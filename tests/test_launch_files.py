@@ -48,7 +48,9 @@ SCENARIOS = {
     "sim_ur5.launch.py": [{}, {"learn": "false", "use_rviz": "false", "model_path": "/m.safetensors"}],
     "real_ur3.launch.py": [{"robot_ip": "192.168.1.102"}, {"use_mock_hardware": "true", "camera": "sim"},
                            {"robot_ip": "10.0.0.2", "kinematics_params_file": "/cal/ur3_factory.yaml",
-                            "camera": "none", "learn": "false", "use_rviz": "false", "headless_mode": "true"}],
+                            "camera": "none", "learn": "false", "use_rviz": "false", "headless_mode": "true"},
+                           {"robot_ip": "192.168.1.102", "calibrate": "true",
+                            "calibration_file": "/home/me/ur3_calibration.yaml"}],
 }
 # Executables of other ROS 2 Jazzy packages the launch files start (not installable here).
 JAZZY_EXECUTABLES = {("tf2_ros", "static_transform_publisher"), ("rviz2", "rviz2")}
@@ -277,7 +279,8 @@ def test_calibrated_kinematics_reach_the_driver_and_moveit(monkeypatch):
     assert by_executable(started, "learner_node") is None and by_executable(started, "rviz2") is None
 
 
-@pytest.mark.parametrize("overrides", SCENARIOS["real_ur3.launch.py"], ids=["robot", "dry_run", "calibrated"])
+@pytest.mark.parametrize("overrides", SCENARIOS["real_ur3.launch.py"], ids=["robot", "dry_run", "calibrated",
+                                                                           "calibrate"])
 def test_included_launch_files_work_in_the_shared_launch_context(overrides, monkeypatch):
     """ur_rsp.launch.py runs xacro with every *_params file it sees in the shared context; none may be ''. And an
     included file never silently inherits one of our arguments: each it declares, we pass explicitly."""
@@ -331,6 +334,28 @@ def test_the_shared_context_model_catches_a_shadowed_driver_default(monkeypatch)
                 "/opt/ros/jazzy/share/ur_moveit_config/launch/ur_moveit.launch.py"))])]))
 
 
+def test_calibrate_mode_starts_the_hand_eye_command_on_the_executors_cell(monkeypatch):
+    launch_file = ROOT / "launch" / "real_ur3.launch.py"
+    started, _ = run(launch_file, SCENARIOS["real_ur3.launch.py"][3], monkeypatch)
+    nodes = {(s.package, s.name) for s in started if s.kind == "node"}
+    assert nodes == {("grasp_execution", "hand_eye_calibration"), ("rviz2", "rviz2")}  # no learning, no old TF
+    assert included(started, "ur_robot_driver")["robot_ip"] == "192.168.1.102"
+    assert included(started, "realsense2_camera")["align_depth.enable"] == "true"
+    calibration = by_executable(started, "hand_eye_calibration")
+    values = merged_parameters(calibration)
+    assert values["output"] == "/home/me/ur3_calibration.yaml" and values["moveit.node_name"] == "hand_eye_moveit_py"
+    executor_cell = file_values(ROOT / "config" / "ur3_real.yaml", "executor_node")
+    for key in ("moveit.table_box", "moveit.camera_box", "moveit.gripper_box", "moveit.tcp_offset"):
+        assert values[key] == executor_cell[key]  # one description of the cell
+    assert values["moveit.kinematics_params_file"].endswith("ur3/default_kinematics.yaml")
+    with pytest.raises(RuntimeError, match="calibration_file:=<the YAML to write>"):
+        run(launch_file, {"robot_ip": "192.168.1.102", "calibrate": "true"}, monkeypatch)
+    mock, _ = run(launch_file, {"use_mock_hardware": "true", "camera": "sim", "calibrate": "true",
+                                "calibration_file": "/tmp/c.yaml", "use_rviz": "false"}, monkeypatch)
+    values = merged_parameters(by_executable(mock, "hand_eye_calibration"))
+    assert values["moveit.program_running_topic"] == "" and values["moveit.camera_box"][3:] == [0.0, 0.0, 0.0]
+
+
 def test_launch_support_reads_calibrations_like_the_heightmap_node(tmp_path):
     for path in sorted((ROOT / "config").glob("*_calibration.yaml")):
         ours, theirs = read_calibration(path), load_calibration(path)
@@ -345,12 +370,18 @@ def test_launch_support_reads_calibrations_like_the_heightmap_node(tmp_path):
         read_calibration(tmp_path / "missing.yaml")
 
 
-def node_arguments(param_files, values: dict) -> list:
+# What the launch file itself gives a node and its parameter file cannot (the calibration's output path).
+LAUNCH_GIVEN = {"hand_eye_calibration": ["output:=calibration.yaml"]}
+
+
+def node_arguments(param_files, values: dict, node_name: str = "") -> list:
     """--ros-args as `ros2 launch` gives them; MoveItPy needs a real install, so the moveit backend's parameters are
     checked with the sim backend selected (they are declared either way)."""
     cli_args = ["--ros-args"]
     for param_file in ([param_files] if isinstance(param_files, (str, Path)) else param_files):
         cli_args += ["--params-file", str(param_file)]
+    for given in LAUNCH_GIVEN.get(node_name, []):
+        cli_args += ["-p", given]
     if values.get("backend") == "moveit" and importlib.util.find_spec("moveit") is None:
         cli_args += ["-p", "backend:=sim"]
     return cli_args
@@ -366,7 +397,7 @@ def file_values(param_file: Path, node_name: str) -> dict:
 def declared_parameters(cls, node_name: str, param_file: Path) -> set:
     rclpy.init()
     try:
-        node = cls(cli_args=node_arguments(param_file, file_values(param_file, node_name)))
+        node = cls(cli_args=node_arguments(param_file, file_values(param_file, node_name), node_name))
         try:
             return set(node.list_parameters([], 0).names)
         finally:
@@ -399,7 +430,7 @@ def test_parameter_file_keys_are_declared_by_the_real_nodes(launch_name, param_f
     assert values, f"{param_file}: {section} has no ros__parameters"
     files = launched[node_name]["files"]  # as the launch file gives them: the file under test after the base one
     files = files[:files.index(ROOT / "config" / param_file) + 1]
-    cli_args = node_arguments(files, {k: v for f in files for k, v in file_values(f, node_name).items()})
+    cli_args = node_arguments(files, {k: v for f in files for k, v in file_values(f, node_name).items()}, node_name)
     if "backend:=sim" in cli_args:
         values["backend"] = "sim"
     monkeypatch.chdir(tmp_path)  # nodes that create folders (replay, checkpoints) make them here

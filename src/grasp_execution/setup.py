@@ -22,6 +22,7 @@ setup(
     entry_points={
         "console_scripts": [
             "executor_node = grasp_execution.executor_node:main",
+            "hand_eye_calibration = grasp_execution.hand_eye_node:main",
         ],
     },
 )

@@ -68,6 +68,28 @@ def static_transform_arguments(calibration: dict) -> list[str]:
             "--qw", repr(qw), "--frame-id", calibration["base_frame"], "--child-frame-id", calibration["camera_frame"]]
 
 
+def node_parameters(param_files, node_name: str, group: str) -> dict:
+    """The `group.*` parameters the parameter files give `/**/<node_name>`, flattened to dotted names, later files
+    winning: how real_ur3.launch.py gives the hand-eye calibration the executor's `moveit.*` (one description of
+    the cell)."""
+    out = {}
+    for path in param_files:
+        try:
+            sections = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"cannot read the parameter file {path}: {e}") from None
+        values = sections.get(f"/**/{node_name}", {}).get("ros__parameters", {}).get(group, {})
+
+        def flatten(prefix, value):
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    flatten(f"{prefix}.{key}", item)
+            else:
+                out[prefix] = value
+        flatten(group, values)
+    return out
+
+
 def is_true(text: str) -> bool:
     """A launch argument's boolean ('true' / 'false', as `ros2 launch` users write them)."""
     value = str(text).strip().lower()

@@ -27,7 +27,10 @@ trajectory is refused. So before the first grasp and after a failed motion the b
 local, published when it changes) says true, and logs what to do on the pendant meanwhile (`wait_until_ready`;
 '' turns it off, as with mock hardware, which runs no program).
 
-The moveit_py, moveit_configs_utils, moveit_msgs, shape_msgs and ur_msgs imports live in `create_moveit_backend` and
+The hand-eye calibration (grasp_execution.hand_eye_node) moves the same arm through `make_calibration_arm`: the
+same start-up and planning scene, a MoveItArm that goes to 4x4 tool poses and reports where the tool is.
+
+The moveit_py, moveit_configs_utils, moveit_msgs, shape_msgs and ur_msgs imports live in `start_robot` and
 the readers, so this module imports (and its logic is tested with fakes of the MoveItPy / PlanningComponent objects)
 without MoveIt. On a real Jazzy install, MoveItPy is built from ur_moveit_config:
     MoveItPy(node_name=..., config_dict=MoveItConfigsBuilder("ur", package_name="ur_moveit_config")...to_dict())
@@ -332,6 +335,67 @@ class MotionFailed(RuntimeError):
 MOTION_FAILURE_SETTLE = 1.0
 
 
+def plan_and_execute(robot, component, label: str, log: Callable[[str, str], None], parameters=None,
+                     **goal) -> bool:
+    """Plan `component` (a PlanningComponent) from the current state to `goal` (set_goal_state's keywords) and
+    execute it on `robot` (MoveItPy). False if no plan; MotionFailed if the plan does not execute. `parameters`:
+    the plan request parameters (PlanRequestParameters; None: the default plan_request_params, free OMPL)."""
+    component.set_start_state_to_current_state()
+    component.set_goal_state(**goal)
+    plan = component.plan() if parameters is None else component.plan(single_plan_parameters=parameters)
+    if not plan:
+        log("warning", f"planning {'a straight line ' if parameters is not None else ''}to the {label} pose failed")
+        return False
+    status = robot.execute(plan.trajectory, controllers=[])
+    # moveit_py >= Jazzy returns an ExecutionStatus (truthy on success); older versions return None.
+    if status is not None and not bool(status):
+        raise MotionFailed(f"executing the {label} trajectory failed: {getattr(status, 'status', status)}")
+    return True
+
+
+def pose_stamped(pose, frame: str) -> PoseStamped:
+    """A 4x4 pose (numpy) as a PoseStamped in `frame`."""
+    from grasp_core.hand_eye import pose_quaternion  # noqa: PLC0415 - scipy, only for the calibration
+    message = PoseStamped()
+    message.header.frame_id = frame
+    position, orientation = message.pose.position, message.pose.orientation
+    position.x, position.y, position.z = (float(v) for v in pose[:3, 3])
+    orientation.x, orientation.y, orientation.z, orientation.w = pose_quaternion(pose)
+    return message
+
+
+class MoveItArm:
+    """The arm of the hand-eye calibration (grasp_execution.hand_eye_node): `pose_link` to 4x4 poses of
+    `base_frame` by free OMPL motions, and where it is now, from MoveItPy's planning scene monitor."""
+
+    def __init__(self, robot, config: MoveItGraspConfig, logger=None):
+        self.robot, self.config, self._logger = robot, config, logger
+        self.arm = robot.get_planning_component(config.planning_group)
+
+    def _log(self, level: str, message: str) -> None:
+        if self._logger is not None:
+            getattr(self._logger, level)(message)
+
+    def move_to(self, pose) -> bool:
+        """False if no plan reaches `pose`; MotionFailed if the motion fails."""
+        return plan_and_execute(self.robot, self.arm, "calibration", self._log,
+                                pose_stamped_msg=pose_stamped(pose, self.config.base_frame),
+                                pose_link=self.config.pose_link)
+
+    def go_named(self, name: str) -> bool:
+        return plan_and_execute(self.robot, self.arm, name, self._log, configuration_name=name)
+
+    def tool_pose(self):
+        """base_frame <- pose_link (4x4) in the robot's current state."""
+        import numpy as np  # noqa: PLC0415
+
+        with self.robot.get_planning_scene_monitor().read_only() as scene:
+            state = scene.current_state
+            base = np.asarray(state.get_frame_transform(self.config.base_frame), dtype=np.float64)
+            tool = np.asarray(state.get_frame_transform(self.config.pose_link), dtype=np.float64)
+        return np.linalg.inv(base) @ tool
+
+
 class MoveItBackend(GraspBackend):
     """Grasps with a MoveItPy-like `robot` and a ToolIoGripper-like `gripper` (both injectable for tests)."""
 
@@ -377,20 +441,8 @@ class MoveItBackend(GraspBackend):
     def _plan_and_execute(self, label: str, straight: bool = False, **goal) -> bool:
         """False if planning fails; raises MotionFailed if the plan does not execute. `straight`: a straight line
         of the tool (Pilz LIN) when linear planning is configured."""
-        self.arm.set_start_state_to_current_state()
-        self.arm.set_goal_state(**goal)
-        if straight and self.linear_parameters is not None:
-            plan = self.arm.plan(single_plan_parameters=self.linear_parameters)
-        else:
-            plan = self.arm.plan()
-        if not plan:
-            self._log("warning", f"planning {'a straight line ' if straight else ''}to the {label} pose failed")
-            return False
-        status = self.robot.execute(plan.trajectory, controllers=[])
-        # moveit_py >= Jazzy returns an ExecutionStatus (truthy on success); older versions return None.
-        if status is not None and not bool(status):
-            raise MotionFailed(f"executing the {label} trajectory failed: {getattr(status, 'status', status)}")
-        return True
+        parameters = self.linear_parameters if straight else None
+        return plan_and_execute(self.robot, self.arm, label, self._log, parameters, **goal)
 
     def _move_to_pose(self, label: str, goal: PoseStamped, straight: bool = False) -> bool:
         return self._plan_and_execute(label, straight, pose_stamped_msg=goal, pose_link=self.config.pose_link)
@@ -694,12 +746,13 @@ def check_gripper_clearance(box: SceneBox | None, config: MoveItBackendConfig) -
                          f"{config.tcp_offset:g}): shorten it to at most {longest:.3f} m")
 
 
-def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
-    """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install.
-    `node` (the executor) is not spun yet: the robot-state wait spins it itself."""
+def start_robot(node, config: MoveItBackendConfig, spin=None):
+    """MoveItPy for the UR3 with the table, the camera mount and the gripper box in its planning scene, once the
+    robot's state arrives. `spin(node, timeout_sec)` lets the robot-state wait hear it (None: rclpy.spin_once,
+    for a node no executor spins yet)."""
     from moveit.planning import MoveItPy  # noqa: PLC0415
 
-    try:  # the geometry first: a typo stops the executor before anything waits
+    try:  # the geometry first: a typo stops the node before anything waits
         boxes = scene_boxes(config.table_box, config.camera_box)
         gripper_shape = gripper_box(config.gripper_box, config.pose_link)
         check_gripper_clearance(gripper_shape, config)
@@ -711,7 +764,7 @@ def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
         config_file = str(Path(get_package_share_directory("grasp_bringup")) / "config" / "moveit_py_ur3.yaml")
     config_dict = moveit_config_dict(config.ur_type, config_file, config.kinematics_params_file)
     log = node.get_logger()
-    wait_for_joint_states(node, config.joint_states_topic, config.start_timeout)
+    wait_for_joint_states(node, config.joint_states_topic, config.start_timeout, spin=spin)
     robot = start_moveit_py(lambda: MoveItPy(node_name=config.node_name, config_dict=config_dict), config.node_name)
     log.info(f"MoveItPy is up (node '{config.node_name}')")
     add_collision_boxes(robot, boxes, config.base_frame)
@@ -720,6 +773,28 @@ def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
     log.info(f"planning scene: {', '.join(b.name for b in boxes) or 'no'} collision objects in {config.base_frame}"
              + (f", the gripper as a {' x '.join(f'{v:g}' for v in gripper_shape.size)} m box on {config.pose_link}"
                 if gripper_shape is not None else ", no gripper box (moveit.gripper_box has a size of 0)"))
+    return robot
+
+
+def program_gate(node, config: MoveItBackendConfig) -> ProgramRunningGate | None:
+    if config.program_running_topic:
+        return ProgramRunningGate(node, config.program_running_topic)
+    node.get_logger().warning("moveit.program_running_topic is '': the robot moves without waiting for the External "
+                              "Control program (right for mock hardware only)")
+    return None
+
+
+def make_calibration_arm(node, config: MoveItBackendConfig, spin=None) -> tuple[MoveItArm,
+                                                                                 ProgramRunningGate | None]:
+    """The hand-eye calibration's arm (grasp_execution.hand_eye_node) and its program-running gate."""
+    robot = start_robot(node, config, spin)
+    return MoveItArm(robot, config.grasp_config(), node.get_logger()), program_gate(node, config)
+
+
+def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
+    """The real backend: MoveItPy for the UR3 plus the tool-I/O gripper. Needs a full ROS 2 Jazzy install."""
+    robot = start_robot(node, config)
+    log = node.get_logger()
     if config.gripper == "none":
         log.warning("moveit.gripper is none: the gripper is not switched and no grasp can succeed (dry run)")
         gripper = NoGripper()
@@ -733,8 +808,4 @@ def create_moveit_backend(node, config: MoveItBackendConfig) -> MoveItBackend:
                  + (f"{config.tool_data_topic} analog_input2 > {config.grip_voltage:g} V"
                     if config.success_check == "tool_analog"
                     else f"{config.io_states_topic} digital input {config.success_input_pin}") + ")")
-    gate = ProgramRunningGate(node, config.program_running_topic) if config.program_running_topic else None
-    if gate is None:
-        log.warning("moveit.program_running_topic is '': grasps start without waiting for the External Control "
-                    "program (right for mock hardware only)")
-    return MoveItBackend(robot, gripper, config.grasp_config(), log, program_gate=gate)
+    return MoveItBackend(robot, gripper, config.grasp_config(), log, program_gate=program_gate(node, config))
