@@ -497,3 +497,41 @@ def test_tool_voltage_is_set_once_before_the_gripper_first_moves():
     gripper.close()
     gripper.open()
     assert events[0] == ("voltage", 24) and prepared == [24] and len(events) == 4
+
+
+def test_the_calibration_arm_goes_to_4x4_poses_and_reports_the_tool_pose():
+    from grasp_core.hand_eye import transform
+    from scipy.spatial.transform import Rotation
+
+    from grasp_execution.moveit_backend import MoveItArm, pose_stamped
+
+    target = transform(Rotation.from_euler("xyz", [10.0, -5.0, 30.0], degrees=True).as_matrix(), [-0.3, 0.05, 0.1])
+    message = pose_stamped(target, "base_link")
+    q = message.pose.orientation
+    assert message.header.frame_id == "base_link" and message.pose.position.x == pytest.approx(-0.3)
+    assert np.allclose(Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix(), target[:3, :3])
+
+    base_in_model = transform(np.eye(3), [0.0, 0.0, 0.0])
+    tool_in_model = target
+
+    class State:
+        def get_frame_transform(self, frame):
+            return {"base_link": base_in_model, "tool0": tool_in_model}[frame]
+
+    class Scene:
+        current_state = State()
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    events = []
+    moveit = FakeMoveIt(events)
+    moveit.get_planning_scene_monitor = lambda: type("Monitor", (), {"read_only": lambda self: Scene()})()
+    arm = MoveItArm(moveit, MoveItGraspConfig())
+    assert arm.move_to(target) and ("goal", "pose", 0.1, "tool0") in events  # tool0 to the pose, then executed
+    assert ("execute", "trajectory to 0.1") in events
+    assert arm.go_named("home") and ("goal", "named", "home") in events[-3:]
+    assert np.allclose(arm.tool_pose(), target)
