@@ -223,6 +223,8 @@ def test_real_robot_launch(monkeypatch):
         run(launch_file, {}, monkeypatch)
     with pytest.raises(ValueError, match="not one of"):
         run(launch_file, {"robot_ip": "x", "camera": "kinect"}, monkeypatch)
+    with pytest.raises(RuntimeError, match="kinematics_params_file:= is empty; leave it out"):
+        run(launch_file, {"robot_ip": "x", "kinematics_params_file": ""}, monkeypatch)
 
 
 def test_dry_run_without_the_robot(monkeypatch):

@@ -37,6 +37,7 @@ NOT_RUNNABLE = {
     ("ros2", "bag"): "the ros2 CLI is not installable here (tests/test_bags.py reads the bags)",
     ("ros2", "param"): "the ros2 CLI is not installable here",
     ("ros2", "service"): "the ros2 CLI is not installable here",
+    ("ros2", "topic"): "the ros2 CLI is not installable here (the real robot's grip-signal check, docs/real_robot.md)",
     ("rviz2",): "RViz is not installable here (tests/test_rviz_config.py checks config/grasp.rviz)",
     ("docker",): "there is no Docker engine here (tests/test_docker_files.py checks docker/)",
     ("rosdep",): "rosdep needs a ROS 2 install in /opt/ros/jazzy",
