@@ -39,6 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--attempts", type=int, default=d["attempts"], help="grasp attempts to learn from (all robots)")
     parser.add_argument("--profile", default=d["profile"], help="network profile (grasp_core.profiles)")
     parser.add_argument("--objects", type=int, default=d["objects"], help="objects per simulated scene")
+    parser.add_argument("--object-library", default="random_objects", choices=["random_objects", "blocks"],
+                        help="the simulated objects: 1000 irregular random_urdfs meshes (default) or the seed's "
+                             "primitive blocks")
+    parser.add_argument("--exact-depth", action="store_true",
+                        help="exact simulated depth instead of the D435-like noisy depth (holes, noise, 1 mm steps)")
     parser.add_argument("--robots", type=int, default=1, help="simulated robots (namespaces /robot1 ...) feeding "
                                                               "one learner")
     parser.add_argument("--pretrain-epochs", type=int, default=d["pretrain_epochs"],
@@ -107,13 +112,15 @@ def make_dataset(out: Path, args) -> Path:
     from grasp_core.sim import make_keypoint_dataset
 
     folder, marker = out / "dataset", out / "dataset.settings.json"
-    settings = {"images": args.dataset_images, "seed": args.seed}
+    settings = {"images": args.dataset_images, "seed": args.seed, "object_library": args.object_library,
+                "exact_depth": args.exact_depth}
     if _cached(marker, settings) and (folder / "dataset.json").is_file():
         say(f"step 1/4: key-point dataset: reusing {folder}")
         return folder
     say(f"step 1/4: rendering {args.dataset_images} simulated scenes with one key point per object -> {folder}")
     shutil.rmtree(folder, ignore_errors=True)
-    make_keypoint_dataset(folder, num_images=args.dataset_images, seed=args.seed, show_progress=True)
+    make_keypoint_dataset(folder, num_images=args.dataset_images, seed=args.seed, show_progress=True,
+                          object_library=args.object_library, exact_depth=args.exact_depth)
     marker.write_text(json.dumps(settings))
     return folder
 
@@ -129,7 +136,8 @@ def pretrain(out: Path, dataset: Path, args) -> Path | None:
     path, marker = out / "pretrained" / "q_s.safetensors", out / "pretrained.settings.json"
     settings = {"profile": args.profile, "epochs": args.pretrain_epochs, "images": args.dataset_images,
                 "seed": args.seed, "checkpoint_format": checkpoint.FORMAT_VERSION, "optimizer": "adam", "lr": 1e-3,
-                "pad": get_profile(args.profile).pad}
+                "pad": get_profile(args.profile).pad, "object_library": args.object_library,
+                "exact_depth": args.exact_depth}
     if _cached(marker, settings) and path.is_file():
         say(f"step 2/4: pretrained Q_s: reusing {path}")
         return path
@@ -162,7 +170,8 @@ def graph_specs(args, out: Path, pretrained: Path | None) -> list[NodeSpec]:
 
     def per_robot(executable: str, r: int) -> dict:
         return {
-            "sim_node": {"num_objects": args.objects, "seed": args.seed + r},
+            "sim_node": {"num_objects": args.objects, "seed": args.seed + r, "object_library": args.object_library,
+                         "depth_noise": not args.exact_depth},
             "heightmap_node": {"resolution": profile.resolution, "use_tf": False,
                                "calibration_file": str(find_repo_root() / "config" / SIM_CALIBRATION_FILE)},
             "executor_node": {"propose_service": "/propose_grasp", **learning, "window": args.window,

@@ -68,7 +68,8 @@ def max_penetration(world: GraspWorld) -> float:
 
 @pytest.mark.parametrize("object_set,shapes", [("train", sorted(TRAIN_SHAPES)), ("novel", sorted(NOVEL_SHAPES))])
 def test_every_shape_spawns_without_interpenetration(object_set, shapes):
-    with GraspWorld(SimConfig(num_objects=len(shapes), object_set=object_set, seed=4)) as world:
+    config = SimConfig(num_objects=len(shapes), object_set=object_set, seed=4, object_library="blocks")
+    with GraspWorld(config) as world:
         names = world.reset(shapes=shapes)
         assert [n.split("_", 2)[2] for n in names] == shapes
         assert max_penetration(world) < 0.002

@@ -38,7 +38,7 @@ def empty_spot(world: GraspWorld) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def world():
-    w = GraspWorld(SimConfig(num_objects=4, seed=11, auto_reset=False))
+    w = GraspWorld(SimConfig(num_objects=4, seed=11, auto_reset=False, object_library="blocks"))
     yield w
     w.close()
 
@@ -66,7 +66,7 @@ def test_same_seed_same_images_and_outcomes():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_grasp_at_a_box_true_centre_and_yaw_succeeds(seed):
-    with GraspWorld(SimConfig(num_objects=1, seed=seed, auto_reset=False)) as w:
+    with GraspWorld(SimConfig(num_objects=1, seed=seed, auto_reset=False, object_library="blocks")) as w:
         w.reset(shapes=["box"])
         name = w.objects_in_workspace()[0]
         x, y, yaw = box_grasp(w)
@@ -129,7 +129,7 @@ def test_bad_object_counts_raise_and_the_world_can_still_reset(world):
 
 
 def test_resets_when_empty_or_stuck():
-    with GraspWorld(SimConfig(num_objects=1, seed=2, max_actions_without_change=2)) as w:
+    with GraspWorld(SimConfig(num_objects=1, seed=2, max_actions_without_change=2, object_library="blocks")) as w:
         w.reset(shapes=["cube"])
         first = w.objects[0].name
         x, y, yaw = box_grasp(w)
@@ -149,7 +149,7 @@ def test_unreachable_target():
 
 
 def test_ur3_twin_grasps_in_its_workspace():
-    with GraspWorld(SimConfig(robot="ur3", num_objects=1, seed=1, auto_reset=False)) as w:
+    with GraspWorld(SimConfig(robot="ur3", num_objects=1, seed=1, auto_reset=False, object_library="blocks")) as w:
         w.reset(shapes=["box"])
         assert w.heightmap()[1].shape == (224, 224)
         with RgbdCamera(w.model, w.config.camera.exact_depth()) as camera:  # its parked arm is out of view too

@@ -73,9 +73,11 @@ def _cmd_run(args) -> int:
                                             epochs=args.pretrain_epochs, optimizer=args.pretrain_optimizer,
                                             lr=1e-3 if args.pretrain_optimizer == "adam" else 1e-4,
                                             loss_comparison=not args.no_loss_comparison,
-                                            recalibrate_bn=not args.no_bn_recalibration),
+                                            recalibrate_bn=not args.no_bn_recalibration,
+                                            object_library=args.object_library, exact_depth=args.exact_depth),
                               args.imagenet_weights, args.keep_replay, learning=args.learning,
-                              overrides=tuple(args.set), checkpoint_every=args.checkpoint_every)
+                              overrides=tuple(args.set), checkpoint_every=args.checkpoint_every,
+                              object_library=args.object_library, exact_depth=args.exact_depth)
     ray_options = _ray_options(args)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result = run_experiment(args.out, config, jobs=args.jobs, threads=args.threads, progress=_progress(args),
@@ -170,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--objects", nargs="+", type=int, default=[2, 4, 6, 10],
                      help="objects per scene; one run per count")
     run.add_argument("--seeds", type=int, default=8, help="seeds per method and object count")
+    run.add_argument("--object-library", default="random_objects", choices=["random_objects", "blocks"],
+                     help="the simulated objects: the 1000 irregular random_urdfs meshes (default) or the seed's "
+                          "primitive blocks")
+    run.add_argument("--exact-depth", action="store_true",
+                     help="render exact depth instead of the D435-like noisy depth (holes, noise, 1 mm steps)")
     run.add_argument("--steps", type=int, default=1000, help="grasp attempts (= DQN updates) per run")
     run.add_argument("--profile", default="fast", choices=["paper", "fast", "fast_bilinear", "tiny"],
                      help="network profile (grasp_core.profiles)")
@@ -206,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     novel.add_argument("--runs", required=True, help="experiment folder")
     novel.add_argument("--methods", nargs="+", help="default: the experiment's methods")
     novel.add_argument("--objects", type=int, help="test the models trained with this many objects (default: most)")
-    novel.add_argument("--rounds", type=int, default=8, help="test rounds per method (seed: 8)")
+    novel.add_argument("--rounds", type=int, default=8, help="test rounds per method (seed: 8; random_objects: 10 "
+                       "rounds of 10 grasp each of the 100 held-out objects)")
     novel.add_argument("--attempts", type=int, default=20, help="grasp attempts per round")
     novel.add_argument("--include-pretrained", action="store_true",
                        help="also test the KL-pretrained Q_s alone (ours before any DQN update)")

@@ -38,6 +38,8 @@ class ExperimentConfig:
     learning: str = "default"  # grasp_core.learning preset of every run
     overrides: tuple[str, ...] = ()  # "section.field=value" on top of it
     checkpoint_every: int = 0  # > 0: each run also keeps its Q network every this many attempts
+    object_library: str = "random_objects"  # the simulated world of every run and of the key-point images
+    exact_depth: bool = False  # its camera without the D435-like depth noise
 
     def __post_init__(self) -> None:
         if not self.methods or not self.objects:
@@ -51,13 +53,19 @@ class ExperimentConfig:
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: only the final model), got {self.checkpoint_every}")
         if self.pretrain is None:
-            object.__setattr__(self, "pretrain", PretrainStage(self.profile))
+            object.__setattr__(self, "pretrain", PretrainStage(self.profile, object_library=self.object_library,
+                                                               exact_depth=self.exact_depth))
+        if (self.pretrain.object_library, self.pretrain.exact_depth) != (self.object_library, self.exact_depth):
+            raise ValueError(f"pretraining world ({self.pretrain.object_library}, exact depth "
+                             f"{self.pretrain.exact_depth}) differs from the runs' ({self.object_library}, "
+                             f"exact depth {self.exact_depth})")
         if self.pretrain.profile != self.profile:
             raise ValueError(f"pretraining profile {self.pretrain.profile} differs from {self.profile}")
 
     def specs(self) -> list[RunSpec]:
         """Every run, seed by seed: an experiment cut short still has its first seeds in every cell."""
-        return [RunSpec(m, n, s, self.steps, self.profile, learning=self.learning, overrides=tuple(self.overrides))
+        return [RunSpec(m, n, s, self.steps, self.profile, learning=self.learning, overrides=tuple(self.overrides),
+                        object_library=self.object_library, exact_depth=self.exact_depth)
                 for s in range(self.seeds) for n in self.objects for m in self.methods]
 
     def record(self) -> dict:

@@ -46,19 +46,35 @@ def run_learning_config(experiment_dir: str | Path, method: str, objects: int) -
     return run_learning_settings(models[0].parent) if models else learning_config("default")
 
 
+def novel_round_shapes(library: str, round_index: int, num_novel: int, base_seed: int) -> list[str] | None:
+    """The objects of one test round. random_objects: consecutive slices of a fixed shuffle of the 100 held-out
+    objects, so 100 / num_novel rounds grasp each of them (10 rounds of 10 by default); blocks: None (drawn)."""
+    from grasp_core.sim.objects import shape_names
+
+    if library == "blocks":
+        return None
+    names = shape_names(library, "novel")
+    order = np.random.default_rng(base_seed).permutation(len(names))
+    start = (round_index * num_novel) % len(names)
+    return [names[k] for k in np.roll(order, -start)[:num_novel]]
+
+
 def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int, rounds: int = 8,
                    attempts: int = 20, num_novel: int = 10, base_seed: int = 50_000, threads: int = 2,
                    progress: bool = True, include_pretrained: bool = False) -> dict:
     """Run the test for each method that has trained models; writes and returns `<experiment>/novel.json`."""
     from tqdm import tqdm
 
-    from grasp_core.sim import GraspWorld, SimConfig
+    from grasp_core.sim import GraspWorld, world_config
 
     if rounds < 1 or attempts < 1:
         raise ValueError(f"need rounds >= 1 and attempts >= 1, got {rounds}, {attempts}")
     torch.set_num_threads(max(1, threads))
     experiment_dir = Path(experiment_dir)
-    profile_name = json.loads((experiment_dir / "experiment.json").read_text())["profile"]
+    recorded = json.loads((experiment_dir / "experiment.json").read_text())
+    profile_name = recorded["profile"]
+    # experiments made before the object libraries ran in the blocks world with exact depth
+    library, exact_depth = recorded.get("object_library", "blocks"), recorded.get("exact_depth", True)
     results, timings = {}, {}
     entries = [(m, m) for m in methods] + ([(PRETRAINED_KEY, "ours")] if include_pretrained else [])
     for method, network_of in entries:
@@ -73,13 +89,15 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
         workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
         networks: list[RotatingQNetwork] = [checkpoint.load_q_network(m)[0].eval() for m in models]
         config = run_learning_config(experiment_dir, network_of, objects)
-        world = GraspWorld(SimConfig(num_objects=num_novel, object_set="novel", seed=base_seed, workspace=workspace))
+        world = GraspWorld(world_config(library, exact_depth, num_objects=num_novel, object_set="novel",
+                                        seed=base_seed, workspace=workspace))
         rng = np.random.default_rng(base_seed)
         per_round = []
         try:
             for r in tqdm(range(rounds), desc=f"novel {method}", disable=None if progress else True):
                 qnet = networks[r % len(networks)]
-                world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r)
+                world.reset(num_objects=num_novel, object_set="novel", seed=base_seed + r,
+                            shapes=novel_round_shapes(library, r, num_novel, base_seed))
                 successes = 0
                 rules = AttemptRules(config, qnet.num_rotations, workspace.resolution)  # failed-grasp exclusion
                 color, depth = world.heightmap()
@@ -108,7 +126,8 @@ def run_novel_test(experiment_dir: str | Path, methods: list[str], objects: int,
     for method, seconds in timings.items():
         results[method]["seconds"] = seconds
     settings = {"objects_trained_with": objects, "rounds": rounds, "attempts": attempts, "num_novel": num_novel,
-                "base_seed": base_seed, "profile": profile_name}
+                "base_seed": base_seed, "profile": profile_name, "object_library": library,
+                "exact_depth": exact_depth}
     return save_novel_results(experiment_dir, settings, results)
 
 

@@ -47,6 +47,8 @@ class PretrainStage:
     heldout_seed: int = 10_000
     loss_comparison: bool = True  # also train MSE and smooth L1 (Fig. 3)
     recalibrate_bn: bool = True  # re-estimate BatchNorm running statistics after training (see below)
+    object_library: str = "random_objects"  # the world the key-point images are rendered in
+    exact_depth: bool = False  # ... and its camera without the D435-like depth noise
 
     def __post_init__(self) -> None:
         get_profile(self.profile)
@@ -56,7 +58,8 @@ class PretrainStage:
     def data_key(self) -> dict:
         """What defines the rendered key-point data (the losses trained on it may be added later)."""
         return {"profile": self.profile, "num_images": self.num_images, "dataset_seed": self.dataset_seed,
-                "heldout_seed": self.heldout_seed}
+                "heldout_seed": self.heldout_seed, "object_library": self.object_library,
+                "exact_depth": self.exact_depth}
 
     def training_key(self) -> dict:
         """What defines one loss's Q_s besides the loss itself."""
@@ -109,10 +112,11 @@ def prepare_data(experiment_dir: str | Path, stage: PretrainStage, progress: boo
         shutil.rmtree(directory)  # interrupted: start the stage again
     directory.mkdir(parents=True)
     started = time.perf_counter()
+    world = {"object_library": stage.object_library, "exact_depth": stage.exact_depth}
     make_keypoint_dataset(directory / "dataset", num_images=stage.num_images, seed=stage.dataset_seed,
-                          show_progress=progress)
+                          show_progress=progress, **world)
     make_keypoint_dataset(directory / "heldout", num_images=1, num_objects=(6,), seed=stage.heldout_seed,
-                          show_progress=False)
+                          show_progress=False, **world)
     _write_json(directory / DATA_FILE, {"data": stage.data_key(), "seconds": round(time.perf_counter() - started, 1)})
     return directory
 

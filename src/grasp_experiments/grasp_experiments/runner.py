@@ -56,9 +56,14 @@ class RunSpec:
     object_set: str = "train"
     learning: str = "default"  # grasp_core.learning preset
     overrides: tuple[str, ...] = ()  # "section.field=value" on top of the preset
+    object_library: str = "random_objects"  # grasp_core.sim world: the objects ...
+    exact_depth: bool = False  # ... and the camera without its D435-like depth noise
 
     def __post_init__(self) -> None:
+        from grasp_core.sim.objects import check_object_library
+
         get_method(self.method)
+        check_object_library(self.object_library)
         method_profile(self.method, self.profile)
         object.__setattr__(self, "overrides", tuple(self.overrides))
         learning_config(self.learning, list(self.overrides))  # refuses unknown presets and fields now
@@ -99,7 +104,7 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
                  imagenet_weights: str | Path | None = None, threads: int = 1, keep_replay: bool = False,
                  progress: bool = False, checkpoint_every: int = 0) -> dict:
     """Run (or restart) one learning run in `run_dir`; returns the done.json record."""
-    from grasp_core.sim import GraspWorld, SimConfig
+    from grasp_core.sim import GraspWorld, world_config
 
     run_dir = Path(run_dir)
     method = get_method(spec.method)
@@ -116,8 +121,9 @@ def run_learning(spec: RunSpec, run_dir: str | Path, pretrained: str | Path | No
     replay = ReplayStore(run_dir / "replay")
     learner = DQNLearner(qnet, config.dqn, replay, profile=profile.name, actions=config.actions)
     workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
-    world = GraspWorld(SimConfig(num_objects=spec.num_objects, seed=spec.seed, object_set=spec.object_set,
-                                 workspace=workspace, auto_reset=False))
+    world = GraspWorld(world_config(spec.object_library, spec.exact_depth, num_objects=spec.num_objects,
+                                    seed=spec.seed, object_set=spec.object_set, workspace=workspace,
+                                    auto_reset=False))
     _write_json(run_dir / "spec.json", {"spec": asdict(spec), "profile": profile.as_dict(),
                                         "learning": config.as_dict(),
                                         "pretrained": str(pretrained) if pretrained else None,

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from grasp_core.sim import CameraConfig, GraspWorld, SimConfig
+from grasp_core.sim import OBJECT_LIBRARIES, GraspWorld, SimConfig, world_config
 from grasp_core.sim.world import MAX_OBJECTS
 from grasp_interfaces.srv import ExecuteGrasp, ResetScene
 from grasp_ros.conversions import numpy_to_image
@@ -48,8 +48,11 @@ class SimNodeConfig:
                            check=one_of("ur5", "ur3"), requirement="ur5 or ur3")
     num_objects: int = parameter(SimConfig.num_objects, "Objects dropped per scene (the seed: 2, 4, 6, 10).",
                                  check=in_range(1, MAX_OBJECTS), requirement=f"1 <= num_objects <= {MAX_OBJECTS}")
-    object_set: str = parameter(SimConfig.object_set, "train (9 primitive shapes) or novel (held-out shapes).",
-                                check=one_of("train", "novel"), requirement="train or novel")
+    object_library: str = parameter(SimConfig.object_library, "random_objects (1000 irregular meshes, the default "
+                                    "world) or blocks (the seed's primitive blocks).",
+                                    check=one_of(*OBJECT_LIBRARIES), requirement=" or ".join(OBJECT_LIBRARIES))
+    object_set: str = parameter(SimConfig.object_set, "train (the library's training objects) or novel (its "
+                                "held-out ones).", check=one_of("train", "novel"), requirement="train or novel")
     seed: int = parameter(SimConfig.seed, "Random seed of the world (object shapes, colours, drops).",
                           check=in_range(0, 2**63 - 1), requirement="seed >= 0")
     auto_reset: bool = parameter(False, "Let the world reset itself when empty or stuck (leave false when an "
@@ -75,16 +78,16 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("grasp_sim", **kwargs)
         self.config = config = declare_config(self, SimNodeConfig)
-        world_config = SimConfig(robot=config.robot, num_objects=config.num_objects, object_set=config.object_set,
-                                 seed=config.seed, auto_reset=config.auto_reset,
-                                 camera=CameraConfig() if config.depth_noise else CameraConfig().exact_depth())
+        settings = world_config(config.object_library, not config.depth_noise, robot=config.robot,
+                                num_objects=config.num_objects, object_set=config.object_set, seed=config.seed,
+                                auto_reset=config.auto_reset)
         t0 = time.perf_counter()
         try:
-            self.world = GraspWorld(world_config)
+            self.world = GraspWorld(settings)
         except ValueError as e:
             raise ParameterError(f"cannot build the simulated world: {e}") from None
         self.get_logger().info(f"simulated {config.robot} world with {len(self.world.objects_in_workspace())} "
-                               f"{config.object_set} objects (seed {config.seed}, "
+                               f"{config.object_library} {config.object_set} objects (seed {config.seed}, "
                                f"{'D435-like' if config.depth_noise else 'exact'} depth) built in "
                                f"{time.perf_counter() - t0:.2f} s; workspace {self.world.workspace}")
         self.grasps = 0

@@ -16,9 +16,9 @@ from grasp_core.sim.camera import CameraConfig, CameraFrame, CameraIntrinsics
 from grasp_core.sim.grasp_result import GraspResult
 from grasp_core.sim.footprint import footprint_keypoint
 from grasp_core.sim.keypoints import make_keypoint_dataset
-from grasp_core.sim.objects import NOVEL_SHAPES, TRAIN_SHAPES
-from grasp_core.sim.world import UR3_SIM_WORKSPACE, GraspWorld, ObjectState, SimConfig
+from grasp_core.sim.objects import NOVEL_SHAPES, OBJECT_LIBRARIES, TRAIN_SHAPES
+from grasp_core.sim.world import UR3_SIM_WORKSPACE, GraspWorld, ObjectState, SimConfig, world_config
 
 __all__ = ["CameraConfig", "CameraFrame", "CameraIntrinsics", "GraspFailure", "GraspResult", "GraspWorld",
-           "NOVEL_SHAPES", "ObjectState", "SimConfig", "TRAIN_SHAPES", "UR3_SIM_WORKSPACE", "footprint_keypoint",
-           "make_keypoint_dataset"]
+           "NOVEL_SHAPES", "OBJECT_LIBRARIES", "ObjectState", "SimConfig", "TRAIN_SHAPES", "UR3_SIM_WORKSPACE",
+           "footprint_keypoint", "make_keypoint_dataset", "world_config"]

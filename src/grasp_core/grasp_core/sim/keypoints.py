@@ -1,7 +1,7 @@
-"""Free annotation from the simulator: each object's centre pixel and a covering sigma, like a person's click.
+"""Free annotation from the simulator: one key point per object and a covering sigma, like a person's click.
 
-Each object is labelled by grasp_core.sim.footprint (the centroid of its top-down footprint, sigma the radius of
-the disc with the footprint's area). A `click_noise_px` adds the Gaussian scatter of a person's clicks.
+Each object is labelled by grasp_core.sim.footprint (the footprint point deepest inside the object, sigma the
+radius of the disc with the footprint's area). A `click_noise_px` adds the Gaussian scatter of a person's clicks.
 """
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ from tqdm import tqdm
 
 from grasp_core.dataset import KeypointSample, save_dataset
 from grasp_core.sim.footprint import footprint_keypoint
-from grasp_core.sim.world import GraspWorld, SimConfig, check_num_objects
+from grasp_core.sim.world import GraspWorld, check_num_objects, world_config
 
 __all__ = ["footprint_keypoint", "make_keypoint_dataset"]  # footprint_keypoint: importable from here as before
 
 
 def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
                           seed: int = 0, click_noise_px: float = 0.0, object_set: str = "train",
-                          robot: str = "ur5", show_progress: bool = True) -> Path:
+                          robot: str = "ur5", show_progress: bool = True, object_library: str = "random_objects",
+                          exact_depth: bool = False) -> Path:
     """Render `num_images` random scenes and write them with their key points as a `grasp-keypoints` v1 dataset.
 
     num_objects: objects per image, an int or a sequence to draw from uniformly. Returns the dataset folder.
@@ -35,7 +36,8 @@ def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4
         raise ValueError(f"click_noise_px must be >= 0, got {click_noise_px!r}")
 
     rng = np.random.default_rng(seed)
-    world = GraspWorld(SimConfig(robot=robot, num_objects=counts[0], object_set=object_set, seed=seed))
+    world = GraspWorld(world_config(object_library, exact_depth, robot=robot, num_objects=counts[0],
+                                    object_set=object_set, seed=seed))
     samples = []
     try:
         for i in tqdm(range(num_images), desc="sim key-point images", disable=None if show_progress else True):
@@ -49,7 +51,8 @@ def make_keypoint_dataset(out_dir, num_images: int = 50, num_objects=(1, 2, 3, 4
             samples.append(KeypointSample(id=f"{i:06d}", color=color_hm, depth=depth_hm,
                                           points=points.astype(np.float32), sigmas=sigmas.astype(np.float32)))
         frame = world.render()
-        camera = {"source": f"grasp_core.sim ({robot}, object set {object_set}, seed {seed})",
+        camera = {"source": f"grasp_core.sim ({robot}, {object_library} {object_set} objects, "
+                            f"{'exact' if exact_depth else 'D435-like'} depth, seed {seed})",
                   "intrinsics": frame.intrinsics.as_camera_info(), "pose": frame.pose.tolist(),
                   "click_noise_px": float(click_noise_px)}
         save_dataset(out_dir, samples, world.workspace, camera=camera)

@@ -20,7 +20,8 @@ TABLE_GEOM = "table"
 FLANGE_BODY = "tool0"
 TABLE_RGBA = (0.32, 0.32, 0.34, 1.0)
 # Viscous damping on the objects' free joints (N s/m, N m s/rad): negligible for falling and carrying, but it stops
-# cylinders and dumbbells rolling off the table (MuJoCo has no rolling friction at condim 3).
+# cylinders and dumbbells rolling off the table (MuJoCo has no rolling friction below condim 6;
+# condim 4 adds the torsional friction that stops objects spinning on one contact).
 OBJECT_DAMPING = 2e-4
 
 
@@ -34,6 +35,18 @@ class PhysicsParams:
     arm_kp: tuple[float, ...] = (6000.0, 6000.0, 4000.0, 1000.0, 1000.0, 500.0)
     # The simulated arm moves faster than a real UR (throughput matters): allow this multiple of UR's joint torques.
     torque_headroom: float = 4.0
+    # While the jaw closes the arm yields (holds where it is pushed to) once the gripper's contacts carry more than
+    # this, as a force-limited real arm would; a stiff servo instead wedges objects into the table until they
+    # explode (0: never yield).
+    arm_yield_force: float = 0.0
+    # A grasp in which a contact explodes (grasp_result.GraspPhysics: a light object wedged by the jaw gains tens of
+    # m/s, a numerical artefact) is simulated again from the same state with the time step divided by the next of
+    # these; the last one runs to the end whatever happens.
+    refine_steps: tuple[int, ...] = (1, 4, 16)
+    # MuJoCo's soft frictional contacts let objects on a pile creep; the noslip solver removes that slip, so
+    # dropped scenes come to rest (measured: benchmarks/world_physics.py).
+    noslip_iterations: int = 3
+    object_solref: float = 0.02                 # contact time constant of objects (MuJoCo's default 0.02)
 
 
 def _fmt(values) -> str:
@@ -75,7 +88,7 @@ def _mesh_name(obj: ObjectSpec, k: int) -> str:
 def _object_geom_xml(obj: ObjectSpec, k: int, g: GeomSpec) -> str:
     common = (f'name="{obj.name}_geom{k}" class="object" pos="{_fmt(g.pos)}" quat="{_fmt(g.quat)}" '
               f'rgba="{_fmt(obj.rgba)}"')
-    if g.kind == "prism":
+    if g.kind in ("prism", "mesh"):
         return f'<geom {common} type="mesh" mesh="{_mesh_name(obj, k)}"/>'
     return f'<geom {common} type="{g.kind}" size="{_fmt(g.size)}"/>'
 
@@ -85,8 +98,8 @@ def objects_xml(objects: list[ObjectSpec]) -> tuple[str, str]:
     assets, bodies = [], []
     for i, obj in enumerate(objects):
         for k, g in enumerate(obj.geoms):
-            if g.kind == "prism":
-                local = GeomSpec("prism", g.size, polygon=g.polygon)
+            if g.kind in ("prism", "mesh"):
+                local = GeomSpec(g.kind, g.size, polygon=g.polygon, vertices=g.vertices)
                 assets.append(f'<mesh name="{_mesh_name(obj, k)}" vertex="{_fmt(geom_points(local).reshape(-1))}"/>')
         geoms = "".join(_object_geom_xml(obj, k, g) for k, g in enumerate(obj.geoms))
         bodies.append(f'<body name="{obj.name}" pos="{2.0 + 0.3 * i} 2 -0.5">'
@@ -108,7 +121,8 @@ def scene_xml(robot: URParams, gripper: GripperParams, objects: list[ObjectSpec]
     table_half = (max(0.5, workspace.x_max - workspace.x_min) + 0.3, max(0.5, workspace.y_max - workspace.y_min) + 0.3)
     return f"""<mujoco model="grasp_world_{robot.name}">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{physics.timestep}" cone="elliptic" impratio="{physics.impratio}" integrator="implicitfast">
+  <option timestep="{physics.timestep}" cone="elliptic" impratio="{physics.impratio}" integrator="implicitfast"
+          noslip_iterations="{physics.noslip_iterations}">
     <flag sleep="{'enable' if physics.sleep else 'disable'}"/>
   </option>
   <statistic extent="1" center="{centre[0]} {centre[1]} 0"/>
@@ -120,7 +134,8 @@ def scene_xml(robot: URParams, gripper: GripperParams, objects: list[ObjectSpec]
   </visual>
   <default>
     <default class="arm"><geom contype="0" conaffinity="0" group="{ARM_GROUP}" rgba="0.6 0.65 0.7 1"/></default>
-    <default class="object"><geom density="{OBJECT_DENSITY}" friction="0.9 0.01 0.001" condim="3" group="0"/></default>
+    <default class="object"><geom density="{OBJECT_DENSITY}" friction="0.9 0.01 0.001" condim="4" group="0"
+                                  solref="{physics.object_solref} 1"/></default>
     {gripper_defaults_xml(gripper)}
   </default>
   <asset>{mesh_assets}</asset>

@@ -1,15 +1,24 @@
-"""The objects to grasp: 9 primitive block types for training and 10 unseen shapes for the generalisation test.
+"""The objects to grasp, in two libraries, each with a training split and a held-out novel split.
 
-Each shape is a generator `rng -> geoms` giving random sizes in a range an RG2-like jaw (110 mm stroke) can grasp:
-every object has a horizontal width of 15-80 mm across some direction and is 15-60 mm tall. Bodies are centred on
-their bounding box, so the body origin is the object's geometric centre. Convex prisms become MuJoCo meshes given
-by their vertices (no files); non-convex shapes are unions of convex parts.
+- `random_objects` (the default world): the 1000 procedurally generated objects of pybullet_data/random_urdfs
+  (Quillen et al. 2018), irregular unions of convex parts, about 30 x 90 x 120 mm; ids ending in 0 are the 100
+  novel ones. Vendored as hull vertices in data/random_objects.npz (zlib licence, data/LICENSE-pybullet_data.txt;
+  scripts/extract_random_objects.py rebuilds it); 5 degenerate objects are left out with their reasons.
+- `blocks` (the seed's world): 9 primitive block types for training and 10 unseen shapes for the novel test. Each
+  is a generator `rng -> geoms` giving random sizes in a range an RG2-like jaw (110 mm stroke) can grasp: every
+  object has a horizontal width of 15-80 mm across some direction and is 15-60 mm tall.
+
+Bodies are centred on their bounding box, so the body origin is the object's geometric centre. Convex parts
+become MuJoCo meshes given by their vertices (no files); non-convex shapes are unions of convex parts. MuJoCo
+derives mass and inertia from OBJECT_DENSITY (random_urdfs' own masses are placeholders).
 """
 from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,8 +31,9 @@ OBJECT_DENSITY = 500.0  # kg / m^3
 class GeomSpec:
     """One convex part of an object, in the object's body frame.
 
-    kind: 'box' | 'cylinder' | 'sphere' | 'capsule' | 'ellipsoid' (MuJoCo `size` semantics) or 'prism':
-    the polygon (x, y) vertices extruded along z over [-size[0], size[0]].
+    kind: 'box' | 'cylinder' | 'sphere' | 'capsule' | 'ellipsoid' (MuJoCo `size` semantics), 'prism':
+    the polygon (x, y) vertices extruded along z over [-size[0], size[0]], or 'mesh': the convex hull of
+    `vertices` (MuJoCo hulls a mesh given by vertices alone).
     """
 
     kind: str
@@ -31,6 +41,7 @@ class GeomSpec:
     pos: tuple[float, float, float] = (0.0, 0.0, 0.0)
     quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)  # w, x, y, z (MuJoCo order)
     polygon: tuple[tuple[float, float], ...] | None = None
+    vertices: np.ndarray | None = field(default=None, compare=False, repr=False)  # kind 'mesh': (N, 3) hull
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class ObjectSpec:
     geoms: tuple[GeomSpec, ...]
     rgba: tuple[float, float, float, float]
     points: np.ndarray = field(repr=False, compare=False)
+    parts: tuple[np.ndarray, ...] = field(default=(), repr=False, compare=False)  # `points` of each geom
 
     @property
     def bounding_radius(self) -> float:
@@ -81,6 +93,8 @@ def geom_points(geom: GeomSpec) -> np.ndarray:
     elif geom.kind == "prism":
         poly = np.asarray(geom.polygon)
         local = np.concatenate([np.c_[poly, np.full(len(poly), -s[0])], np.c_[poly, np.full(len(poly), s[0])]])
+    elif geom.kind == "mesh":
+        local = np.asarray(geom.vertices, dtype=np.float64)
     elif geom.kind == "cylinder":
         ring = _circle(s[0])
         local = np.concatenate([np.c_[ring, np.full(len(ring), -s[1])], np.c_[ring, np.full(len(ring), s[1])]])
@@ -101,8 +115,7 @@ def _centred(geoms: list[GeomSpec]) -> tuple[GeomSpec, ...]:
     """Shift the parts so the body origin is the centre of their bounding box."""
     pts = np.concatenate([geom_points(g) for g in geoms])
     centre = 0.5 * (pts.min(axis=0) + pts.max(axis=0))
-    return tuple(GeomSpec(g.kind, g.size, tuple(float(v) for v in np.asarray(g.pos) - centre), g.quat, g.polygon)
-                 for g in geoms)
+    return tuple(replace(g, pos=tuple(float(v) for v in np.asarray(g.pos) - centre)) for g in geoms)
 
 
 # ---------------------------------------------------------------------------------------------- training shapes
@@ -248,7 +261,86 @@ NOVEL_SHAPES: dict[str, Callable] = {
     "hammer": _hammer,
 }
 
-OBJECT_SETS: dict[str, dict[str, Callable]] = {"train": TRAIN_SHAPES, "novel": NOVEL_SHAPES}
+SPLITS = ("train", "novel")
+BLOCK_SETS: dict[str, dict[str, Callable]] = {"train": TRAIN_SHAPES, "novel": NOVEL_SHAPES}
+
+# Object libraries: `random_objects` (the default world) are the 1000 procedurally generated objects of
+# pybullet_data/random_urdfs (Quillen et al. 2018), irregular unions of convex parts; `blocks` are the primitives
+# above, sized to fit the jaw (the seed's world). Each library has a `train` and a held-out `novel` split.
+OBJECT_LIBRARIES = ("random_objects", "blocks")
+RANDOM_OBJECTS_FILE = Path(__file__).parent / "data" / "random_objects.npz"
+RANDOM_OBJECT_PREFIX = "random_"
+
+
+@dataclass(frozen=True)
+class RandomObjects:
+    """The vendored random_urdfs objects: per object id, its convex parts' hull vertices (metres, centred).
+
+    The standard split (Quillen et al. 2018): ids ending in 0 are the 100 novel test objects, never used for
+    pretraining or learning; the other 900 train. Degenerate objects (`skipped`, with reasons) are left out.
+    """
+
+    parts: dict[int, tuple[np.ndarray, ...]]
+    skipped: dict[int, str]
+
+    def split(self, object_set: str) -> list[int]:
+        check_object_set(object_set)
+        return [i for i in sorted(self.parts) if (i % 10 == 0) == (object_set == "novel")]
+
+
+@cache
+def random_objects() -> RandomObjects:
+    """Load the vendored meshes (scripts/extract_random_objects.py rebuilds them from the pybullet wheel)."""
+    if not RANDOM_OBJECTS_FILE.is_file():
+        raise FileNotFoundError(f"{RANDOM_OBJECTS_FILE} is missing: rebuild it with "
+                                "scripts/extract_random_objects.py from the pybullet wheel, or use object_library "
+                                "'blocks'")
+    data = np.load(RANDOM_OBJECTS_FILE)
+    bounds = np.cumsum(np.r_[0, data["vertex_counts"]])
+    part_ranges = np.cumsum(np.r_[0, data["part_counts"]])
+    vertices = data["vertices"].astype(np.float64)
+    parts = {int(i): tuple(vertices[bounds[k]:bounds[k + 1]] for k in range(part_ranges[j], part_ranges[j + 1]))
+             for j, i in enumerate(data["ids"])}
+    return RandomObjects(parts, dict(zip(data["skipped_ids"].tolist(), data["skipped_reasons"].tolist())))
+
+
+def random_object_name(object_id: int) -> str:
+    return f"{RANDOM_OBJECT_PREFIX}{object_id:03d}"
+
+
+def _random_object_geoms(shape: str) -> list[GeomSpec]:
+    library = random_objects()
+    try:
+        object_id = int(shape[len(RANDOM_OBJECT_PREFIX):])
+    except ValueError:
+        object_id = -1
+    if not shape.startswith(RANDOM_OBJECT_PREFIX) or object_id not in library.parts:
+        why = f" (left out: {library.skipped[object_id]})" if object_id in library.skipped else ""
+        raise ValueError(f"unknown random object {shape!r}{why}; expected 'random_NNN' with NNN a usable id "
+                         f"in 000-999")
+    return [GeomSpec("mesh", (), vertices=v) for v in library.parts[object_id]]
+
+
+def check_object_set(object_set: str) -> str:
+    if object_set not in SPLITS:
+        raise ValueError(f"unknown object set {object_set!r}; expected one of {list(SPLITS)} (the library's "
+                         "training objects or its held-out novel ones)")
+    return object_set
+
+
+def check_object_library(library: str) -> str:
+    if library not in OBJECT_LIBRARIES:
+        raise ValueError(f"unknown object library {library!r}; expected one of {list(OBJECT_LIBRARIES)}")
+    return library
+
+
+def shape_names(library: str, object_set: str) -> list[str]:
+    """The shape names a scene of this library and split draws from."""
+    check_object_library(library)
+    check_object_set(object_set)
+    if library == "blocks":
+        return sorted(BLOCK_SETS[object_set])
+    return [random_object_name(i) for i in random_objects().split(object_set)]
 
 
 def random_color(rng) -> tuple[float, float, float, float]:
@@ -257,30 +349,27 @@ def random_color(rng) -> tuple[float, float, float, float]:
     return (r, g, b, 1.0)
 
 
-def make_object(shape: str, rng: np.random.Generator, name: str, object_set: str | None = None) -> ObjectSpec:
-    """One object of type `shape` (from TRAIN_SHAPES or NOVEL_SHAPES) with random size and colour."""
-    generators = {**TRAIN_SHAPES, **NOVEL_SHAPES} if object_set is None else shape_set(object_set)
-    if shape not in generators:
-        raise ValueError(f"unknown object shape {shape!r}; expected one of {sorted(generators)}")
-    geoms = _centred(generators[shape](rng))
-    points = np.concatenate([geom_points(g) for g in geoms])
-    return ObjectSpec(name=name, shape=shape, geoms=geoms, rgba=random_color(rng), points=points)
-
-
-def shape_set(object_set: str) -> dict[str, Callable]:
-    try:
-        return OBJECT_SETS[object_set]
-    except KeyError:
-        raise ValueError(f"unknown object set {object_set!r}; expected one of {sorted(OBJECT_SETS)}") from None
+def make_object(shape: str, rng: np.random.Generator, name: str) -> ObjectSpec:
+    """One object of type `shape` (a block shape with random size, or 'random_NNN') with a random colour."""
+    if shape.startswith(RANDOM_OBJECT_PREFIX):
+        geoms = _centred(_random_object_geoms(shape))
+    elif shape in TRAIN_SHAPES or shape in NOVEL_SHAPES:
+        geoms = _centred({**TRAIN_SHAPES, **NOVEL_SHAPES}[shape](rng))
+    else:
+        raise ValueError(f"unknown object shape {shape!r}; expected one of {sorted(TRAIN_SHAPES)}, "
+                         f"{sorted(NOVEL_SHAPES)} or 'random_NNN'")
+    parts = tuple(geom_points(g) for g in geoms)
+    return ObjectSpec(name=name, shape=shape, geoms=geoms, rgba=random_color(rng), points=np.concatenate(parts),
+                      parts=parts)
 
 
 def sample_objects(rng: np.random.Generator, num_objects: int, object_set: str = "train",
-                   shapes: list[str] | None = None) -> list[ObjectSpec]:
-    """`num_objects` objects with shapes drawn uniformly from the set (or exactly `shapes`), random sizes/colours."""
+                   shapes: list[str] | None = None, library: str = "random_objects") -> list[ObjectSpec]:
+    """`num_objects` objects drawn uniformly from the library's split (or exactly `shapes`), random colours."""
     if shapes is None:
         if isinstance(num_objects, bool) or not isinstance(num_objects, (int, np.integer)) or num_objects < 1:
             raise ValueError(f"number of objects must be a positive integer, got {num_objects!r}")
-        names = sorted(shape_set(object_set))
+        names = shape_names(library, object_set)
         shapes = [names[k] for k in rng.integers(0, len(names), size=int(num_objects))]
     return [make_object(shape, rng, name=f"object_{i:02d}_{shape}") for i, shape in enumerate(shapes)]
 

@@ -27,12 +27,12 @@ from grasp_core.grasp_pose import fold_jaw_yaw, rotation_matrix_z
 from grasp_core.heightmap import depth_image_from_16uc1, make_heightmap
 from grasp_core.sim.camera import CameraConfig, CameraFrame, RgbdCamera
 from grasp_core.sim.footprint import footprint_keypoint
-from grasp_core.sim.grasp_result import GraspResult
+from grasp_core.sim.grasp_result import (EXPLODING_JAW_OPENING, EXPLODING_SPEED, GraspPhysics, GraspResult)
 from grasp_core.sim.gripper import FINGER_JOINTS, GRIPPER_ACTUATOR, TCP_SITE, GripperParams
 from grasp_core.sim.ik import DlsIk
 from grasp_core.sim.model_builder import TABLE_GEOM, PhysicsParams, scene_xml
-from grasp_core.sim.objects import (NOVEL_SHAPES, TRAIN_SHAPES, ObjectSpec, quat_to_matrix, sample_drop_poses,
-                                    sample_objects, shape_set)
+from grasp_core.sim.objects import (ObjectSpec, check_object_library, check_object_set, make_object, quat_to_matrix,
+                                    sample_drop_poses, sample_objects)
 from grasp_core.sim.ur_kinematics import JOINT_NAMES, robot_params
 from grasp_core.workspace import VPG_SIM_WORKSPACE, WorkspaceLimits
 
@@ -43,6 +43,7 @@ LOG = logging.getLogger(__name__)
 UR3_SIM_WORKSPACE = WorkspaceLimits(-0.424, -0.2, -0.112, 0.112, -0.0001, 0.3, 0.001)
 DEFAULT_WORKSPACES = {"ur5": VPG_SIM_WORKSPACE, "ur3": UR3_SIM_WORKSPACE}
 MAX_OBJECTS = 30
+MAX_DROPS = 5  # a drop that leaves objects outside the workspace is redrawn up to this many times
 # Elbow-up, wrist-behind-the-tool seed for every IK solve (tool pointing down, in front of the base at -x).
 IK_SEED = np.array([0.0, -1.3, 1.8, -2.07, -math.pi / 2, 1.35])
 TOOL_DOWN = np.diag([1.0, -1.0, -1.0])  # Rx(pi): tool z down, tool x along world x
@@ -54,7 +55,8 @@ class SimConfig:
 
     robot: str = "ur5"                          # 'ur5' (the seed's sim) or 'ur3' (twin of the real robot)
     num_objects: int = 10                       # objects dropped per scene (the seed uses 2, 4, 6, 10)
-    object_set: str = "train"                   # 'train' (9 primitive types) or 'novel' (10 unseen shapes)
+    object_library: str = "random_objects"      # 'random_objects' (1000 irregular meshes) or 'blocks' (the seed's)
+    object_set: str = "train"                   # the library's 'train' objects or its held-out 'novel' ones
     seed: int = 0
     workspace: WorkspaceLimits | None = None    # None: VPG_SIM_WORKSPACE (ur5) / UR3_SIM_WORKSPACE (ur3)
     camera: CameraConfig = field(default_factory=CameraConfig)
@@ -67,10 +69,18 @@ class SimConfig:
     drop_area: float = 0.55                     # objects drop into this central fraction of the workspace (VPG:
                                                 # 0.248 m of 0.448 m)
     max_actions_without_change: int = 10
+    settle_time: float = 4.0                    # s: a dropped scene settles until still or this cap (logged)
     auto_reset: bool = True                     # reset by itself when empty or stuck
 
     def resolved_workspace(self) -> WorkspaceLimits:
         return self.workspace if self.workspace is not None else DEFAULT_WORKSPACES[self.robot]
+
+
+def world_config(object_library: str = "random_objects", exact_depth: bool = False, **fields) -> SimConfig:
+    """The SimConfig of a named world: its object library, and the camera's D435-like depth noise unless
+    `exact_depth`; `fields` set the rest. The one place the harness, the demo and the sim node name a world."""
+    camera = fields.pop("camera", CameraConfig())
+    return SimConfig(object_library=object_library, camera=camera.exact_depth() if exact_depth else camera, **fields)
 
 
 def _log_mujoco_warning(message: str) -> None:
@@ -87,31 +97,51 @@ def check_num_objects(num_objects) -> int:
 def _check_config(config: SimConfig) -> None:
     robot_params(config.robot)
     check_num_objects(config.num_objects)
-    shape_set(config.object_set)
+    check_object_library(config.object_library)
+    check_object_set(config.object_set)
     if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool):
         raise ValueError(f"seed must be an integer, got {config.seed!r}")
     if not 0 < config.drop_area <= 1:
         raise ValueError(f"SimConfig.drop_area must be a fraction in (0, 1], got {config.drop_area!r}")
-    for name in ("grasp_depth", "approach_height", "table_clearance", "max_joint_speed"):
+    for name in ("grasp_depth", "approach_height", "table_clearance", "max_joint_speed", "settle_time"):
         value = getattr(config, name)
-        if not np.isfinite(value) or value < 0 or (name in ("approach_height", "max_joint_speed") and value == 0):
+        positive = name in ("approach_height", "max_joint_speed", "settle_time")
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
             raise ValueError(f"SimConfig.{name} must be a finite positive number, got {value!r}")
     if config.max_actions_without_change < 1:
         raise ValueError("SimConfig.max_actions_without_change must be >= 1")
 
 
+class _ExplodingContact(Exception):
+    """A contact exploded during a grasp being simulated at a time step that has a finer one left."""
+
+
+@dataclass(frozen=True)
+class Settling:
+    """How the last settle ended: simulated seconds, the fastest object speed left, and whether all were still."""
+
+    seconds: float
+    max_speed: float
+    still: bool
+
+
 @dataclass(frozen=True)
 class ObjectState:
-    """An object's ground truth: name, shape type, pose (position (3,), rotation (3, 3)) and body-frame points."""
+    """An object's ground truth: name, shape type, pose (position (3,), rotation (3, 3)) and body-frame points
+    (all of them, and per convex part)."""
 
     name: str
     shape: str
     position: np.ndarray
     rotation: np.ndarray
     points: np.ndarray
+    parts: tuple[np.ndarray, ...] = ()
 
     def world_points(self) -> np.ndarray:
         return self.points @ self.rotation.T + self.position
+
+    def world_parts(self) -> list[np.ndarray]:
+        return [p @ self.rotation.T + self.position for p in (self.parts or (self.points,))]
 
 
 class GraspWorld:
@@ -135,6 +165,8 @@ class GraspWorld:
         self._heightmaps: tuple[np.ndarray, np.ndarray] | None = None
         self.actions_without_change = 0
         self.num_resets = 0
+        self.grasp_physics = GraspPhysics()  # peaks of the last grasp (exploding-contact measure)
+        self._abort_on_explosion = False
         self.reset()
 
     # ------------------------------------------------------------------------------------------------ scene
@@ -143,15 +175,13 @@ class GraspWorld:
         """New scene: `num_objects` random objects dropped into the workspace, arm at home. Returns their names.
 
         Arguments left None keep the config's value (the seed: continue the world's random stream). `shapes`
-        names the exact shape of each object instead (e.g. ['box', 'cylinder']), for tests and demos.
+        names the exact shape of each object instead (e.g. ['box', 'random_007']), for tests and demos.
         """
-        object_set = self.config.object_set if object_set is None else object_set
-        shape_set(object_set)  # validates the name
+        object_set = check_object_set(self.config.object_set if object_set is None else object_set)
         if shapes is not None:
             shapes = list(shapes)
-            unknown = [s for s in shapes if s not in TRAIN_SHAPES and s not in NOVEL_SHAPES]
-            if unknown:
-                raise ValueError(f"unknown object shapes {unknown}; expected names from TRAIN_SHAPES or NOVEL_SHAPES")
+            for shape in shapes:  # refuses unknown names before anything changes
+                make_object(shape, np.random.default_rng(0), "check")
             num_objects = len(shapes)
         n = check_num_objects(self.config.num_objects if num_objects is None else num_objects)
         if seed is not None:
@@ -159,7 +189,8 @@ class GraspWorld:
                 raise ValueError(f"seed must be an integer, got {seed!r}")
             self._rng = np.random.default_rng(int(seed))
         self.config = replace(self.config, num_objects=n, object_set=object_set)
-        self.objects: list[ObjectSpec] = sample_objects(self._rng, n, object_set, shapes=shapes)
+        self.objects: list[ObjectSpec] = sample_objects(self._rng, n, object_set, shapes=shapes,
+                                                        library=self.config.object_library)
         self._build(self.objects)
         self._drop_objects()
         self.actions_without_change = 0
@@ -185,6 +216,10 @@ class GraspWorld:
         self._object_body = {o.name: m.body(o.name).id for o in objects}
         self._object_qpos = {o.name: m.joint(f"{o.name}_joint").qposadr[0] for o in objects}
         self._object_dof = {o.name: m.joint(f"{o.name}_joint").dofadr[0] for o in objects}
+        self._object_contacts = {g: (int(m.geom_contype[g]), int(m.geom_conaffinity[g])) for o in objects
+                                 for g in range(m.body_geomadr[m.body(o.name).id],
+                                                m.body_geomadr[m.body(o.name).id] + m.body_geomnum[m.body(o.name).id])}
+        self._object_lin_dofs = np.array([self._object_dof[o.name] + k for o in objects for k in range(3)], int)
         self._removed: set[str] = set()
         self._control_substeps = max(1, int(round(0.02 / m.opt.timestep)))
         self._ik = DlsIk(m, TCP_SITE, list(JOINT_NAMES))
@@ -210,33 +245,56 @@ class GraspWorld:
         return result.q
 
     def _drop_objects(self) -> None:
-        """Drop the objects into the central `drop_area` of the workspace (see sample_drop_poses) and settle."""
+        """Drop the objects into the central `drop_area` of the workspace (see sample_drop_poses) and settle. A
+        drop that leaves an object outside the workspace (slid or rolled off the pile) is drawn again."""
         ws, d = self.workspace, self.data
         centre = np.array([(ws.x_min + ws.x_max) / 2, (ws.y_min + ws.y_max) / 2])
         half = 0.5 * self.config.drop_area * np.array([ws.x_max - ws.x_min, ws.y_max - ws.y_min])
         lo, hi = centre - half, centre + half
-        for obj, (pos, quat) in zip(self.objects, sample_drop_poses(self._rng, self.objects, lo, hi, ws.z_min)):
-            adr = self._object_qpos[obj.name]
-            d.qpos[adr:adr + 3] = pos
-            d.qpos[adr + 3:adr + 7] = quat
-        d.qvel[:] = 0.0
-        mujoco.mj_forward(self.model, d)
-        self._settle(max_time=2.0)
+        for attempt in range(1, MAX_DROPS + 1):
+            for obj, (pos, quat) in zip(self.objects, sample_drop_poses(self._rng, self.objects, lo, hi, ws.z_min)):
+                adr = self._object_qpos[obj.name]
+                d.qpos[adr:adr + 3] = pos
+                d.qpos[adr + 3:adr + 7] = quat
+            d.qvel[:] = 0.0
+            mujoco.mj_forward(self.model, d)
+            self._settle(max_time=self.config.settle_time)
+            outside = [o.name for o in self.objects if o.name not in self.objects_in_workspace()]
+            if not outside:
+                break
+            if attempt < MAX_DROPS:
+                LOG.info("drop %d left %s outside the workspace; dropping again", attempt, outside)
+                self._removed.clear()
+                for name in outside:  # back in play: contacts and gravity as before
+                    self._restore(name)
+            else:
+                LOG.warning("after %d drops %s still came to rest outside the workspace: left out, the scene has "
+                            "%d objects", MAX_DROPS, outside, len(self.objects) - len(outside))
+                for name in outside:
+                    if name not in self._removed:
+                        self._remove(name)
+        if not self.settling.still:
+            LOG.warning("scene not still after the %.1f s settle cap (an object moves at %.3f m/s)",
+                        self.config.settle_time, self.settling.max_speed)
 
     def _settle(self, max_time: float, min_time: float = 0.2, speed_tol: float = 0.01) -> None:
-        """Step until every object on the table is (nearly) still: speeds below `speed_tol` (m/s and rad/s)."""
+        """Step until every object on the table is (nearly) still: no point of it faster than `speed_tol` (m/s;
+        linear speed plus angular speed times the object's bounding radius)."""
         m, d = self.model, self.data
         n_check = max(1, int(round(0.05 / m.opt.timestep)))
         steps = int(max_time / m.opt.timestep)
         names = [o.name for o in self.objects if o.name not in self._removed]
-        dofs = np.concatenate([np.arange(self._object_dof[n], self._object_dof[n] + 6) for n in names]) \
-            if names else np.zeros(0, dtype=int)
-        done = 0
+        dofs = np.array([self._object_dof[n] for n in names], dtype=int)[:, None] + np.arange(6)
+        radii = np.array([o.bounding_radius for o in self.objects if o.name not in self._removed])
+        done, speed = 0, 0.0
         while done < steps:
             mujoco.mj_step(m, d, nstep=n_check)
             done += n_check
-            if done * m.opt.timestep >= min_time and (dofs.size == 0 or np.abs(d.qvel[dofs]).max() < speed_tol):
+            v = d.qvel[dofs].reshape(-1, 6)
+            speed = float((np.linalg.norm(v[:, :3], axis=1) + np.linalg.norm(v[:, 3:], axis=1) * radii).max(initial=0))
+            if done * m.opt.timestep >= min_time and speed < speed_tol:
                 break
+        self.settling = Settling(seconds=done * m.opt.timestep, max_speed=speed, still=speed < speed_tol)
         for name in names:  # an object that fell off the table leaves the scene
             adr = self._object_qpos[name]
             if d.qpos[adr + 2] < self.workspace.z_min - 0.1:
@@ -292,7 +350,7 @@ class GraspWorld:
             if only_in_workspace and not self._in_workspace(pos):
                 continue
             states.append(ObjectState(obj.name, obj.shape, pos, quat_to_matrix(self.data.qpos[adr + 3:adr + 7]),
-                                      obj.points))
+                                      obj.points, obj.parts))
         return states
 
     def _in_workspace(self, pos: np.ndarray) -> bool:
@@ -303,11 +361,11 @@ class GraspWorld:
         return [s.name for s in self.object_states(only_in_workspace=True)]
 
     def ground_truth_keypoints(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Per object in the workspace: its footprint's centre pixel [u, v] in the heightmap and a sigma (pixels)
-        covering it. Returns (points (N, 2) float, sigmas (N,) float, names)."""
+        """Per object in the workspace: its key point (grasp_core.sim.footprint: the footprint pixel [u, v]
+        deepest inside it) and a sigma (pixels) covering it. Returns (points (N, 2) float, sigmas (N,) float, names)."""
         points, sigmas, names = [], [], []
         for state in self.object_states(only_in_workspace=True):
-            (u, v), sigma = footprint_keypoint(state.world_points(), self.workspace)
+            (u, v), sigma = footprint_keypoint(state.world_parts(), self.workspace)
             h, w = self.workspace.shape
             points.append((min(max(u, 0.0), w - 1e-3), min(max(v, 0.0), h - 1e-3)))
             sigmas.append(sigma)
@@ -324,11 +382,24 @@ class GraspWorld:
             s = k / ticks
             s = s * s * (3.0 - 2.0 * s)  # smoothstep: zero velocity at both ends
             d.ctrl[self._arm_act] = q_from + s * (q_to - q_from)
-            mujoco.mj_step(m, d, nstep=self._control_substeps)
+            self._step(self._control_substeps)
             if monitor is not None and monitor():
                 d.ctrl[self._arm_act] = d.qpos[self._arm_qpos]
                 return True
         return False
+
+    def _step(self, nstep: int) -> None:
+        """Advance the physics during a grasp, keeping the peaks an exploding contact would show."""
+        m, d = self.model, self.data
+        mujoco.mj_step(m, d, nstep=nstep)
+        peaks = self.grasp_physics
+        speed = np.linalg.norm(d.qvel[self._object_lin_dofs].reshape(-1, 3), axis=1)
+        peaks.max_object_speed = max(peaks.max_object_speed, float(np.nan_to_num(speed, nan=np.inf).max(initial=0)))
+        peaks.max_jaw_opening = max(peaks.max_jaw_opening, self.jaw_opening())
+        peaks.nan = peaks.nan or not np.all(np.isfinite(d.qpos))
+        if self._abort_on_explosion and (peaks.nan or peaks.max_object_speed > EXPLODING_SPEED
+                                         or peaks.max_jaw_opening > EXPLODING_JAW_OPENING):
+            raise _ExplodingContact
 
     def _move_to(self, q_target: np.ndarray, speed_scale: float = 1.0, monitor=None,
                  settle_tol: float = 0.003, max_settle: float = 0.3) -> bool:
@@ -342,7 +413,7 @@ class GraspWorld:
         for _ in range(int(max_settle / (self._control_substeps * m.opt.timestep))):
             if np.max(np.abs(d.qpos[self._arm_qpos] - q_target)) < settle_tol:
                 break
-            mujoco.mj_step(m, d, nstep=self._control_substeps)
+            self._step(self._control_substeps)
         return False
 
     def _set_gripper(self, opening: float, duration: float) -> None:
@@ -350,8 +421,11 @@ class GraspWorld:
         m, d = self.model, self.data
         d.ctrl[self._gripper_act] = opening / 2
         ticks = max(1, int(duration / (self._control_substeps * m.opt.timestep)))
+        yield_force = self.config.physics.arm_yield_force
         for k in range(ticks):
-            mujoco.mj_step(m, d, nstep=self._control_substeps)
+            self._step(self._control_substeps)
+            if yield_force > 0 and self._contact_force(self._gripper_geoms) > yield_force:
+                d.ctrl[self._arm_act] = d.qpos[self._arm_qpos]
             if k >= 3 and abs(d.qvel[self._finger_dof]) < 1e-3:
                 break
 
@@ -409,9 +483,11 @@ class GraspWorld:
 
         before = {s.name: s.position for s in self.object_states(only_in_workspace=False)}
         unstable_before = self._instabilities()
-        outcome = self._grasp_motion(grasp_pos, above_pos, yaw)
+        outcome = self._refined_grasp_motion(grasp_pos, above_pos, yaw)
         reason, grasped, opening, message = outcome
         after = {s.name: s.position for s in self.object_states(only_in_workspace=False)}
+        self.grasp_physics.max_displacement = max(
+            (float(np.linalg.norm(after[n] - before[n])) for n in after if n in before), default=0.0)
         changed = set(before) != set(after) or any(np.linalg.norm(after[n] - before[n]) > 0.01 for n in after)
         self.actions_without_change = 0 if changed else self.actions_without_change + 1
 
@@ -442,6 +518,37 @@ class GraspWorld:
                            grasped_object="", jaw_opening=self.jaw_opening(),
                            objects_remaining=len(self.objects_in_workspace()), message=message)
 
+    def _refined_grasp_motion(self, grasp_pos, above_pos, yaw) -> tuple[GraspFailure, str, float, str]:
+        """_grasp_motion, simulated again from the same state with a finer time step when a contact explodes."""
+        m, d = self.model, self.data
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(m, spec))
+        mujoco.mj_getState(m, d, state, spec)
+        removed, contacts, gravcomp = set(self._removed), (m.geom_contype.copy(), m.geom_conaffinity.copy()), \
+            m.body_gravcomp.copy()
+        timestep, divisors = m.opt.timestep, self.config.physics.refine_steps
+        try:
+            for k, divisor in enumerate(divisors):
+                m.opt.timestep = timestep / divisor
+                self._control_substeps = max(1, int(round(0.02 / m.opt.timestep)))
+                self._abort_on_explosion = k < len(divisors) - 1
+                self.grasp_physics = GraspPhysics(refinements=k)
+                try:
+                    return self._grasp_motion(grasp_pos, above_pos, yaw)
+                except _ExplodingContact:
+                    LOG.debug("exploding contact at time step %.2g s: simulating the grasp again at %.2g s",
+                              m.opt.timestep, timestep / divisors[k + 1])
+                    mujoco.mj_setState(m, d, state, spec)
+                    self._removed = set(removed)
+                    m.geom_contype[:], m.geom_conaffinity[:] = contacts
+                    m.body_gravcomp[:] = gravcomp
+                    mujoco.mj_forward(m, d)
+        finally:
+            m.opt.timestep = timestep
+            self._control_substeps = max(1, int(round(0.02 / timestep)))
+            self._abort_on_explosion = False
+        raise AssertionError("unreachable: the last refinement runs to the end")
+
     def _grasp_motion(self, grasp_pos, above_pos, yaw) -> tuple[GraspFailure, str, float, str]:
         cfg = self.config
         ik_grasp, ik_above = self._solve(grasp_pos, yaw), self._solve(above_pos, yaw)
@@ -461,7 +568,7 @@ class GraspWorld:
             self._settle(max_time=0.5, min_time=0.0)
 
     def _run_grasp(self, q_grasp: np.ndarray, q_above: np.ndarray) -> tuple[GraspFailure, str, float, str]:
-        cfg, d = self.config, self.data
+        cfg = self.config
         if self.jaw_opening() < cfg.gripper.max_opening - 0.002:
             self._set_gripper(cfg.gripper.max_opening, duration=0.2)
         self._move_to(q_above)
@@ -486,33 +593,35 @@ class GraspWorld:
             closed_on_something = self.jaw_opening() > cfg.gripper.closed_threshold
             z_before = {s.name: s.position[2] for s in self.object_states(only_in_workspace=False)}
             self._move_to(q_above, speed_scale=0.6)
-            mujoco.mj_step(self.model, d, nstep=int(0.1 / self.model.opt.timestep))
+            self._step(int(0.1 / self.model.opt.timestep))
         finally:
             self.model.opt.enableflags |= sleep_flag
         opening = self.jaw_opening()
-        lifted = [s for s in self.object_states(only_in_workspace=False)
+        lifted = [s.name for s in self.object_states(only_in_workspace=False)
                   if s.position[2] - z_before[s.name] > 0.5 * cfg.approach_height]
-        if opening > cfg.gripper.closed_threshold and lifted:
-            held = self._held_object(lifted)
-            for state in lifted:
-                self._remove(state.name)
-            return GraspFailure.NONE, held, opening, f"grasped {held}"
+        # Held means between the fingers at the end of the lift: touching both pads. An object that is up in the
+        # air without that (thrown by the closing jaw, or riding on the held one) is not a grasp.
+        held = [name for name in lifted if self._object_body[name] in self._between_pads()]
+        self.grasp_physics.lifted_not_held = len(set(lifted) - set(held))
+        if opening > cfg.gripper.closed_threshold and held:
+            for name in held:
+                self._remove(name)
+            return GraspFailure.NONE, held[0], opening, f"grasped {held[0]}"
         if closed_on_something:
             return GraspFailure.DROPPED, "", opening, "the jaw closed on something but did not hold it through the lift"
         return GraspFailure.NOTHING_GRASPED, "", opening, "the jaw closed on nothing"
 
-    def _held_object(self, lifted) -> str:
-        """Of the lifted objects, the one touching a finger pad (else the highest)."""
+    def _between_pads(self) -> set[int]:
+        """Bodies in contact with both finger pads now."""
         m, d = self.model, self.data
-        touching = set()
+        touched: dict[int, set[int]] = {}
         for i in range(d.ncon):
             b1, b2 = m.geom_bodyid[d.contact[i].geom1], m.geom_bodyid[d.contact[i].geom2]
-            if b1 in self._pad_bodies or b2 in self._pad_bodies:
-                touching.update((b1, b2))
-        for state in lifted:
-            if self._object_body[state.name] in touching:
-                return state.name
-        return max(lifted, key=lambda s: s.position[2]).name
+            if b1 in self._pad_bodies:
+                touched.setdefault(b2, set()).add(b1)
+            elif b2 in self._pad_bodies:
+                touched.setdefault(b1, set()).add(b2)
+        return {body for body, pads in touched.items() if pads == self._pad_bodies}
 
     def _remove(self, name: str) -> None:
         """The grasped object leaves the scene: parked far away, without contacts or gravity."""
@@ -526,6 +635,15 @@ class GraspWorld:
         d.qvel[dof:dof + 6] = 0.0
         self._removed.add(name)
         mujoco.mj_forward(m, d)
+
+    def _restore(self, name: str) -> None:
+        """Undo _remove: the object collides and falls again (the caller places it)."""
+        m = self.model
+        body = self._object_body[name]
+        for g in range(m.body_geomadr[body], m.body_geomadr[body] + m.body_geomnum[body]):
+            m.geom_contype[g], m.geom_conaffinity[g] = self._object_contacts[g]
+        m.body_gravcomp[body] = 0.0
+        self._removed.discard(name)
 
     # ------------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:
