@@ -44,6 +44,9 @@ def test_run_writes_raw_logs_and_models(experiment):
         done = json.loads((run / "done.json").read_text())
         assert done["steps"] == STEPS and done["successes"] == sum(a["success"] for a in attempts)
         assert (run / "model.safetensors").is_file() and (run / "attempts.csv").is_file()
+        # the model records the action space its run chose in, and /propose_grasp serves it so (issue 23)
+        assert json.loads((run / "model.json").read_text())["action_space"] == \
+            json.loads((run / "spec.json").read_text())["learning"]["actions"]
         assert not (run / "replay").exists()  # removed once finished (no --keep-replay)
         csv_rows = (run / "attempts.csv").read_text().strip().splitlines()
         assert len(csv_rows) == STEPS + 1

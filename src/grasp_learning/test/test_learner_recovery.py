@@ -12,6 +12,7 @@ from grasp_interfaces.msg import GraspExperience  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from grasp_core import checkpoint  # noqa: E402
+from grasp_core.action_space import ActionSpaceConfig  # noqa: E402
 from grasp_core.dqn import DQNLearner  # noqa: E402
 from grasp_core.workspace import VPG_SIM_WORKSPACE  # noqa: E402
 from grasp_learning.learner_node import LearnerNode  # noqa: E402
@@ -49,7 +50,8 @@ def test_a_diverging_update_is_undone_from_the_last_checkpoint(tmp_path, monkeyp
         node = LearnerNode(context=context, parameter_overrides=[
             Parameter("profile", value="tiny"), Parameter("replay_dir", value=str(tmp_path / "replay")),
             Parameter("checkpoint_dir", value=str(tmp_path / "ck")), Parameter("learning", value="seed"),
-            Parameter("learning_overrides", value="publish_every=3 dqn.replay_steps=0")])
+            Parameter("learning_overrides", value="publish_every=3 dqn.replay_steps=0 actions.object_mask=true "
+                                                  "actions.edge_margin_m=0.012")])
         for attempt in range(8):
             node._on_experience(experience(attempt))  # what the subscription does
         # `trained` counts an experience when its update starts: wait for the updates too (a loaded machine).
@@ -63,8 +65,11 @@ def test_a_diverging_update_is_undone_from_the_last_checkpoint(tmp_path, monkeyp
         assert node.learner.step == 7
         node.shutdown()
         for entry in node.catalog.entries():
-            state, _ = checkpoint.load_model(entry.model_path)
+            state, record = checkpoint.load_model(entry.model_path)
             assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), entry
+            # every version, the one saved after the revert too, records the preset's action space (issue 23)
+            assert checkpoint.served_action_space(record) == (
+                ActionSpaceConfig(object_mask=True, edge_margin_m=0.012), checkpoint.ACTION_SPACE_RECORDED)
         assert node.catalog.latest().updates == 7
     finally:
         if node is not None:
