@@ -14,6 +14,12 @@ waited longer than `max_queue_seconds` for the model is refused without inferenc
 Requests that wait for the model together (several robots share the node) run through the network as one batch
 of up to `max_batch` (grasp_affordance.model_holder.propose_many): one predict over their heightmaps, then each
 request's own choice, in arrival order, with the same Q maps and random draws as one after another.
+
+Every request gets an answer. The service callback is a coroutine: it hands the request to a worker thread and
+frees the executor at once, so each request is taken as it arrives instead of waiting in DDS's bounded queue (where
+a burst overwrote requests nobody saw). Beyond `max_waiting_requests` in flight a request is refused at once ("busy,
+retry"). On Ctrl-C / SIGTERM (`drain`) the node refuses new and still-queued requests, finishes the batch under
+way and sends every answer before it exits.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import dataclasses
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +35,7 @@ import torch
 from grasp_interfaces.msg import Heightmap, ModelVersion
 from grasp_interfaces.srv import ProposeGrasp
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, PointCloud2
 from std_msgs.msg import Header
@@ -47,11 +54,14 @@ from grasp_core.workspace import WorkspaceLimits
 from grasp_ros.conversions import check_heightmap_size, is_empty_heightmap, msg_to_heightmap, numpy_to_image
 from grasp_ros.node_main import spin_node
 from grasp_ros.params import declare_config, in_range, one_of, parameter, watch_live_parameters
-from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, SENSOR_QOS, SERVICE_INTROSPECTION_CHOICES,
+from grasp_ros.qos import (LATEST_QOS, MODEL_QOS, PROPOSE_SERVICE_QOS, SENSOR_QOS, SERVICE_INTROSPECTION_CHOICES,
                            configure_service_events)
 
 READY_MESSAGE = "affordance node ready"
 NO_STATS = {"served": 0, "failed": 0, "seconds": 0.0, "batches": 0, "batched": 0}  # the 10 s log's counters
+STOPPING_MESSAGE = ("the affordance node is shutting down: not computed; send the request again when it (or another "
+                    "server) is back")
+DRAIN_GRACE_SECONDS = 0.2  # after the last answer is made, spin this long so its task sends it
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,10 @@ class AffordanceConfig:
                                          "refused before any work (each costs a pass over the heightmap; an "
                                          "executor sends only the failures on its unchanged scene).",
                                          check=in_range(0, 1_000_000), requirement="0 <= max_excluded_grasps <= 10^6")
+    max_waiting_requests: int = parameter(32, "Most /propose_grasp requests in the node at once (waiting for the model "
+                                          "or being computed); one more is refused at once with 'busy, retry', so "
+                                          "no request waits unseen in a queue until its client gives up.",
+                                          check=in_range(1, 1024), requirement="1 <= max_waiting_requests <= 1024")
 
 
 @dataclass
@@ -114,6 +128,19 @@ class _Waiting:
     done: bool = False
     result: tuple[GraspProposal, LoadedModel] | None = None
     error: Exception | None = None
+
+
+class _Finished:
+    """Awaited in an rclpy task: yields until `future` (a worker thread's) is done, then returns its result. rclpy
+    resumes a yielded task whenever its executor wakes; the future's done callback wakes it."""
+
+    def __init__(self, future: Future):
+        self.future = future
+
+    def __await__(self):
+        while not self.future.done():
+            yield
+        return self.future.result()
 
 
 class AffordanceNode(Node):
@@ -144,8 +171,12 @@ class AffordanceNode(Node):
         self._marker_pub = self.create_publisher(MarkerArray, "grasp/proposal_markers", SENSOR_QOS)
         self._cloud_pub = self.create_publisher(PointCloud2, "grasp/affordance_cloud", SENSOR_QOS)
         self._grid_pub = self.create_publisher(Image, "grasp/affordance_grid", SENSOR_QOS)  # all rotations
-        self._service = self.create_service(ProposeGrasp, "propose_grasp", self._on_propose,
-                                            callback_group=self._service_group)
+        self._admission_lock = threading.Lock()  # guards _in_flight and _stopping
+        self._in_flight = 0  # requests taken by the service and not answered yet
+        self._stopping = False
+        self._workers = ThreadPoolExecutor(max_workers=config.max_waiting_requests, thread_name_prefix="propose")
+        self._service = self.create_service(ProposeGrasp, "propose_grasp", self._serve_propose,
+                                            qos_profile=PROPOSE_SERVICE_QOS, callback_group=self._service_group)
         configure_service_events(self, self._service, config.service_introspection)
         self.create_timer(10.0, self._log_stats, callback_group=self._topic_group)
 
@@ -264,6 +295,74 @@ class AffordanceNode(Node):
         self._latest_heightmap = msg
 
     # ------------------------------------------------------------------------------------------------ service
+    async def _serve_propose(self, request: ProposeGrasp.Request, response: ProposeGrasp.Response
+                             ) -> ProposeGrasp.Response:
+        """The service's callback. rclpy awaits it, so the executor thread is free at once and takes the next
+        request as it arrives: none waits in DDS's bounded queue, where a burst overwrote requests nobody saw. The
+        request runs in a worker thread (`_on_propose`: decode, wait for the model, choose); beyond
+        `max_waiting_requests` in flight, or once the node is stopping, it is refused at once."""
+        t0 = time.perf_counter()
+        with self._admission_lock:
+            refusal = STOPPING_MESSAGE if self._stopping else None
+            if refusal is None and self._in_flight >= self.config.max_waiting_requests:
+                refusal = (f"busy: {self._in_flight} requests are already waiting for the model "
+                           f"(max_waiting_requests = {self.config.max_waiting_requests}); not queued, retry in a "
+                           "moment")
+            if refusal is None:
+                self._in_flight += 1
+        if refusal is not None:
+            response.success, response.message = False, refusal
+            self.get_logger().warning(f"propose_grasp refused: {refusal}", throttle_duration_sec=5.0)
+            self._count(t0, failed=True)
+            return response
+        try:
+            future = self._workers.submit(self._on_propose, request, response)
+            future.add_done_callback(self._wake_executor)
+            return await _Finished(future)
+        finally:  # the task that made the answer sends it right after this
+            with self._admission_lock:
+                self._in_flight -= 1
+
+    def _wake_executor(self, _future=None) -> None:
+        executor = self.executor
+        try:
+            if executor is not None:
+                executor.wake()
+        except Exception:  # noqa: BLE001 - the executor is being shut down: nobody left to wake
+            pass
+
+    def drain(self, executor: Executor, timeout: float = 30.0) -> None:
+        """Before the node stops (Ctrl-C, SIGTERM; spin_node calls this with the context still valid): refuse new
+        requests and those still waiting for the model, let the batch under way finish, and spin `executor` until
+        every request taken has been answered, so no caller waits out its timeout for a node that is gone."""
+        with self._admission_lock:
+            self._stopping = True
+            taken = self._in_flight
+        with self._waiting_lock:
+            queued = list(self._waiting)
+            del self._waiting[:]
+        for item in queued:  # their threads see `done` as soon as the batch under way frees the model
+            item.error = ValueError(STOPPING_MESSAGE)
+            item.done = True
+        self.get_logger().info(f"stopping: answering the {taken} requests taken ({len(queued)} of them refused "
+                               "without inference) before exiting")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._admission_lock:
+                if self._in_flight == 0:
+                    break
+            executor.spin_once(timeout_sec=0.05)
+        grace = time.monotonic() + DRAIN_GRACE_SECONDS
+        while time.monotonic() < grace:
+            executor.spin_once(timeout_sec=0.05)
+        self._workers.shutdown(wait=False)
+        if self._in_flight:
+            self.get_logger().error(f"stopping after {timeout:g} s with {self._in_flight} requests unanswered")
+
+    def destroy_node(self) -> None:
+        self._workers.shutdown(wait=False)
+        super().destroy_node()
+
     def _on_propose(self, request: ProposeGrasp.Request, response: ProposeGrasp.Response) -> ProposeGrasp.Response:
         t0 = time.perf_counter()
         try:
@@ -487,7 +586,8 @@ def exploration_from_request(request: ProposeGrasp.Request, num_rotations: int
 def main(args=None) -> int:
     # Threads for concurrent service calls plus the model and heightmap callbacks (their own groups).
     return spin_node(AffordanceNode, "affordance_node", args,
-                     make_executor=lambda: MultiThreadedExecutor(num_threads=6))
+                     make_executor=lambda: MultiThreadedExecutor(num_threads=6),
+                     drain=lambda node, executor: node.drain(executor))
 
 
 if __name__ == "__main__":

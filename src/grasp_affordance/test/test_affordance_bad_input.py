@@ -388,6 +388,42 @@ def test_a_batch_whose_network_fails_answers_every_request_and_the_node_keeps_se
     assert propose(node, heightmap()).success and not node._waiting
 
 
+def run_to_the_end(coroutine, timeout: float = 60.0):
+    """Drive a service coroutine as rclpy's executor does (resume it until it returns); its return value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+        assert time.monotonic() < deadline, "the request was never answered"
+        time.sleep(0.005)
+
+
+def test_requests_beyond_max_waiting_requests_are_refused_at_once(make_node):
+    """Issue 23, 2.2: the service takes every request at once (a coroutine: the executor thread is not held), so
+    none is lost unseen in DDS's queue; beyond max_waiting_requests in flight it answers "busy, retry" at once."""
+    node = make_node(allow_untrained=True, max_waiting_requests=2, max_batch=1)
+    requests = [ProposeGrasp.Request(epsilon=0.0, heightmap=heightmap(seed=i)) for i in range(3)]
+    with node._model_lock:  # the model is busy: the first two wait for it
+        admitted = [node._serve_propose(r, ProposeGrasp.Response()) for r in requests[:2]]
+        for coroutine in admitted:
+            coroutine.send(None)  # taken and handed to a worker thread; the coroutine yields until it is done
+        deadline = time.monotonic() + 30.0
+        while len(node._waiting) < 2:
+            assert time.monotonic() < deadline, "the admitted requests never reached the queue"
+            time.sleep(0.005)
+        t0 = time.perf_counter()
+        busy = run_to_the_end(node._serve_propose(requests[2], ProposeGrasp.Response()))
+        assert time.perf_counter() - t0 < 5.0  # at once, while the model is still busy
+    assert not busy.success and "busy" in busy.message and "retry" in busy.message, busy.message
+    assert "max_waiting_requests = 2" in busy.message
+    assert all(run_to_the_end(coroutine).success for coroutine in admitted)
+    assert run_to_the_end(node._serve_propose(requests[2], ProposeGrasp.Response())).success  # room again
+    with pytest.raises(ParameterError, match="max_waiting_requests"):
+        make_node(max_waiting_requests=0)
+
+
 def test_max_batch_must_be_at_least_one(make_node):
     with pytest.raises(ParameterError, match="max_batch"):
         make_node(max_batch=0)

@@ -37,7 +37,7 @@ from grasp_interfaces.msg import GraspExperience, Heightmap
 from grasp_interfaces.srv import ProposeGrasp
 from grasp_ros.conversions import attempt_record, image_to_numpy, msg_to_heightmap, stamp_ns
 from grasp_ros.params import ParameterError, declare_config, in_range, one_of, parameter, watch_live_parameters
-from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS
+from grasp_ros.qos import EXPERIENCE_QOS, LATEST_QOS, PROPOSE_SERVICE_QOS
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -45,7 +45,7 @@ from rclpy.node import Node
 from grasp_execution.attempt_log import AttemptLog
 from grasp_execution.backend import GraspBackend, GraspOutcome
 from grasp_execution.moveit_backend import PARAM_PREFIX, MoveItBackendConfig
-from grasp_execution.service_call import ServiceUnavailable, call_service
+from grasp_execution.service_call import ServerGone, ServiceUnavailable, call_service
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,8 @@ class ExecutorNode(Node):
         config = self.config
         self.create_subscription(Heightmap, config.heightmap_topic, self._on_heightmap, LATEST_QOS)
         self.experience_pub = self.create_publisher(GraspExperience, config.experience_topic, EXPERIENCE_QOS)
-        self._propose = self.create_client(ProposeGrasp, config.propose_service)
+        # The service's profile: every client hears every robot's responses (Fast DDS), so a deep queue.
+        self._propose = self.create_client(ProposeGrasp, config.propose_service, qos_profile=PROPOSE_SERVICE_QOS)
 
     def _log_start(self) -> None:
         config = self.config
@@ -316,6 +317,9 @@ class ExecutorNode(Node):
         request = propose_request(self.learning, epsilon, state, None if self.rules is None else self.rules.memory)
         try:
             response = call_service(self._propose, request, config.propose_timeout, config.service_wait)
+        except ServerGone as e:  # noticed within seconds, not after propose_timeout
+            self.get_logger().warning(f"propose_grasp: {e}; waiting for a server again")
+            return None
         except ServiceUnavailable:
             self.get_logger().info(f"waiting for {self.resolve_service_name(config.propose_service)}",
                                    throttle_duration_sec=10.0)

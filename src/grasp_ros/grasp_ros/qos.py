@@ -41,6 +41,15 @@ def camera_qos(name: str) -> QoSProfile:
         return SENSOR_QOS
     raise ValueError(f"camera_qos must be one of {CAMERA_QOS_CHOICES}, got {name!r}")
 
+# propose_grasp, server and the project's clients. The default services profile keeps the last 10: a burst of
+# requests larger than that, arriving before the server takes them, overwrites the oldest unseen (20 clients calling
+# at once lost 8 first calls with no error). The affordance node takes each request at once and answers "busy,
+# retry" beyond `max_waiting_requests`, so the queue only has to hold a burst; its writer keeps as many responses
+# for resending. With Fast DDS every client of a service receives every response and keeps only its own, so a
+# client whose process holds many clients needs a deeper queue too (docs/reliability.md).
+PROPOSE_SERVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.VOLATILE)
+
 # Service events (`<service>/_service_event`, ROS 2 service introspection): every request and response of
 # propose_grasp, for bags and viewers. Reliable; a late subscriber does not need the history.
 SERVICE_EVENT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
