@@ -201,13 +201,13 @@ class AffordanceNode(Node):
             self._model = model
         self.get_logger().info(f"model loaded ({why}): {model.describe()}"
                                + (f" (replaces version {old.version})" if old is not None else ""))
+        if model.actions_source != ACTION_SPACE_RECORDED:
+            self.get_logger().warning(f"model version {model.version}: requests with action_space '' get "
+                                      f"{model.actions.describe()}: {model.actions_source}")
 
     def _warm_up(self, model: LoadedModel) -> None:
         side = int(round(0.448 / model.resolution)) if model.resolution else 64
         t0 = time.perf_counter()
-        if model.actions_source != ACTION_SPACE_RECORDED:
-            self.get_logger().warning(f"model version {model.version}: requests with action_space '' get "
-                                      f"{model.actions.describe()}: {model.actions_source}")
         with torch.inference_mode():
             model.network.predict(np.zeros((side, side, 3), np.uint8), np.zeros((side, side), np.float32),
                                   model.options)
