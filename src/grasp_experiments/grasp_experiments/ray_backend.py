@@ -77,6 +77,7 @@ def connected(options: RayOptions):
     """Ray, started locally or joined (options.address); a Ray the caller already started is used as it is."""
     if not options.address:
         os.environ.setdefault(LOCAL_ONLY_ENV, "0")  # read when ray is first imported
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray sends no usage reports from this driver's Ray
     try:
         import ray
     except ImportError as e:

@@ -143,6 +143,18 @@ def test_a_failing_run_is_reported_by_name_and_the_others_finish(tmp_path, local
     assert history["failed"] == ["runs/poi/objects_02/seed_00", "runs/poi/objects_02/seed_01"]
 
 
+def test_ray_flags_that_cannot_apply_are_refused(tmp_path, capsys):
+    out = tmp_path / "exp"
+    command = ["run", "--methods", "vanilla", *TINY, "--out", str(out)]
+    for flags, says in ((["--ray", "--jobs", "2"], "leave --jobs out"),
+                        (["--ray", "--ray-address", "127.0.0.1:1", "--ray-cpus", "2"], "ray start --num-cpus"),
+                        (["--ray", "--ray-retries", "-1"], "--ray-retries must be >= 0"),
+                        (["--ray-address", "127.0.0.1:1"], "only apply with --ray")):
+        assert main(command + flags) == 2, flags
+        assert says in capsys.readouterr().err, flags
+    assert not out.exists()  # refused before anything is written
+
+
 NO_RAY = textwrap.dedent("""
     import json, sys
     from grasp_experiments.cli import main
