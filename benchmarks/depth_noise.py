@@ -60,10 +60,10 @@ def measure_scene(world: GraspWorld) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--library", default=SimConfig.object_library, help="object library of the scenes")
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--scenes", type=int, default=20)
+    parser.add_argument("--objects", type=int, default=10, help="objects per scene")
+    parser.add_argument("--scenes", type=int, default=20, help="scenes (world seeds 9000, 9001, ...)")
     parser.add_argument("--out", type=Path, default=None, help="write the summary here as JSON")
     args = parser.parse_args()
 

@@ -110,16 +110,18 @@ def probe(library: str, scenes: int, grasps: int, num_objects: int, first_seed: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--libraries", nargs="+", default=list(OBJECT_LIBRARIES), choices=OBJECT_LIBRARIES)
-    parser.add_argument("--scenes", type=int, default=150)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--libraries", nargs="+", default=list(OBJECT_LIBRARIES), choices=OBJECT_LIBRARIES,
+                        help="object libraries to probe")
+    parser.add_argument("--scenes", type=int, default=150, help="scenes per library (world seeds from --first-seed)")
     parser.add_argument("--grasps", type=int, default=4, help="grasps per scene, each from the same settled scene")
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=9000)
+    parser.add_argument("--objects", type=int, default=10, help="objects per scene")
+    parser.add_argument("--first-seed", type=int, default=9000, help="world seed of the first scene")
     parser.add_argument("--exact-depth", action="store_true", help="the camera without its D435 noise model")
     parser.add_argument("--physics", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="PhysicsParams overrides, e.g. arm_yield_force=100 multiccd=true")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/world_physics.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/world_physics.json"),
+                        help="JSON file for the results")
     args = parser.parse_args()
     physics = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.physics)}
     physics = {k: tuple(v) if isinstance(v, list) else v for k, v in physics.items()}

@@ -59,9 +59,9 @@ def hull_parts(parts: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("wheel", type=Path, help="the pybullet wheel (.whl)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=OUT, help="the .npz to write")
     args = parser.parse_args(argv)
     wheel = zipfile.ZipFile(args.wheel)
     ids, part_counts, vertex_counts, vertices, skipped, reasons = [], [], [], [], [], []
