@@ -69,7 +69,7 @@ class SimConfig:
     drop_area: float = 0.55                     # objects drop into this central fraction of the workspace (VPG:
                                                 # 0.248 m of 0.448 m)
     max_actions_without_change: int = 10
-    settle_time: float = 4.0                    # s: a dropped scene settles until still or this cap (logged)
+    settle_time: float = 6.0                    # s: a dropped scene settles until still or this cap (logged)
     auto_reset: bool = True                     # reset by itself when empty or stuck
 
     def resolved_workspace(self) -> WorkspaceLimits:
