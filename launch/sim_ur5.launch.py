@@ -2,6 +2,10 @@
 
     ros2 launch grasp_bringup sim_ur5.launch.py [use_rviz:=false] [learn:=false] [model_path:=/path/ckpt.safetensors]
         [pretrained_checkpoint:=/path/q_s.safetensors] [params_file:=/path/ur5_sim.yaml]
+        [object_library:=blocks] [depth_noise:=false]
+
+The world is the realistic one by default (irregular random_objects, a D435-like noisy depth camera);
+object_library:=blocks depth_noise:=false is the seed's world.
 
 Nodes: grasp_sim (RealSense-like camera topics, execute/reset services), heightmap_node (camera pose from
 config/ur5_sim_calibration.yaml), affordance_node, learner_node (learn:=true), executor_node (sim backend), a static
@@ -38,6 +42,8 @@ def graph_nodes(params_file) -> list[Node]:
         "heightmap_node": {"calibration_file": LaunchConfiguration("calibration_file")},
         "affordance_node": {"model_path": LaunchConfiguration("model_path")},
         "learner_node": {"pretrained_checkpoint": LaunchConfiguration("pretrained_checkpoint")},
+        "sim_node": {"object_library": LaunchConfiguration("object_library"),
+                     "depth_noise": LaunchConfiguration("depth_noise")},
     }
     conditions = {"learner_node": IfCondition(LaunchConfiguration("learn"))}
     return [Node(package=n.package, executable=n.executable, name=n.name, output="screen",
@@ -60,6 +66,10 @@ def generate_launch_description():
                               description="Pretrained Q_s the learner warm-starts from ('' = vanilla DQN)."),
         DeclareLaunchArgument("learn", default_value="true", choices=["true", "false"],
                               description="Run the learner (false: evaluate a fixed model_path)."),
+        DeclareLaunchArgument("object_library", default_value="random_objects", choices=["random_objects", "blocks"],
+                              description="Simulated objects: irregular random_urdfs meshes, or the seed's blocks."),
+        DeclareLaunchArgument("depth_noise", default_value="true", choices=["true", "false"],
+                              description="A D435-like noisy depth camera (false: exact depth)."),
         DeclareLaunchArgument("use_rviz", default_value="true", choices=["true", "false"],
                               description="Start RViz with config/grasp.rviz."),
         *graph_nodes(params_file),

@@ -41,13 +41,15 @@ CATEGORIES = ("success", "off_object", "far", "angle", "clutter")
 
 
 def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int = 1000, far_mm: float = 15.0,
-             angles: int = 8, progress: bool = True, actions=None) -> dict:
-    """Greedy grasps of `qnet` on fresh scenes, classified as in the module docstring; `actions`
-    (grasp_core.action_space.ActionSpaceConfig) is the action space they are chosen in (default: anywhere)."""
+             angles: int = 8, progress: bool = True, actions=None, object_library: str = "random_objects",
+             exact_depth: bool = False) -> dict:
+    """Greedy grasps of `qnet` on fresh scenes of the named world (grasp_core.sim.world_config), classified as in
+    the module docstring; `actions` (grasp_core.action_space.ActionSpaceConfig) is the action space they are
+    chosen in (default: anywhere)."""
     from tqdm import tqdm
 
     from grasp_core.action_space import ON_OBJECT_HEIGHT_M, ActionSpaceConfig, choose_grasp
-    from grasp_core.sim import GraspWorld, SimConfig
+    from grasp_core.sim import GraspWorld, world_config
     from grasp_core.workspace import VPG_SIM_WORKSPACE
 
     profile_resolution = None
@@ -57,8 +59,8 @@ def diagnose(qnet, inference, num_objects: int = 10, scenes: int = 25, seed: int
         for k in tqdm(range(scenes), desc="diagnosis", disable=not progress, dynamic_ncols=True):
             if world is None:
                 workspace = VPG_SIM_WORKSPACE.with_resolution(_resolution_of(qnet, inference))
-                world = GraspWorld(SimConfig(num_objects=num_objects, seed=seed, auto_reset=False,
-                                             workspace=workspace))
+                world = GraspWorld(world_config(object_library, exact_depth, num_objects=num_objects, seed=seed,
+                                                auto_reset=False, workspace=workspace))
                 profile_resolution = workspace.resolution
             world.reset(seed=seed + k)
             color, depth = world.heightmap()
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning", default="seed",
                         help="learning preset whose action space the grasps are chosen in (grasp_core.learning: "
                              "'seed' = anywhere, 'default' = jaw-symmetric Q inside object footprints)")
+    parser.add_argument("--object-library", default="random_objects", choices=["random_objects", "blocks"],
+                        help="the world of --checkpoint's scenes (--checkpoints use each run's own)")
+    parser.add_argument("--exact-depth", action="store_true", help="--checkpoint's scenes with exact depth")
     parser.add_argument("--out", help="write the result here as JSON")
     args = parser.parse_args(argv)
     if args.runs:
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     inference = get_profile(record["profile"]).inference if record.get("profile") else None
     from grasp_core.rotation import InferenceOptions
     result = diagnose(qnet, inference or InferenceOptions(), args.objects, args.scenes, args.seed,
-                      actions=actions)
+                      actions=actions, object_library=args.object_library, exact_depth=args.exact_depth)
     result["learning"] = args.learning
     summary = {k: v for k, v in result.items() if k != "rows"}
     print(json.dumps(summary, indent=1))
@@ -204,11 +209,14 @@ def greedy_over_learning(run_dirs: list[str | Path], num_objects: int = 10, scen
         if not kept:
             raise ValueError(f"{run_dir} kept no checkpoints: run it with --checkpoint-every N")
         actions = run_learning_settings(run_dir).actions
+        spec = json.loads((Path(run_dir) / "spec.json").read_text())["spec"]
+        # runs made before the object libraries were in the blocks world with exact depth
+        world = {"object_library": spec.get("object_library", "blocks"), "exact_depth": spec.get("exact_depth", True)}
         per_run[str(run_dir)] = {}
         for attempts, path in kept.items():
             qnet, record = load_q_network(path)
             inference = get_profile(record["profile"]).inference if record.get("profile") else InferenceOptions()
-            result = diagnose(qnet, inference, num_objects, scenes, seed, progress=False, actions=actions)
+            result = diagnose(qnet, inference, num_objects, scenes, seed, progress=False, actions=actions, **world)
             per_run[str(run_dir)][attempts] = {k: v for k, v in result.items() if k != "rows"}
             print(f"{run_dir} after {attempts} attempts: greedy success {result['success_rate']:.3f} "
                   f"{result['counts']}", flush=True)
