@@ -2,7 +2,8 @@
 experiment folder, method and object count, G over attempt windows per seed (mean, std, 95 % interval), and ours
 minus vanilla seed by seed. A seed seeds the world, so ours and vanilla start from the same first scene.
 
-    scripts/in_env.sh python docs/results/sim_mesh_v8/study/compare.py runs/exp22 > docs/results/sim_mesh_v8/study/compare.json
+    scripts/in_env.sh python docs/results/sim_mesh_v8/study/compare.py runs/exp22 \
+        > docs/results/sim_mesh_v8/study/compare.json
 """
 import json
 import sys
