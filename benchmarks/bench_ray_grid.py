@@ -10,7 +10,8 @@ timed) and copied into both experiment folders, so both times are the four learn
   task with 1 thread, 2 at a time).
 Ray's start-up is timed on its own too (ray.init + shutdown of a local 2-CPU Ray, nothing run).
 Throughput per CPU: attempts per second of one run's loop with 1 thread while every CPU runs one
-(1 / its seconds per attempt, from done.json), per method; docs/results/full_grid_estimate.md is written from it.
+(1 / its seconds per attempt, from done.json), per method; docs/results/full_grid_estimate.md is written from it
+(`--estimate-only`: from the saved result, measuring nothing).
 The 1-minute load average is sampled every 5 s through each phase: the machine may be shared.
 
     scripts/in_env.sh python benchmarks/bench_ray_grid.py    # ~10 min on 2 cores
@@ -94,58 +95,82 @@ def _same_attempts(a: Path, b: Path, config: ExperimentConfig) -> dict:
     return same
 
 
-def _estimate(throughput: dict, ray: dict, serial: dict, args) -> str:
-    """docs/results/full_grid_estimate.md from the measured seconds per attempt per CPU."""
-    spa = {m: 1.0 / throughput["per_method"][m] for m in METHODS}
+# Seconds per attempt per CPU on a quiet machine of the same kind (1 thread per run, 2 runs at a time), from the
+# runs docs/results/full_grid_estimate.md was first estimated with: ours, vanilla and MoG, the 15 runs of
+# docs/results/sim_fast_v7/run_more_seeds.sh (250 attempts at 10 objects; the last 6, alone on the machine:
+# 0.87-0.91 s); PoI, 2 runs of 40 attempts at 10 objects (1.45-1.48 s).
+QUIET_SECONDS_PER_ATTEMPT = {"ours": 0.89, "vanilla": 0.89, "mog": 0.89, "poi": 1.46}
+
+
+def _grid_hours(seconds_per_attempt: dict, cpus: int) -> tuple[float, float, float]:
+    """(CPU-hours, longest run in hours, wall hours on `cpus` CPUs) of the full grid at these speeds."""
     runs_per_method = len(GRID["objects"]) * GRID["seeds"]
-    cpu_seconds = sum(spa[m] * runs_per_method * GRID["steps"] for m in METHODS)
-    longest = max(spa.values()) * GRID["steps"]
+    cpu_hours = sum(seconds_per_attempt[m] * runs_per_method * GRID["steps"] for m in METHODS) / 3600
+    longest = max(seconds_per_attempt.values()) * GRID["steps"] / 3600
+    return cpu_hours, longest, max(cpu_hours / cpus, longest)
+
+
+def estimate_page(result: dict) -> str:
+    """docs/results/full_grid_estimate.md from the benchmark's result (ray_grid.json)."""
+    ray = result["ray"]
+    grid = result["grid"]
+    throughput = result["attempts_per_second_per_cpu"]
+    measured = {m: 1.0 / throughput["per_method"][m] for m in METHODS}
+    cpu_hours, longest, _ = _grid_hours(measured, 1)
+    quiet_cpu_hours, quiet_longest, _ = _grid_hours(QUIET_SECONDS_PER_ATTEMPT, 1)
+    quiet_average = statistics.fmean(QUIET_SECONDS_PER_ATTEMPT.values())
     rows = []
     for cpus in CLUSTER_CPUS:
-        hours = max(cpu_seconds / cpus, longest) / 3600
         machines = "this 2-core machine" if cpus == 2 else f"{cpus // 16} x 16 cores"
-        rows.append(f"| {cpus} | {machines} | {hours:.1f} h |")
-    total_runs = GRID["methods"] * runs_per_method
+        rows.append(f"| {cpus} | {machines} | {_grid_hours(measured, cpus)[2]:.1f} h | "
+                    f"{_grid_hours(QUIET_SECONDS_PER_ATTEMPT, cpus)[2]:.1f} h |")
+    total_runs = GRID["methods"] * len(GRID["objects"]) * GRID["seeds"]
+    load = ray["load_average"]
     average = throughput["grid_average"]
     return f"""# How long the seed's full grid takes, by cluster size
 
-Written by `benchmarks/bench_ray_grid.py` from its measurement ({args.date}); regenerate it by running that script.
+Written by `benchmarks/bench_ray_grid.py` from its measurement of {result['date']}
+(`benchmarks/results/ray_grid.json`); `python benchmarks/bench_ray_grid.py --estimate-only` rewrites it from that
+file, a run of the script measures again.
 
 The grid: `grasp-experiments run --methods ours vanilla mog poi --objects 2 4 6 10 --seeds 8 --steps 1000
---profile fast --ray --out runs/full_grid`: {GRID['methods']} methods x {len(GRID['objects'])} object counts x
-{GRID['seeds']} seeds = {total_runs} runs of {GRID['steps']} attempts. On Ray each run is a task of one CPU
-(`--threads 1`), so up to {total_runs} run at once; how to start the cluster: README, "The full grid on a cluster".
+--profile fast --ray`: {GRID['methods']} methods x {len(GRID['objects'])} object counts x {GRID['seeds']} seeds =
+{total_runs} runs of {GRID['steps']} attempts. On Ray each run is a task of one CPU (`--threads 1`), so up to
+{total_runs} run at once. How to start the cluster: README, "The full grid on a cluster".
 
-## Measured throughput per CPU
+## Throughput per CPU
 
-One run's loop with 1 thread while every CPU of the machine runs one (the Ray half of the benchmark: 4 runs of
-{args.steps} attempts at {args.objects} objects, 2 at a time on a 2-core {platform.machine()} machine, load average
-{ray['load_average']['mean']} (min {ray['load_average']['min']}, max {ray['load_average']['max']}) while it ran):
+Measured: one run's loop with 1 thread while every CPU of the machine runs one, i.e. the Ray half of the benchmark
+({len(METHODS)} runs of {grid['steps']} attempts at {grid['objects']} objects, 2 at a time on a 2-core
+{result['machine']['cpu']}). The machine was shared: load average {load['mean']} (min {load['min']}, max
+{load['max']}) while it ran, so these are slower than a quiet machine's. For comparison, the same loop on a quiet
+machine of the same kind (longer runs: 250 attempts for ours, vanilla and MoG, 40 for PoI; constants in the script):
 
-| method | seconds per attempt | attempts per second per CPU |
-|---|---|---|
-""" + "".join(f"| {m} | {spa[m]:.2f} | {throughput['per_method'][m]:.2f} |\n" for m in METHODS) + f"""
-The grid's mix of the four: {1 / average:.2f} s per attempt per CPU, **{average:.2f} attempts per second per
-CPU**. Grid level, start-up included: the 4 runs took
-{ray['wall_seconds']:.0f} s on Ray (2 CPUs) against {serial['wall_seconds']:.0f} s serial.
+| method | measured: s per attempt | attempts per s per CPU | quiet machine: s per attempt | attempts per s per CPU |
+|---|---|---|---|---|
+""" + "".join(f"| {m} | {measured[m]:.2f} | {throughput['per_method'][m]:.2f} | {QUIET_SECONDS_PER_ATTEMPT[m]:.2f} | "
+              f"{1 / QUIET_SECONDS_PER_ATTEMPT[m]:.2f} |\n" for m in METHODS) + f"""
+The grid's mix (every method the same number of attempts): measured **{average:.2f} attempts per second per CPU**
+({1 / average:.2f} s per attempt); quiet machine {1 / quiet_average:.2f} ({quiet_average:.2f} s).
 
 ## Estimate
 
-CPU time of the grid: {cpu_seconds / 3600:.1f} CPU-hours. Wall time on N CPUs: the larger of CPU time / N and the
-longest single run ({longest / 60:.0f} min: {GRID['steps']} attempts of the slowest method, which no number of
-machines shortens).
+Wall time on N CPUs: the larger of the grid's CPU time / N and its longest run ({GRID['steps']} attempts of the
+slowest method, PoI), which no number of machines shortens. CPU time: {cpu_hours:.1f} CPU-hours at the measured
+speed ({longest * 60:.0f} min longest run), {quiet_cpu_hours:.1f} at the quiet machine's ({quiet_longest * 60:.0f} min).
 
-| CPUs | e.g. | wall time |
-|---|---|---|
+| CPUs | e.g. | wall time, measured speed | wall time, quiet-machine speed |
+|---|---|---|---|
 """ + "\n".join(rows) + f"""
 
-What these numbers leave out, so read them as a lower bound within a factor of about 1.5:
-- they come from {args.steps}-attempt runs at {args.objects} objects; 1000-attempt runs keep a larger replay, and
-  runs with 2-6 objects reset their scenes more often;
-- they are for this 2-core machine's cores ({_cpu_name()}) under the load above; a quiet or faster core is faster;
-- the pretraining stage (the key-point images, then the KL, MSE and smooth L1 Q_s, each one task) comes first;
-  only `ours` waits for the KL Q_s, the other runs start at once;
-- each task starts a fresh Python process (imports, MuJoCo world, the trunks' ONNX export), a few seconds a run.
+What these numbers leave out:
+- the speeds come from runs of {grid['steps']}-250 attempts at {grid['objects']} objects; 1000-attempt runs keep a
+  larger replay, and runs with 2-6 objects reset their scenes more often;
+- a core faster or slower than this machine's ({result['machine']['cpu']}) scales every number;
+- the pretraining stage (the key-point images, then the KL, MSE and smooth L1 Q_s, one task each) comes first; only
+  `ours` waits for the KL Q_s, the other runs start at once;
+- each task starts a fresh Python process (imports, MuJoCo world, the trunks' ONNX export): a few seconds per run;
+- the last runs to start set the tail: on a cluster of about {total_runs} CPUs or more, the PoI runs decide the end.
 """
 
 
@@ -173,7 +198,13 @@ def main() -> int:
                         help="results (.json and .md)")
     parser.add_argument("--estimate", default=str(ROOT / "docs" / "results" / "full_grid_estimate.md"),
                         help="the estimate page written from the measurement")
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="measure nothing: rewrite the estimate page from the saved result (--out .json)")
     args = parser.parse_args()
+    if args.estimate_only:
+        Path(args.estimate).write_text(estimate_page(json.loads(Path(args.out).with_suffix(".json").read_text())))
+        print(f"wrote {args.estimate}")
+        return 0
     args.date = time.strftime("%Y-%m-%d")
     work = Path(args.work)
     if work.exists():
@@ -241,7 +272,7 @@ Attempts per second per CPU (Ray, 1 thread per run, both CPUs busy): """ + ", ".
 Attempts logs, serial (2 threads) against Ray (1 thread): """ + ", ".join(
         f"{m} {v}" for m, v in result["attempts_logs_serial_vs_ray"].items()) + "\n"
     out.with_suffix(".md").write_text(md)
-    Path(args.estimate).write_text(_estimate(throughput, r, s, args))
+    Path(args.estimate).write_text(estimate_page(result))
     print(md)
     print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')} and {args.estimate}")
     return 0
