@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=9000, help="world seed of the first scene")
     parser.add_argument("--exact-depth", action="store_true", help="the camera without its D435 noise model")
     parser.add_argument("--physics", nargs="*", default=[], metavar="FIELD=VALUE",
-                        help="PhysicsParams overrides, e.g. arm_yield_force=100 multiccd=true")
+                        help="PhysicsParams overrides, e.g. noslip_iterations=0 'refine_steps=[1]'")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/world_physics.json"),
                         help="JSON file for the results")
     args = parser.parse_args()

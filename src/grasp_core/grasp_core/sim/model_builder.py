@@ -35,10 +35,6 @@ class PhysicsParams:
     arm_kp: tuple[float, ...] = (6000.0, 6000.0, 4000.0, 1000.0, 1000.0, 500.0)
     # The simulated arm moves faster than a real UR (throughput matters): allow this multiple of UR's joint torques.
     torque_headroom: float = 4.0
-    # While the jaw closes the arm yields (holds where it is pushed to) once the gripper's contacts carry more than
-    # this, as a force-limited real arm would; a stiff servo instead wedges objects into the table until they
-    # explode (0: never yield).
-    arm_yield_force: float = 0.0
     # A grasp in which a contact explodes (grasp_result.GraspPhysics: a light object wedged by the jaw gains tens of
     # m/s, a numerical artefact) is simulated again from the same state with the time step divided by the next of
     # these; the last one runs to the end whatever happens.
@@ -46,7 +42,6 @@ class PhysicsParams:
     # MuJoCo's soft frictional contacts let objects on a pile creep; the noslip solver removes that slip, so
     # dropped scenes come to rest (measured: benchmarks/world_physics.py).
     noslip_iterations: int = 3
-    object_solref: float = 0.02                 # contact time constant of objects (MuJoCo's default 0.02)
 
 
 def _fmt(values) -> str:
@@ -134,8 +129,8 @@ def scene_xml(robot: URParams, gripper: GripperParams, objects: list[ObjectSpec]
   </visual>
   <default>
     <default class="arm"><geom contype="0" conaffinity="0" group="{ARM_GROUP}" rgba="0.6 0.65 0.7 1"/></default>
-    <default class="object"><geom density="{OBJECT_DENSITY}" friction="0.9 0.01 0.001" condim="4" group="0"
-                                  solref="{physics.object_solref} 1"/></default>
+    <default class="object"><geom density="{OBJECT_DENSITY}" friction="0.9 0.01 0.001" condim="4" group="0"/>
+    </default>
     {gripper_defaults_xml(gripper)}
   </default>
   <asset>{mesh_assets}</asset>

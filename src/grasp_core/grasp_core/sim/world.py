@@ -421,11 +421,8 @@ class GraspWorld:
         m, d = self.model, self.data
         d.ctrl[self._gripper_act] = opening / 2
         ticks = max(1, int(duration / (self._control_substeps * m.opt.timestep)))
-        yield_force = self.config.physics.arm_yield_force
         for k in range(ticks):
             self._step(self._control_substeps)
-            if yield_force > 0 and self._contact_force(self._gripper_geoms) > yield_force:
-                d.ctrl[self._arm_act] = d.qpos[self._arm_qpos]
             if k >= 3 and abs(d.qvel[self._finger_dof]) < 1e-3:
                 break
 
