@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -49,6 +50,8 @@ from grasp_experiments.runner import DONE_FILE, RunSpec  # noqa: E402
 # "0": a local Ray uses 127.0.0.1 for all its processes (Ray's single-machine mode), reachable from nowhere else.
 LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOG_DIR = "logs"  # <experiment>/logs/<task>.log: each Ray task's stdout and stderr
+# A task's temporary experiment folders on its worker: <temp>/grasp-ray/<name>/, held by a lock on <name>.lock
+SCRATCH_DIR = "grasp-ray"
 IMAGENET_INPUT = "inputs/imagenet"  # where a task finds the --imagenet-weights file in its temporary folder
 JSON_SUFFIXES = (".json", ".jsonl")
 
@@ -184,7 +187,7 @@ def run_in_scratch(kind: str, task, settings, threads: int, files: dict[str, byt
     kind "novel": `task` is a method (or novel.PRETRAINED_KEY), `settings` the novel test's keyword arguments;
     returns {"result": that entry of novel.json, "settings": the test's settings, "files": {}, "log": ...}.
     """
-    scratch = Path(tempfile.mkdtemp(prefix="grasp-ray-"))
+    scratch, lock = _new_scratch()
     log_path = scratch.with_name(scratch.name + ".log")
     try:
         _write_tree(scratch, files)
@@ -202,6 +205,32 @@ def run_in_scratch(kind: str, task, settings, threads: int, files: dict[str, byt
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         log_path.unlink(missing_ok=True)
+        scratch.with_name(scratch.name + ".lock").unlink(missing_ok=True)
+        lock.close()
+
+
+def _new_scratch():
+    """An empty folder for one task, and the open lock file that marks it in use until this process ends. Folders
+    of tasks whose worker died (a killed driver ends its tasks with SIGKILL: no clean-up of their own) are removed
+    here: their locks are free."""
+    root = Path(tempfile.gettempdir()) / SCRATCH_DIR
+    root.mkdir(exist_ok=True)
+    for lock_path in root.glob("*.lock"):
+        with open(lock_path, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a running task's
+            name = lock_path.name[:-len(".lock")]
+            shutil.rmtree(root / name, ignore_errors=True)
+            (root / f"{name}.log").unlink(missing_ok=True)
+            lock_path.unlink(missing_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=root))
+    locking = root / f".{scratch.name}.locking"
+    lock = open(locking, "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.replace(locking, root / f"{scratch.name}.lock")  # appears already locked
+    return scratch, lock
 
 
 def _grid_task(scratch: Path, task, config, threads: int, counter) -> dict:

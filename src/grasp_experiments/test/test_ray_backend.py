@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -19,6 +20,7 @@ import pytest
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from grasp_experiments.cli import main  # noqa: E402
+from grasp_experiments import ray_backend  # noqa: E402
 from grasp_experiments.ray_backend import RayOptions, connected  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -143,6 +145,22 @@ def test_a_failing_run_is_reported_by_name_and_the_others_finish(tmp_path, local
     assert history["failed"] == ["runs/poi/objects_02/seed_00", "runs/poi/objects_02/seed_01"]
 
 
+def test_scratch_folders_of_dead_tasks_are_removed_and_running_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    root = tmp_path / ray_backend.SCRATCH_DIR
+    (root / "dead" / "runs").mkdir(parents=True)  # a task killed with its driver: its lock file is free
+    (root / "dead.lock").touch()
+    (root / "dead.log").touch()
+    running, running_lock = ray_backend._new_scratch()
+    try:
+        assert sorted(p.name for p in root.iterdir()) == sorted([running.name, f"{running.name}.lock"])
+        second, second_lock = ray_backend._new_scratch()  # another task leaves the running one's folder alone
+        second_lock.close()
+        assert running.is_dir() and second.is_dir()
+    finally:
+        running_lock.close()
+
+
 def test_ray_flags_that_cannot_apply_are_refused(tmp_path, capsys):
     out = tmp_path / "exp"
     command = ["run", "--methods", "vanilla", *TINY, "--out", str(out)]
@@ -160,7 +178,7 @@ NO_RAY = textwrap.dedent("""
     from grasp_experiments.cli import main
     out = sys.argv[1]
     assert main(["run", "--methods", "vanilla", "--objects", "2", "--seeds", "1", "--steps", "2", "--profile", "tiny",
-                 "--threads", "1", "--quiet", "--jobs", "2", "--out", out]) == 0
+                 "--threads", "1", "--quiet", "--out", out]) == 0
     assert main(["novel", "--runs", out, "--rounds", "1", "--attempts", "1", "--threads", "1", "--quiet"]) == 0
     assert main(["novel", "--runs", out, "--ray-cpus", "2"]) == 2  # a --ray flag without --ray is refused
     print("ray modules:", json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "ray"
