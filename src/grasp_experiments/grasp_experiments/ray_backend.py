@@ -91,8 +91,15 @@ def connected(options: RayOptions):
     if options.address:
         ray.init(address=options.address, log_to_driver=False, logging_level="WARNING")
     else:  # "local": a new Ray even where a `ray start` cluster runs on this machine
-        ray.init(address="local", num_cpus=options.cpus or os.cpu_count() or 1, include_dashboard=options.dashboard,
-                 log_to_driver=False, logging_level="WARNING")
+        try:
+            ray.init(address="local", num_cpus=options.cpus or os.cpu_count() or 1,
+                     include_dashboard=options.dashboard, log_to_driver=False, logging_level="WARNING")
+        except Exception as e:  # Ray raises a bare Exception for the dashboard's missing packages
+            ray.shutdown()
+            if options.dashboard and "missing packages" in str(e):
+                raise ValueError("--ray-dashboard needs Ray's dashboard packages: pip install 'ray[default]==2.60.0' "
+                                 "(or leave --ray-dashboard out)") from e
+            raise
     try:
         yield ray
     finally:
