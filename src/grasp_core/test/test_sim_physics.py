@@ -1,6 +1,7 @@
 """The world's physics: exploding contacts re-simulated finer, success means held, scenes at rest in the workspace."""
 from dataclasses import replace
 
+import mujoco
 import numpy as np
 import pytest
 
@@ -68,3 +69,20 @@ def test_a_lifted_object_counts_only_when_it_is_between_both_pads(monkeypatch):
                              len(world.objects_in_workspace())))
     assert outcomes[0] == (True, 0, 0)
     assert outcomes[1][0] is False and outcomes[1][1] == 1 and outcomes[1][2] == 1
+
+
+def test_an_object_wedged_in_the_gripper_leaves_the_scene():
+    """Seen in a demo: an object caught on a finger rode along at the parking pose, and every later grasp closed
+    on it and failed. Placed against a pad at the parking pose, it is taken off the gripper by the next grasp."""
+    with GraspWorld(SimConfig(num_objects=2, seed=0, object_library="blocks", auto_reset=False)) as world:
+        world.reset(shapes=["cube", "cube"])
+        name = world.objects[0].name
+        m, d = world.model, world.data
+        pad = m.geom("left_pad").id
+        adr = world._object_qpos[name]
+        d.qpos[adr:adr + 3] = d.geom_xpos[pad]  # interpenetrating the pad: in contact
+        mujoco.mj_forward(m, d)
+        world._release_stuck_objects()
+        assert world.grasp_physics.stuck_to_gripper == 1
+        assert name not in [s.name for s in world.object_states(only_in_workspace=False)]
+        assert world.objects[1].name in world.objects_in_workspace()

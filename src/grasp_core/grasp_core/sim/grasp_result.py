@@ -46,6 +46,7 @@ class GraspPhysics:
     nan: bool = False
     lifted_not_held: int = 0         # objects up in the air at the end of the lift but not between the fingers
     refinements: int = 0             # times the grasp was simulated again with a finer time step
+    stuck_to_gripper: int = 0        # objects wedged in the gripper at the parking pose (they leave the scene)
 
     def exploded(self) -> str:
         """'' for a physically plausible grasp, else what gave the explosion away."""

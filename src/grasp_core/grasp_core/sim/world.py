@@ -563,6 +563,23 @@ class GraspWorld:
             self.data.ctrl[self._gripper_act] = cfg.gripper.max_opening / 2
             self._move_to(self._home)
             self._settle(max_time=0.5, min_time=0.0)
+            self._release_stuck_objects()
+
+    def _release_stuck_objects(self) -> None:
+        """An object still touching the gripper at the parking pose is wedged in it (not held between the pads,
+        so not a success): it would ride along on every later grasp and make each one close on it. It leaves the
+        scene, as if taken off the gripper by hand."""
+        m, d = self.model, self.data
+        stuck = set()
+        for i in range(d.ncon):
+            g1, g2 = d.contact[i].geom1, d.contact[i].geom2
+            for mine, other in ((g1, g2), (g2, g1)):
+                if mine in self._gripper_geoms and other not in self._gripper_geoms:
+                    stuck.update(n for n, body in self._object_body.items() if body == m.geom_bodyid[other])
+        for name in sorted(stuck - self._removed):
+            LOG.warning("%s is stuck to the gripper after the grasp: it leaves the scene", name)
+            self._remove(name)
+        self.grasp_physics.stuck_to_gripper = len(stuck)
 
     def _run_grasp(self, q_grasp: np.ndarray, q_above: np.ndarray) -> tuple[GraspFailure, str, float, str]:
         cfg = self.config
