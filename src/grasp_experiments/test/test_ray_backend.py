@@ -14,6 +14,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -26,9 +27,8 @@ from grasp_experiments.ray_backend import RayOptions, connected  # noqa: E402
 pytestmark = pytest.mark.slow
 STEPS = 4
 TINY = ["--objects", "2", "--seeds", "2", "--steps", str(STEPS), "--profile", "tiny", "--threads", "1",
-        "--quiet"]
-GRID = ["run", "--methods", "ours", "vanilla", *TINY, "--pretrain-images", "4", "--pretrain-epochs", "1",
-        "--no-loss-comparison"]
+        "--no-loss-comparison", "--quiet"]  # without `ours`: no pretraining at all
+GRID = ["run", "--methods", "ours", "vanilla", *TINY, "--pretrain-images", "4", "--pretrain-epochs", "1"]
 NOVEL = ["novel", "--rounds", "2", "--attempts", "2", "--threads", "1", "--include-pretrained", "--quiet"]
 TIMING_FIELDS = {"seconds", "seconds_per_step", "finished", "wall_time"}  # the only fields a second run changes
 
@@ -122,6 +122,43 @@ def test_a_killed_driver_restarted_runs_only_what_is_left(tmp_path):
     for run in sorted(out.glob("runs/*/*/*")):
         assert (run / "done.json").is_file()
         assert len((run / "attempts.jsonl").read_text().splitlines()) == STEPS
+
+
+def _task_process(title: str) -> int | None:
+    """The pid of the Ray worker running the task named `title` (Ray shows it as `ray::<title>`), if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(f"ray::{title}".encode()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.timeout(900)
+def test_a_run_whose_worker_dies_is_tried_again(tmp_path):
+    out = tmp_path / "exp"
+    driver = subprocess.Popen([sys.executable, "-m", "grasp_experiments.cli", "run", "--methods", "vanilla", "mog",
+                               "--objects", "2", "--seeds", "1", "--steps", "30", "--profile", "tiny", "--threads",
+                               "1", "--no-loss-comparison", "--quiet", "--ray", "--ray-cpus", "2", "--ray-retries", "1",
+                               "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while (worker := _task_process("runs/mog/objects_02/seed_00")) is None:
+            assert driver.poll() is None, driver.stdout.read().decode()
+            assert time.monotonic() < deadline, "the mog run never started"
+            time.sleep(0.05)
+        os.kill(worker, signal.SIGKILL)  # the worker dies mid-run (as on a machine that fails)
+        output = driver.communicate(timeout=600)[0].decode()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=60)
+    assert driver.returncode == 0, output
+    assert "2 run(s) done, 0 skipped" in output
+    for run in ("vanilla", "mog"):
+        assert len((out / f"runs/{run}/objects_02/seed_00/attempts.jsonl").read_text().splitlines()) == 30
 
 
 @pytest.mark.timeout(600)
