@@ -18,12 +18,13 @@ $GE run --methods ours vanilla --objects 10 --seeds 2 --steps 200 --jobs 2 --thr
 share runs/exp22/seed_lr1e-3
 $GE run --methods ours vanilla --objects 10 --seeds 2 --steps 200 --jobs 2 --threads 1 --no-loss-comparison \
   --learning seed --set exploration.epsilon_decay_steps=200 dqn.lr=1e-3 --out runs/exp22/seed_lr1e-3 --quiet
-# 3. Table I at 2, 4 and 6 objects: ours and vanilla, 1 seed x 150 attempts (default preset).
+# 3. Table I at 2, 4 and 6 objects: ours and vanilla, 1 seed x 150 attempts (default preset as phase 1 ran it:
+#    without giving up on a spot, exploration.give_up_after=0).
 share runs/exp22/table1
 $GE run --methods ours vanilla --objects 2 4 6 --seeds 1 --steps 150 --jobs 2 --threads 1 --no-loss-comparison \
-  --set exploration.epsilon_decay_steps=150 --out runs/exp22/table1 --quiet
-# 4. MoG and PoI at 10 objects, 2 seeds x 200 attempts (default preset).
+  --set exploration.epsilon_decay_steps=150 exploration.give_up_after=0 --out runs/exp22/table1 --quiet
+# 4. MoG and PoI at 10 objects, 2 seeds x 200 attempts (default preset as phase 1 ran it).
 share runs/exp22/baselines
 $GE run --methods mog poi --objects 10 --seeds 2 --steps 200 --jobs 2 --threads 1 --no-loss-comparison \
-  --set exploration.epsilon_decay_steps=200 --out runs/exp22/baselines --quiet
+  --set exploration.epsilon_decay_steps=200 exploration.give_up_after=0 --out runs/exp22/baselines --quiet
 echo "run_phase2: done $(date -u)"

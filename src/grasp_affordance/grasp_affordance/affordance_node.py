@@ -579,7 +579,7 @@ def exploration_from_request(request: ProposeGrasp.Request, num_rotations: int
         raise ValueError(f"exclude_rotation_index {max(rotations)} is not below the model's {num_rotations} "
                          "rotations")
     memory = FailedGraspMemory(num_rotations, radius)
-    memory.failed = [(int(r), int(u), int(v)) for r, u, v in zip(rotations, xs, ys)]
+    memory.recent = [(int(r), int(u), int(v)) for r, u, v in zip(rotations, xs, ys)]
     return mode, temperature, memory
 
 

@@ -16,7 +16,10 @@ Exploration modes (what an exploring grasp is):
 Failed-grasp exclusion (`FailedGraspMemory`): a failed grasp on a scene that did not change would fail again,
 yet the greedy policy of a network that has not yet learned from it proposes it again (VPG's "stuck" loop).
 Until the scene changes, grasps within `exclude_radius_m` of a failed one at the same jaw orientation (rotation i
-or i + R/2, the same physical grasp) are not proposed.
+or i + R/2, the same physical grasp) are not proposed. An object the jaw cannot hold (too wide, too heavy where it
+is grasped) moves a little at every try, so the scene "changes" and the memory forgets it: after `give_up_after`
+failures in a row within twice the radius of each other, every jaw orientation there is excluded until a grasp
+succeeds or the scene is reset.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ class ExplorationConfig:
     temperature: float = 0.1  # affordance / boltzmann: softmax temperature on Q scaled to [0, 1]
     exclude_failed: bool = False  # FailedGraspMemory in the loop
     exclude_radius_m: float = 0.012  # exclusion radius around a failed grasp, metres
+    give_up_after: int = 0  # failures in a row at one spot before all its jaw orientations are excluded (0: never)
 
     def __post_init__(self) -> None:
         if self.epsilon_schedule not in EPSILON_SCHEDULES:
@@ -63,6 +67,8 @@ class ExplorationConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
         if not (math.isfinite(self.exclude_radius_m) and self.exclude_radius_m >= 0):
             raise ValueError(f"exclude_radius_m must be >= 0, got {self.exclude_radius_m!r}")
+        if isinstance(self.give_up_after, bool) or not isinstance(self.give_up_after, int) or self.give_up_after < 0:
+            raise ValueError(f"give_up_after must be an integer >= 0 (0: never), got {self.give_up_after!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -183,31 +189,55 @@ def select_action(q_maps, epsilon: float, rng: np.random.Generator, valid_mask: 
 class FailedGraspMemory:
     """Failed grasps on the current, unchanged scene (module docstring); cleared when the scene changes."""
 
-    def __init__(self, num_rotations: int, radius_px: float):
-        if num_rotations < 1 or not radius_px >= 0:
-            raise ValueError(f"need num_rotations >= 1 and radius_px >= 0, got {num_rotations}, {radius_px}")
+    def __init__(self, num_rotations: int, radius_px: float, give_up_after: int = 0):
+        if num_rotations < 1 or not radius_px >= 0 or give_up_after < 0:
+            raise ValueError(f"need num_rotations >= 1, radius_px >= 0 and give_up_after >= 0, got {num_rotations}, "
+                             f"{radius_px}, {give_up_after}")
         self.num_rotations = int(num_rotations)
         self.radius_px = float(radius_px)
-        self.failed: list[tuple[int, int, int]] = []  # (rotation, u, v)
+        self.give_up_after = int(give_up_after)
+        self.recent: list[tuple[int, int, int]] = []  # (rotation, u, v) failed on the unchanged scene
+        self.given_up: list[tuple[int, int]] = []  # (u, v) where give_up_after failures in a row happened
+        self._streak: list[tuple[int, int]] = []
 
     def record(self, rotation: int, u: int, v: int, success: bool, scene_changed: bool) -> None:
-        """After an attempt: a change (or a success, which always changes the scene) forgets everything."""
-        if success or scene_changed:
-            self.failed.clear()
+        """After an attempt: a change (or a success, which always changes the scene) forgets the recent failures;
+        a success also forgets the spots given up on."""
+        if success:
+            self.clear()
+            return
+        if self._streak and math.dist((u, v), self._streak[-1]) > 2 * self.radius_px:
+            self._streak.clear()
+        self._streak.append((int(u), int(v)))
+        if self.give_up_after and len(self._streak) >= self.give_up_after:
+            self.given_up.append((int(u), int(v)))
+            self._streak.clear()
+        if scene_changed:
+            self.recent.clear()
         else:
-            self.failed.append((int(rotation) % self.num_rotations, int(u), int(v)))
+            self.recent.append((int(rotation) % self.num_rotations, int(u), int(v)))
 
     def clear(self) -> None:
-        self.failed.clear()
+        self.recent.clear()
+        self.given_up.clear()
+        self._streak.clear()
+
+    @property
+    def failed(self) -> list[tuple[int, int, int]]:
+        """(rotation, u, v) of every excluded grasp: the recent failures, and every orientation of a spot given up
+        on (what a ProposeGrasp request's exclude lists carry)."""
+        spots = [(r, u, v) for u, v in self.given_up for r in range(self.num_rotations)]
+        return self.recent + spots
 
     def excluded(self, height: int, width: int) -> np.ndarray | None:
         """(R, H, W) bool of the actions not to propose, or None when nothing failed."""
-        if not self.failed:
+        failed = self.failed
+        if not failed:
             return None
         mask = np.zeros((self.num_rotations, height, width), bool)
         vv, uu = np.mgrid[0:height, 0:width]
         half = self.num_rotations // 2 if self.num_rotations % 2 == 0 else None
-        for rotation, u, v in self.failed:
+        for rotation, u, v in failed:
             disk = (uu - u) ** 2 + (vv - v) ** 2 <= self.radius_px ** 2
             mask[rotation] |= disk
             if half is not None:

@@ -76,7 +76,7 @@ PRESETS: dict[str, LearningConfig] = {
                       batch_size=16, replay_steps=1, replay_sampler="uniform", loss="bce", trainable="head",
                       train_opposite_rotation=True, jaw_geometry=True, geometry_lr=0.1,
                       angle_source="jaw_geometry"),
-        exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True),
+        exploration=ExplorationConfig(mode="affordance", temperature=0.03, exclude_failed=True, give_up_after=3),
         actions=ActionSpaceConfig(object_mask=True, edge_margin_m=0.016, symmetric_q=True),
         publish_every=1),
 }
@@ -166,7 +166,8 @@ class AttemptRules:
     def __init__(self, config: LearningConfig, num_rotations: int, resolution: float):
         self.config, self.resolution = config, float(resolution)
         self.episode = EpisodeTracker(config.episode)
-        self.memory = FailedGraspMemory(num_rotations, config.exploration.exclude_radius_m / resolution)
+        self.memory = FailedGraspMemory(num_rotations, config.exploration.exclude_radius_m / resolution,
+                                        config.exploration.give_up_after)
 
     def excluded(self, height: int, width: int) -> np.ndarray | None:
         """(R, H, W) actions not to choose now (None: nothing excluded, or exclusion is off)."""

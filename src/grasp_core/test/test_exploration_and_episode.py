@@ -88,3 +88,29 @@ def test_exploration_config_is_validated():
         ExplorationConfig(temperature=0.0)
     with pytest.raises(ValueError, match="epsilon_end <= epsilon_start"):
         ExplorationConfig(epsilon_start=0.1, epsilon_end=0.2)
+
+
+def test_a_spot_that_failed_three_times_in_a_row_is_given_up_at_every_angle():
+    """An object the jaw cannot hold moves a little at every try, so each failure 'changes' the scene; seen in a
+    demo: 8 failures in a row on one object at different angles. After give_up_after failures within twice the
+    radius of each other, every orientation there is excluded, across scene changes, until a success."""
+    memory = FailedGraspMemory(num_rotations=16, radius_px=3.0, give_up_after=3)
+    for k, (u, v) in enumerate([(40, 70), (42, 71), (39, 74)]):
+        memory.record(rotation=k, u=u, v=v, success=False, scene_changed=True)
+    excluded = memory.excluded(112, 112)
+    assert excluded is not None and excluded[:, 74, 39].all() and not excluded[:, 74, 60].any()
+    memory.record(rotation=0, u=90, v=20, success=False, scene_changed=True)  # elsewhere: still given up here
+    assert memory.excluded(112, 112)[:, 74, 39].all()
+    memory.record(rotation=0, u=90, v=20, success=True, scene_changed=True)
+    assert memory.excluded(112, 112) is None
+    never = FailedGraspMemory(num_rotations=16, radius_px=3.0)  # give_up_after 0: the seed's and older presets
+    for k in range(5):
+        never.record(rotation=k, u=40, v=70, success=False, scene_changed=True)
+    assert never.excluded(112, 112) is None
+
+
+def test_failures_far_apart_do_not_add_up():
+    memory = FailedGraspMemory(num_rotations=16, radius_px=3.0, give_up_after=3)
+    for u in (10, 40, 70):
+        memory.record(rotation=0, u=u, v=50, success=False, scene_changed=True)
+    assert memory.given_up == [] and memory.excluded(112, 112) is None
