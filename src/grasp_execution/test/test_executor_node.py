@@ -63,6 +63,7 @@ class ScriptedProposer:
 def test_executor_runs_grasp_cycles_against_the_sim(tmp_path):
     rclpy.init()
     sim = SimNode(parameter_overrides=[Parameter("num_objects", value=1), Parameter("seed", value=4),
+                                       Parameter("object_library", value="blocks"),
                                        Parameter("publish_rate", value=2.0)])
     outcomes = []  # what the world really did, in order
     world_grasp, world_reset = sim.world.execute_grasp, sim.world.reset
@@ -93,7 +94,7 @@ def test_executor_runs_grasp_cycles_against_the_sim(tmp_path):
         Parameter("learning_overrides", value="episode.reset_after_failures=2 episode.empty_min_area=4e-5 "
                                               "exploration.epsilon_schedule=vpg"),
         Parameter("retry_delay", value=0.05), Parameter("csv_path", value=str(csv_path)),
-        Parameter("epsilon_step_offset", value=2000)])
+        Parameter("epsilon_step_offset", value=2000), Parameter("heightmap_timeout", value=60.0)])
     executor = rclpy.executors.SingleThreadedExecutor()
     for n in (sim, perception, stub_node, executor_node):
         executor.add_node(n)
