@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", default="1-10", help="objects per image: 4, 1-10 or 2,4,6 (default 1-10)")
     parser.add_argument("--click-noise", type=float, default=0.0, help="std of the click scatter, pixels")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the scenes and clicks")
-    parser.add_argument("--object-set", default="train", help="'train' (primitive shapes) or 'novel'")
+    parser.add_argument("--object-set", default="train", help="'train' (the library's training objects) or 'novel'")
+    parser.add_argument("--object-library", default="random_objects", choices=["random_objects", "blocks"],
+                        help="the simulated objects: irregular random_urdfs meshes (default) or the seed's blocks")
+    parser.add_argument("--exact-depth", action="store_true", help="exact depth instead of the D435-like noisy depth")
     parser.add_argument("--robot", default="ur5", help="'ur5' (the seed's sim) or 'ur3' (the real robot's twin)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in that folder")
     args = parser.parse_args(argv)
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         from grasp_core.sim import make_keypoint_dataset
 
         make_keypoint_dataset(out, num_images=args.num_images, num_objects=counts, seed=args.seed,
-                              click_noise_px=args.click_noise, object_set=args.object_set, robot=args.robot)
+                              click_noise_px=args.click_noise, object_set=args.object_set, robot=args.robot,
+                              object_library=args.object_library, exact_depth=args.exact_depth)
         dataset = load_dataset(out)
     except ValueError as e:
         print(f"sim_keypoints: error: {e}", file=sys.stderr)
