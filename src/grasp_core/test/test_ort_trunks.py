@@ -9,7 +9,7 @@ from grasp_core import ort_trunks
 from grasp_core.networks import heightmaps_to_tensors
 from grasp_core.profiles import get_profile
 from grasp_core.rotation import InferenceOptions, RotatingQNetwork
-from grasp_core.sim import GraspWorld, SimConfig
+from grasp_core.sim import GraspWorld, world_config
 from grasp_core.workspace import VPG_SIM_WORKSPACE
 
 ORT = InferenceOptions(backend="onnxruntime")
@@ -23,7 +23,9 @@ def heightmaps():
     workspace = VPG_SIM_WORKSPACE.with_resolution(profile.resolution)
     scenes = []
     for seed in range(SCENES):
-        with GraspWorld(SimConfig(robot="ur5", num_objects=8, seed=seed, workspace=workspace)) as world:
+        # the seed's blocks world with exact depth: the scenes these agreement bounds were measured on
+        with GraspWorld(world_config("blocks", exact_depth=True, robot="ur5", num_objects=8, seed=seed,
+                                     workspace=workspace)) as world:
             world.reset()
             scenes.append(world.heightmap())
     return scenes
