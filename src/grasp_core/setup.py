@@ -6,6 +6,8 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    # the random_objects meshes and their licence notice (grasp_core.sim.objects)
+    package_data={"grasp_core.sim": ["data/random_objects.npz", "data/LICENSE-pybullet_data.txt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
