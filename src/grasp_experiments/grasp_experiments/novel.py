@@ -47,8 +47,9 @@ def run_learning_config(experiment_dir: str | Path, method: str, objects: int) -
 
 
 def novel_round_shapes(library: str, round_index: int, num_novel: int, base_seed: int) -> list[str] | None:
-    """The objects of one test round. random_objects: consecutive slices of a fixed shuffle of the 100 held-out
-    objects, so 100 / num_novel rounds grasp each of them (10 rounds of 10 by default); blocks: None (drawn)."""
+    """The objects of a test round's first scene. random_objects: consecutive slices of a fixed shuffle of the 100
+    held-out objects, so 100 / num_novel rounds start from each of them once (10 rounds of 10 by default; a round
+    that clears its scene goes on with novel objects the world draws); blocks: None (drawn)."""
     from grasp_core.sim.objects import shape_names
 
     if library == "blocks":
