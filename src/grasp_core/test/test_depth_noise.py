@@ -172,11 +172,17 @@ def test_the_simulated_camera_is_noisy_by_default_and_exact_without(scene):
         np.testing.assert_array_equal(exact.render(scene.data).depth_mm, clean.depth_mm)  # exact: always the same
     assert np.all(clean.depth_mm > 0)
     noisy = [scene._camera.render(scene.data) for _ in range(2)]
+    model = DepthNoiseConfig()
+    z = clean.depth_mm.astype(float) / 1000.0
+    # the model's error (per-pixel and correlated parts) over this scene's depths, plus two 1 mm roundings
+    expected_mm = 1000.0 * np.sqrt(np.mean(model.pixel_sigma(z) ** 2 + model.correlated_sigma(z) ** 2)
+                                   + 2 * (0.001 ** 2) / 12)
     for frame in noisy:
         holes = frame.depth_mm == 0
         assert 0.002 < holes.mean() < 0.05
         error = frame.depth_mm[~holes].astype(float) - clean.depth_mm[~holes]
-        assert 1.0 < np.std(error) < 5.0 and np.percentile(np.abs(error), 99) < 15  # mm
+        assert np.std(error) == pytest.approx(expected_mm, rel=0.1)
+        assert np.percentile(np.abs(error), 99) < 3 * expected_mm  # Gaussian: ~2.6 sigma
     assert np.mean(noisy[0].depth_mm != noisy[1].depth_mm) > 0.3  # every render draws new noise
     np.testing.assert_array_equal(noisy[0].color, clean.color)
 

@@ -53,6 +53,9 @@ def test_a_server_that_stays_answers_and_a_silent_one_times_out():
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="within 1.5 s"):
         call_service(client, "request", timeout=1.5)
-    assert 1.4 < time.monotonic() - t0 < 5.0 and len(client.abandoned) == 1
+    waited = time.monotonic() - t0
+    assert waited >= 1.5  # never before its timeout
+    assert waited < 1.5 + SERVER_GONE_SECONDS + 2.0  # nor long after it (one poll, and a loaded machine)
+    assert len(client.abandoned) == 1
     with pytest.raises(ServiceUnavailable, match="has no server"):
         call_service(FakeClient(gone_at=0.0), "request", timeout=1.0)

@@ -114,7 +114,7 @@ def test_a_killed_driver_restarted_runs_only_what_is_left(tmp_path):
         driver.wait(timeout=60)
         driver.stdout.close()
     finished = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/done.json")}
-    assert 1 <= len(finished) < 4
+    assert len(finished) == 1  # one CPU: one run at a time, and the driver died right after the first
     restarted = subprocess.run(command + ["--ray-cpus", "2"], capture_output=True, text=True, timeout=600)
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     left = 4 - len(finished)
