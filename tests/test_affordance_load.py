@@ -114,11 +114,13 @@ def test_requests_beyond_max_waiting_get_busy_at_once(tmp_path):
 def test_a_node_stopped_mid_request_answers_before_it_exits(tmp_path):
     """Issue 23, 2.4: SIGINT during a request: the node finished computing and exited 0 without sending the
     response ("InvalidHandle", "exception was never retrieved"); its callers waited out their timeouts. SIGINT
-    here comes once the node has taken all eight requests (its service events say so) and is busy with them."""
+    here comes once the node has taken all 24 requests (its service events say so) and is busy with them: with 8,
+    a quiet machine had answered all but one before the last request's event arrived (24 still does in ~1 of 4
+    runs on a quiet machine: see the session note)."""
     big = VPG_SIM_WORKSPACE.with_resolution(0.448 / 400)  # 400 x 400 on the tiny network: a slow inference
     with graph_in_test_domain(tmp_path / "logs") as graph:
         start_node(graph, max_batch=1, service_introspection="metadata")  # small events: they come at once
-        clients = Clients(8)
+        clients = Clients(24)  # below max_waiting_requests (32): none is refused as busy
         taken = []
         clients.nodes[0].create_subscription(
             ProposeGrasp.Event, "/propose_grasp/_service_event",
