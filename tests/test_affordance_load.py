@@ -111,6 +111,7 @@ def test_requests_beyond_max_waiting_get_busy_at_once(tmp_path):
     assert sum(r.success for r in responses) >= 2
 
 
+@pytest.mark.flaky(reruns=2, only_rerun=["the node answered too fast"])  # the precondition is timing; see docstring
 def test_a_node_stopped_mid_request_answers_before_it_exits(tmp_path):
     """Issue 23, 2.4: SIGINT during a request: the node finished computing and exited 0 without sending the
     response ("InvalidHandle", "exception was never retrieved"); its callers waited out their timeouts. SIGINT
